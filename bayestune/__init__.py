@@ -1,0 +1,38 @@
+"""bayestune: Gaussian-process Bayesian optimisation of expensive simulations."""
+
+from .acqopt import AcqOptimizerConfig
+from .acquisition import (
+    ExpectedImprovement,
+    LowerConfidenceBound,
+    NoisyExpectedImprovement,
+    ProbabilityOfImprovement,
+    ThompsonSampling,
+)
+from .exceptions import (
+    BayestuneError,
+    BayestuneWarning,
+    CampaignError,
+    EngineError,
+    NumericalWarning,
+    ObjectiveError,
+    SpaceError,
+    StoreError,
+)
+from .gp import GPSurrogate, SurrogateConfig
+from .history import History, Trial
+from .objective import Evaluation, Status
+from .result import Result
+from .space import Categorical, Integer, Real, Space
+from .store import CampaignStore
+from .tuner import Tuner, minimize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcqOptimizerConfig", "BayestuneError", "BayestuneWarning", "CampaignError",
+    "CampaignStore", "Categorical", "EngineError", "Evaluation", "ExpectedImprovement",
+    "GPSurrogate", "History", "Integer", "LowerConfidenceBound", "NoisyExpectedImprovement",
+    "NumericalWarning", "ObjectiveError", "ProbabilityOfImprovement", "Real", "Result", "Space",
+    "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
+    "Tuner", "minimize",
+]

@@ -1,0 +1,304 @@
+"""Proposal engines: the strategy that turns a history into the next point(s).
+
+* :class:`GPEngine` -- bayestune's own GP surrogate and acquisition functions.
+* :class:`SkoptEngine` -- scikit-optimize's ``Optimizer`` (extra ``bayestune[skopt]``).
+* :class:`GPyOptEngine` -- GPyOpt's ``BayesianOptimization`` (extra ``bayestune[gpyopt]``).
+
+All engines are stateless between proposals apart from caches: each proposal is rebuilt
+from the history, so a resumed campaign proposes exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .acqopt import AcqOptimizerConfig, UnitBox, maximize_acquisition
+from .acquisition import AcquisitionFunction, make_acquisition
+from .exceptions import EngineError
+from .gp import GPSurrogate, SurrogateConfig
+from .history import History
+from .space import Categorical, Integer, Real, Space
+
+__all__ = ["Engine", "GPEngine", "SkoptEngine", "GPyOptEngine", "make_engine"]
+
+
+class Engine(ABC):
+    """Proposes new points from the completed trials of a history."""
+
+    name = "engine"
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+
+    @abstractmethod
+    def propose(
+        self, history: History, n: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        """Return ``n`` new points given everything evaluated (and pending) so far."""
+
+    @property
+    def source(self) -> str:
+        """Label recorded in the store for points this engine proposed."""
+        return self.name
+
+    def _training_data(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        done = history.completed
+        X = self.space.to_unit([t.params for t in done])
+        return X, history.values(), history.variances()
+
+
+class GPEngine(Engine):
+    """bayestune's GP engine: fit :class:`GPSurrogate`, maximise an acquisition function.
+
+    Parameters
+    ----------
+    space : Space
+    acquisition : str or AcquisitionFunction
+        ``"ei"``, ``"nei"``, ``"pi"``, ``"lcb"``, ``"thompson"`` or an instance.
+    surrogate : SurrogateConfig, optional
+    optimizer : AcqOptimizerConfig, optional
+        Options of the acquisition maximiser.
+
+    Notes
+    -----
+    Points that are pending (asked, not yet told) and the earlier points of a batch are
+    handled by the *kriging believer*: the surrogate is conditioned on its own posterior
+    mean at those points (hyperparameters unchanged), which removes their neighbourhood's
+    expected improvement.
+    """
+
+    name = "gp"
+
+    def __init__(
+        self,
+        space: Space,
+        acquisition: str | AcquisitionFunction = "ei",
+        surrogate: SurrogateConfig | None = None,
+        optimizer: AcqOptimizerConfig | None = None,
+    ) -> None:
+        super().__init__(space)
+        self.acquisition = make_acquisition(acquisition)
+        self.surrogate = GPSurrogate(surrogate)
+        self.optimizer = optimizer or AcqOptimizerConfig()
+        self.box = UnitBox(dim=space.n_columns, discrete=space.discrete_columns.copy(),
+                           snap=space.snap_unit, neighbours=space.neighbours)
+
+    @property
+    def source(self) -> str:
+        return f"gp:{self.acquisition.name}"
+
+    def fit(self, history: History, rng: np.random.Generator) -> GPSurrogate:
+        """Fit the surrogate to the completed trials."""
+        X, y, var = self._training_data(history)
+        has_var = bool(np.any(np.isfinite(var)))
+        return self.surrogate.fit(X, y, var if has_var else None, rng)
+
+    def propose(
+        self, history: History, n: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        self.fit(history, rng)
+        posteriors = list(self.surrogate.posteriors)
+        pending = [t.params for t in history.pending]
+        if pending:
+            posteriors = [p.fantasize(self.space.to_unit(pending)) for p in posteriors]
+        anchors = self._anchors(history)
+        chosen: list[dict[str, Any]] = []
+        for i in range(n):
+            self.acquisition.prepare(posteriors, rng)
+            x, _ = maximize_acquisition(self.acquisition, self.box, rng, self.optimizer,
+                                        anchors=anchors)
+            chosen.append(self.space.from_unit(x))  # type: ignore[arg-type]
+            if i + 1 < n:
+                posteriors = [p.fantasize(x[None, :]) for p in posteriors]
+        return chosen
+
+    def _anchors(self, history: History, k: int = 3) -> np.ndarray:
+        """Unit-cube positions of the ``k`` best completed trials."""
+        best = sorted(history.completed, key=lambda t: t.value)[:k]  # type: ignore[arg-type,return-value]
+        return self.space.to_unit([t.params for t in best])
+
+
+# ----------------------------------------------------------------------- peer engines
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """Run legacy code that draws from ``np.random`` deterministically, then restore it.
+
+    GPyOpt and parts of scikit-optimize use NumPy's global generator; bayestune itself
+    never does. The caller's global state is restored afterwards.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed % (2**32))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+class SkoptEngine(Engine):
+    """Proposals from ``skopt.Optimizer`` (GP base estimator, ``gp_hedge`` by default).
+
+    Parameters
+    ----------
+    space : Space
+    **optimizer_kwargs
+        Passed to ``skopt.Optimizer`` (e.g. ``acq_func="EI"``).
+    """
+
+    name = "skopt"
+
+    def __init__(self, space: Space, **optimizer_kwargs: Any) -> None:
+        super().__init__(space)
+        try:
+            import skopt  # noqa: F401
+        except ImportError as exc:
+            raise EngineError(
+                "engine='skopt' needs scikit-optimize: pip install 'bayestune[skopt]'"
+            ) from exc
+        self.kwargs = {"base_estimator": "GP", "acq_func": "gp_hedge", **optimizer_kwargs}
+
+    def _dimensions(self) -> list[Any]:
+        import skopt.space as ss
+
+        dims: list[Any] = []
+        for d in self.space:
+            if isinstance(d, Real):
+                dims.append(ss.Real(d.low, d.high, prior="log-uniform" if d.log else "uniform",
+                                    name=d.name))
+            elif isinstance(d, Integer):
+                dims.append(ss.Integer(d.low, d.high,
+                                       prior="log-uniform" if d.log else "uniform", name=d.name))
+            elif isinstance(d, Categorical):
+                dims.append(ss.Categorical(list(d.choices), name=d.name))
+        return dims
+
+    def propose(
+        self, history: History, n: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        import skopt
+
+        seed = int(rng.integers(2**31))
+        with _seeded_global_numpy(seed):
+            opt = skopt.Optimizer(self._dimensions(), n_initial_points=0, random_state=seed,
+                                  **self.kwargs)
+            done = history.completed
+            X = [[t.params[name] for name in self.space.names] for t in done]
+            opt.tell(X, [float(t.value) for t in done])  # type: ignore[arg-type]
+            asked = opt.ask(n_points=n) if n > 1 else [opt.ask()]
+        return [self._to_point(row) for row in asked]
+
+    def _to_point(self, row: list[Any]) -> dict[str, Any]:
+        point = {}
+        for d, v in zip(self.space, row):
+            v = v.item() if hasattr(v, "item") else v
+            point[d.name] = d.validate(v) if not isinstance(d, Real) else float(
+                min(max(v, d.low), d.high))
+        return point
+
+
+class GPyOptEngine(Engine):
+    """Proposals from ``GPyOpt.methods.BayesianOptimization`` (EI, local penalisation).
+
+    Log-scale parameters are handed to GPyOpt as continuous variables in ``ln(value)``.
+
+    Parameters
+    ----------
+    space : Space
+    **bo_kwargs
+        Passed to ``BayesianOptimization`` (e.g. ``acquisition_type="LCB"``).
+    """
+
+    name = "gpyopt"
+
+    def __init__(self, space: Space, **bo_kwargs: Any) -> None:
+        super().__init__(space)
+        try:
+            import GPyOpt  # noqa: F401
+        except ImportError as exc:
+            raise EngineError(
+                "engine='gpyopt' needs GPyOpt (and setuptools<81 for pkg_resources): "
+                "pip install 'bayestune[gpyopt]'"
+            ) from exc
+        self.kwargs = {"acquisition_type": "EI", "normalize_Y": True, **bo_kwargs}
+
+    def _domain(self) -> list[dict[str, Any]]:
+        domain = []
+        for d in self.space:
+            if isinstance(d, Real):
+                lo, hi = (math.log(d.low), math.log(d.high)) if d.log else (d.low, d.high)
+                domain.append({"name": d.name, "type": "continuous", "domain": (lo, hi)})
+            elif isinstance(d, Integer):
+                domain.append({"name": d.name, "type": "discrete",
+                               "domain": tuple(range(d.low, d.high + 1))})
+            elif isinstance(d, Categorical):
+                domain.append({"name": d.name, "type": "categorical",
+                               "domain": tuple(range(len(d.choices)))})
+        return domain
+
+    def _encode(self, point: dict[str, Any]) -> list[float]:
+        row: list[float] = []
+        for d in self.space:
+            v = point[d.name]
+            if isinstance(d, Real):
+                row.append(math.log(v) if d.log else float(v))
+            elif isinstance(d, Integer):
+                row.append(float(v))
+            elif isinstance(d, Categorical):
+                row.append(float(d.index(v)))
+        return row
+
+    def _decode(self, row: np.ndarray) -> dict[str, Any]:
+        point: dict[str, Any] = {}
+        for d, v in zip(self.space, row):
+            if isinstance(d, Real):
+                x = math.exp(v) if d.log else float(v)
+                point[d.name] = float(min(max(x, d.low), d.high))
+            elif isinstance(d, Integer):
+                point[d.name] = int(min(max(round(v), d.low), d.high))
+            elif isinstance(d, Categorical):
+                point[d.name] = d.choices[int(round(v))]
+        return point
+
+    def propose(
+        self, history: History, n: int, rng: np.random.Generator
+    ) -> list[dict[str, Any]]:
+        import GPyOpt
+
+        done = history.completed
+        X = np.array([self._encode(t.params) for t in done])
+        Y = history.values()[:, None]
+        noisy = bool(np.any(np.isfinite(history.variances())))
+        pending = [self._encode(t.params) for t in history.pending]
+        seed = int(rng.integers(2**31))
+        with _seeded_global_numpy(seed):
+            bo = GPyOpt.methods.BayesianOptimization(
+                f=None, domain=self._domain(), X=X, Y=Y, exact_feval=not noisy,
+                batch_size=n, evaluator_type="local_penalization" if n > 1 else "sequential",
+                de_duplication=True, **self.kwargs)
+            rows = bo.suggest_next_locations(
+                pending_X=np.array(pending) if pending else None)
+        return [self._decode(r) for r in np.atleast_2d(rows)[:n]]
+
+
+def make_engine(
+    name: str | Engine,
+    space: Space,
+    acquisition: str | AcquisitionFunction = "ei",
+    surrogate: SurrogateConfig | None = None,
+    optimizer: AcqOptimizerConfig | None = None,
+) -> Engine:
+    """Resolve a user-facing engine name (``"gp"``, ``"skopt"``, ``"gpyopt"``)."""
+    if isinstance(name, Engine):
+        return name
+    if name == "gp":
+        return GPEngine(space, acquisition, surrogate, optimizer)
+    if name == "skopt":
+        return SkoptEngine(space)
+    if name == "gpyopt":
+        return GPyOptEngine(space)
+    raise EngineError(f"engine must be 'gp', 'skopt' or 'gpyopt', got engine={name!r}")

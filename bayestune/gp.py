@@ -1,0 +1,537 @@
+"""Gaussian-process surrogate on GPy.
+
+Glossary of symbols (all arrays are NumPy):
+
+=============  ==============================================================================
+``X``          inputs in the encoded unit cube, shape ``(n, d)``
+``y``          observed objective values in the user's units, shape ``(n,)``
+``s2``         known noise variances of ``y`` (``None`` where unknown), shape ``(n,)``
+``w(y)``       output warping (identity or log); ``z = (w(y) - m) / s`` is the *model space*
+``mu, var``    posterior mean and variance of the latent ``f`` at new inputs, in model space,
+               shapes ``(q,)``
+``dmu, dvar``  their gradients with respect to the inputs, shapes ``(q, d)``
+``l``          ARD length scales in unit-cube coordinates, shape ``(d,)``
+``sf2``        kernel (signal) variance in model space
+``sn2``        learned homoscedastic noise variance in model space
+=============  ==============================================================================
+
+The acquisition functions see only :class:`Posterior` objects, never GPy.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .exceptions import NumericalWarning, BayestuneError
+
+__all__ = ["SurrogateConfig", "GPSurrogate", "Posterior", "IdentityWarp", "LogWarp"]
+
+KernelName = Literal["matern52", "matern32", "rbf"]
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """Options of the GP surrogate (validated on construction).
+
+    Parameters
+    ----------
+    kernel : {"matern52", "matern32", "rbf"}
+        Stationary kernel with one length scale per input column (ARD).
+    warping : {None, "log"}
+        Output warping applied before standardisation. ``"log"`` suits heavy-tailed,
+        positive-ish objectives such as a chi2: ``w(y) = ln(y - min(y) + c)`` with ``c`` a
+        tenth of the distance between the smallest value and the median.
+    noise : {"auto", "learned", "known", "fixed"}
+        ``"known"`` uses the variances reported by the objective as per-point
+        (heteroscedastic) noise; ``"learned"`` fits one noise variance; ``"fixed"`` uses a
+        tiny jitter only (deterministic objectives). ``"auto"`` is ``"known"`` when every
+        completed evaluation reported a variance, otherwise ``"learned"``.
+    n_restarts : int
+        Number of random restarts of the type-II maximum-likelihood fit, besides the warm
+        start from the previous fit.
+    lengthscale_bounds : (float, float)
+        Bounds on the length scales in unit-cube coordinates.
+    fully_bayesian : bool
+        Sample the hyperparameters with emcee instead of fitting them; the acquisition is
+        averaged over ``n_samples`` posterior samples.
+    n_samples, mcmc_steps : int
+        Number of hyperparameter samples kept, and MCMC steps per walker.
+    """
+
+    kernel: KernelName = "matern52"
+    warping: Literal[None, "log"] = None
+    noise: Literal["auto", "learned", "known", "fixed"] = "auto"
+    n_restarts: int = 2
+    lengthscale_bounds: tuple[float, float] = (1e-2, 20.0)
+    fully_bayesian: bool = False
+    n_samples: int = 12
+    mcmc_steps: int = 150
+
+    def __post_init__(self) -> None:
+        if self.kernel not in _KERNELS:
+            raise BayestuneError(
+                f"kernel must be one of {sorted(_KERNELS)}, got kernel={self.kernel!r}"
+            )
+        if self.warping not in _WARPS:
+            raise BayestuneError(
+                f"warping must be one of {list(_WARPS)}, got warping={self.warping!r}"
+            )
+        if self.noise not in ("auto", "learned", "known", "fixed"):
+            raise BayestuneError(
+                "noise must be 'auto', 'learned', 'known' or 'fixed', "
+                f"got noise={self.noise!r}"
+            )
+        if not isinstance(self.n_restarts, int) or self.n_restarts < 0:
+            raise BayestuneError(f"n_restarts must be an integer >= 0, got {self.n_restarts!r}")
+        lo, hi = self.lengthscale_bounds
+        if not 0 < lo < hi:
+            raise BayestuneError(
+                "lengthscale_bounds must satisfy 0 < low < high, "
+                f"got lengthscale_bounds={self.lengthscale_bounds!r}"
+            )
+        for name in ("n_samples", "mcmc_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BayestuneError(f"{name} must be a positive integer, got {value!r}")
+
+
+# ------------------------------------------------------------------------- output warping
+class IdentityWarp:
+    """``w(y) = y``."""
+
+    def fit(self, y: np.ndarray) -> IdentityWarp:
+        return self
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=float)
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        return np.asarray(w, dtype=float)
+
+    def derivative(self, y: np.ndarray) -> np.ndarray:
+        """``dw/dy`` at ``y``."""
+        return np.ones_like(np.asarray(y, dtype=float))
+
+
+class LogWarp:
+    """``w(y) = ln(y - y_min + c)``, with ``c`` set from the data in :meth:`fit`."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def fit(self, y: np.ndarray) -> LogWarp:
+        y = np.asarray(y, dtype=float)
+        lo, med = float(np.min(y)), float(np.median(y))
+        c = 0.1 * (med - lo)
+        if not c > 0:
+            c = max(1e-3 * (float(np.max(y)) - lo), 1e-12 * max(abs(lo), 1.0), 1e-300)
+        self.shift = c - lo
+        return self
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        # values below the fitted minimum (new data) are floored, never NaN
+        return np.log(np.maximum(np.asarray(y, dtype=float) + self.shift, 1e-300))
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        return np.exp(np.asarray(w, dtype=float)) - self.shift
+
+    def derivative(self, y: np.ndarray) -> np.ndarray:
+        return 1.0 / np.maximum(np.asarray(y, dtype=float) + self.shift, 1e-300)
+
+
+_WARPS = {None: IdentityWarp, "log": LogWarp}
+
+
+def _kernel_classes() -> dict[str, type]:
+    import GPy
+
+    return {"matern52": GPy.kern.Matern52, "matern32": GPy.kern.Matern32, "rbf": GPy.kern.RBF}
+
+
+_KERNELS = ("matern52", "matern32", "rbf")
+
+
+# ------------------------------------------------------------------------- posterior
+class Posterior:
+    """Posterior of the latent function under one set of GP hyperparameters.
+
+    Everything is in model space (warped, standardised outputs; unit-cube inputs).
+
+    Attributes
+    ----------
+    X_train : ndarray, shape (n, d)
+        Training inputs.
+    z_train : ndarray, shape (n,)
+        Training outputs in model space.
+    noise_train : ndarray, shape (n,)
+        Noise variance of each training output in model space.
+    """
+
+    def __init__(self, model: object, X: np.ndarray, z: np.ndarray, noise: np.ndarray):
+        self._model = model
+        self.X_train = X
+        self.z_train = z
+        self.noise_train = noise
+
+    @property
+    def dim(self) -> int:
+        return int(self.X_train.shape[1])
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of ``f``, shapes ``(q,)`` and ``(q,)``."""
+        X = np.atleast_2d(X)
+        mu, var = self._model.predict_noiseless(X)  # type: ignore[attr-defined]
+        return mu[:, 0], np.maximum(var[:, 0], 1e-12)
+
+    def predict_with_grad(
+        self, X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, variance and their input gradients, shapes ``(q,), (q,), (q, d), (q, d)``."""
+        X = np.atleast_2d(X)
+        mu, var = self.predict(X)
+        dmu, dvar = self._model.predictive_gradients(X)  # type: ignore[attr-defined]
+        return mu, var, dmu[:, :, 0], dvar
+
+    def joint(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joint mean ``(q,)`` and covariance ``(q, q)`` of ``f`` at ``X``."""
+        X = np.atleast_2d(X)
+        mu, cov = self._model.predict_noiseless(X, full_cov=True)  # type: ignore[attr-defined]
+        cov = 0.5 * (cov + cov.T)
+        return mu[:, 0], cov
+
+    def fantasize(self, X_new: np.ndarray) -> Posterior:
+        """Condition on the posterior mean at ``X_new`` (kriging believer).
+
+        The hyperparameters are kept; the fantasy observations get the median noise of the
+        real ones. Returns a new :class:`Posterior`; this one is unchanged.
+        """
+        import GPy
+
+        X_new = np.atleast_2d(X_new)
+        mu, _ = self.predict(X_new)
+        X = np.vstack([self.X_train, X_new])
+        z = np.concatenate([self.z_train, mu])
+        noise = np.concatenate([self.noise_train,
+                                np.full(len(X_new), float(np.median(self.noise_train)))])
+        kern = self._model.kern.copy()  # type: ignore[attr-defined]
+        model = GPy.models.GPHeteroscedasticRegression(X, z[:, None], kern)
+        model.het_Gauss.variance[:] = noise[:, None]
+        return Posterior(model, X, z, noise)
+
+    def log_likelihood(self) -> float:
+        """Log marginal likelihood of the training data in model space."""
+        return float(self._model.log_likelihood())  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------- surrogate
+class GPSurrogate:
+    """GP regression surrogate with ARD kernels, output warping and known or learned noise.
+
+    Parameters
+    ----------
+    config : SurrogateConfig, optional
+        Modelling options.
+
+    Notes
+    -----
+    After :meth:`fit`, :attr:`posteriors` holds one :class:`Posterior` (type-II maximum
+    likelihood) or ``config.n_samples`` of them (fully Bayesian).
+    """
+
+    def __init__(self, config: SurrogateConfig | None = None) -> None:
+        self.config = config or SurrogateConfig()
+        self.posteriors: list[Posterior] = []
+        self.noise_mode: str | None = None
+        self._warp: IdentityWarp | LogWarp = IdentityWarp()
+        self._offset = 0.0
+        self._scale = 1.0
+        self._last_theta: np.ndarray | None = None
+        self._hyper_samples: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ public
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.posteriors)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        variance: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> GPSurrogate:
+        """Fit the surrogate to data.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, d)
+            Inputs in the unit cube.
+        y : ndarray, shape (n,)
+            Finite objective values.
+        variance : ndarray, shape (n,), optional
+            Known noise variances; NaN marks unknown entries.
+        rng : numpy.random.Generator
+            Randomness for restarts and MCMC.
+        """
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        y = np.asarray(y, dtype=float).ravel()
+        if X.shape[0] != y.shape[0]:
+            raise BayestuneError(
+                f"X and y need the same number of rows, got {X.shape[0]} and {y.shape[0]}"
+            )
+        if X.shape[0] < 1:
+            raise BayestuneError("cannot fit a surrogate to zero observations")
+        if not np.all(np.isfinite(y)):
+            raise BayestuneError("surrogate training values must be finite")
+        rng = rng if rng is not None else np.random.default_rng()
+        var = None if variance is None else np.asarray(variance, dtype=float).ravel()
+        z, noise = self._transform_outputs(y, var)
+        model = self._build_model(X, z, noise)
+        self._fit_ml(model, rng)
+        if self.config.fully_bayesian:
+            self.posteriors = self._sample_hyperparameters(model, X, z, noise, rng)
+        else:
+            self.posteriors = [Posterior(model, X, z, self._noise_of(model, noise))]
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation in the user's units.
+
+        For a warped surrogate the mean is the posterior *median* ``w^-1(mu)`` and the
+        standard deviation is propagated to first order. With several hyperparameter samples,
+        the moments of the mixture are returned.
+
+        Returns
+        -------
+        mean, std : ndarray, shape (q,)
+        """
+        self._check_fitted()
+        mus, variances = zip(*(p.predict(X) for p in self.posteriors))
+        mu_m = np.mean(mus, axis=0)
+        var_m = np.mean(variances, axis=0) + np.var(mus, axis=0)
+        w = mu_m * self._scale + self._offset
+        mean = self._warp.inverse(w)
+        dy_dw = 1.0 / self._warp.derivative(mean)
+        std = np.sqrt(var_m) * self._scale * np.abs(dy_dw)
+        return mean, std
+
+    def to_model_space(self, y: np.ndarray) -> np.ndarray:
+        """Map objective values to model space (warp and standardise)."""
+        return (self._warp.forward(np.asarray(y, dtype=float)) - self._offset) / self._scale
+
+    @property
+    def lengthscales(self) -> np.ndarray:
+        """ARD length scales in unit-cube coordinates, shape ``(d,)`` (median over samples)."""
+        self._check_fitted()
+        values = [np.asarray(p._model.kern.lengthscale).copy()  # type: ignore[attr-defined]
+                  for p in self.posteriors]
+        return np.median(values, axis=0)
+
+    @property
+    def hyperparameters(self) -> dict[str, float | list[float]]:
+        """Fitted hyperparameters of the first posterior (model space), for reports."""
+        self._check_fitted()
+        model = self.posteriors[0]._model
+        out: dict[str, float | list[float]] = {
+            "signal_variance": float(model.kern.variance[0]),  # type: ignore[attr-defined]
+            "lengthscales": [float(v) for v in self.lengthscales],
+            "noise_mode": str(self.noise_mode),
+        }
+        if self.noise_mode == "learned":
+            out["noise_variance"] = float(model.Gaussian_noise.variance[0])  # type: ignore
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _check_fitted(self) -> None:
+        if not self.posteriors:
+            raise BayestuneError("the surrogate has not been fitted yet; call fit() first")
+
+    def _transform_outputs(
+        self, y: np.ndarray, var: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Warp and standardise ``y``; map known variances to model space (delta method)."""
+        self._warp = _WARPS[self.config.warping]().fit(y)
+        w = self._warp.forward(y)
+        self._offset = float(np.mean(w))
+        spread = float(np.std(w))
+        self._scale = spread if spread > 1e-12 * max(1.0, abs(self._offset)) else 1.0
+        z = (w - self._offset) / self._scale
+
+        mode = self.config.noise
+        known = var is not None and np.any(np.isfinite(var))
+        if mode == "auto":
+            mode = "known" if known and np.all(np.isfinite(var)) else "learned"  # type: ignore
+        if mode == "known" and not known:
+            raise BayestuneError(
+                "noise='known' needs the objective to report Evaluation(variance=...), "
+                "but no completed evaluation did"
+            )
+        self.noise_mode = mode
+        if mode != "known":
+            return z, None
+        assert var is not None  # for mypy; guaranteed by the branch above
+        filled = np.where(np.isfinite(var), var, np.nanmedian(var))
+        noise = filled * (self._warp.derivative(y) / self._scale) ** 2
+        return z, np.maximum(noise, 1e-8)
+
+    def _build_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None) -> object:
+        import GPy
+
+        d = X.shape[1]
+        kern_cls = _kernel_classes()[self.config.kernel]
+        kern = kern_cls(input_dim=d, ARD=True, variance=1.0, lengthscale=np.full(d, 0.3))
+        lo, hi = self.config.lengthscale_bounds
+        kern.lengthscale.constrain_bounded(lo, hi, warning=False)
+        kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
+        Y = z[:, None]
+        if noise is not None:
+            model = GPy.models.GPHeteroscedasticRegression(X, Y, kern)
+            model.het_Gauss.variance[:] = noise[:, None]
+            model.het_Gauss.variance.fix(warning=False)
+        else:
+            model = GPy.models.GPRegression(X, Y, kern, noise_var=1e-2)
+            if self.noise_mode == "fixed":
+                model.Gaussian_noise.variance[:] = 1e-6
+                model.Gaussian_noise.variance.fix(warning=False)
+            else:
+                model.Gaussian_noise.variance.constrain_bounded(1e-6, 1.0, warning=False)
+        return model
+
+    def _free_theta(self, model: object) -> np.ndarray:
+        return np.array(model.optimizer_array, copy=True)  # type: ignore[attr-defined]
+
+    def _random_theta(self, model: object, rng: np.random.Generator) -> np.ndarray:
+        """A random starting point: log-uniform length scales, variance ~ 1, noise small."""
+        d = int(model.kern.input_dim)  # type: ignore[attr-defined]
+        lo, hi = self.config.lengthscale_bounds
+        model.kern.lengthscale[:] = np.exp(  # type: ignore[attr-defined]
+            rng.uniform(math.log(max(lo, 0.03)), math.log(min(hi, 3.0)), size=d)
+        )
+        model.kern.variance[:] = np.exp(rng.uniform(math.log(0.3), math.log(3.0)))  # type: ignore
+        if self.noise_mode == "learned":
+            model.Gaussian_noise.variance[:] = np.exp(  # type: ignore[attr-defined]
+                rng.uniform(math.log(1e-5), math.log(1e-1))
+            )
+        return self._free_theta(model)
+
+    def _fit_ml(self, model: object, rng: np.random.Generator) -> None:
+        """Type-II maximum likelihood with a warm start and random restarts."""
+        starts: list[np.ndarray] = []
+        if self._last_theta is not None and self._last_theta.shape == self._free_theta(model).shape:
+            starts.append(self._last_theta)
+        starts.append(self._free_theta(model))
+        for _ in range(self.config.n_restarts):
+            starts.append(self._random_theta(model, rng))
+
+        best_theta, best_obj = None, np.inf
+        for theta in starts:
+            obj = self._optimize_from(model, theta)
+            if obj < best_obj:
+                best_obj, best_theta = obj, self._free_theta(model)
+        if best_theta is None:
+            raise BayestuneError(
+                "every GP hyperparameter fit failed (Cholesky decomposition); "
+                "check for duplicated inputs with wildly different outputs"
+            )
+        model.optimizer_array = best_theta  # type: ignore[attr-defined]
+        self._last_theta = best_theta
+
+    def _optimize_from(self, model: object, theta: np.ndarray) -> float:
+        """One local fit; returns the negative log likelihood (inf when it failed)."""
+        with warnings.catch_warnings():
+            # GPy reports ill-conditioned steps as RuntimeWarnings and recovers by itself.
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"GPy|paramz")
+            try:
+                model.optimizer_array = theta  # type: ignore[attr-defined]
+                model.optimize(optimizer="lbfgsb", max_iters=200, messages=False)  # type: ignore
+                obj = float(model.objective_function())  # type: ignore[attr-defined]
+            except np.linalg.LinAlgError:
+                warnings.warn(
+                    "a GP hyperparameter fit hit a non-positive-definite kernel matrix; "
+                    "that start is skipped",
+                    NumericalWarning,
+                    stacklevel=2,
+                )
+                return np.inf
+        return obj if np.isfinite(obj) else np.inf
+
+    @staticmethod
+    def _noise_of(model: object, noise: np.ndarray | None) -> np.ndarray:
+        n = model.X.shape[0]  # type: ignore[attr-defined]
+        if noise is not None:
+            return noise
+        return np.full(n, float(model.Gaussian_noise.variance[0]))  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ fully Bayesian
+    def _sample_hyperparameters(
+        self,
+        model: object,
+        X: np.ndarray,
+        z: np.ndarray,
+        noise: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> list[Posterior]:
+        """Sample hyperparameters with emcee, starting around the ML fit.
+
+        The free parameters are sampled in GPy's unconstrained coordinates; the target is the
+        marginal likelihood times log-uniform priors on the variances, a log-normal prior on
+        the length scales (median 0.5, width 1.5 e-folds), all truncated to the bounds, and
+        the Jacobian of the bounded transforms.
+        """
+        import emcee
+
+        theta0 = self._free_theta(model)
+        ndim = theta0.size
+        n_walkers = max(2 * ndim + 2, 16)
+        learned_noise = self.noise_mode == "learned"
+
+        def log_prob(theta: np.ndarray) -> float:
+            if np.any(np.abs(theta) > 30):
+                return -np.inf
+            try:
+                model.optimizer_array = theta  # type: ignore[attr-defined]
+                ll = float(model.log_likelihood())  # type: ignore[attr-defined]
+            except np.linalg.LinAlgError:
+                return -np.inf
+            ls = np.asarray(model.kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
+            physical = [float(model.kern.variance[0]), *ls]  # type: ignore[attr-defined]
+            if learned_noise:
+                physical.append(float(model.Gaussian_noise.variance[0]))  # type: ignore
+            # log-uniform priors on variances, log-normal on length scales
+            log_prior = -float(np.sum(np.log(physical)))
+            log_prior += float(np.sum(-0.5 * ((np.log(ls) - math.log(0.5)) / 1.5) ** 2))
+            # log-Jacobian of the logistic (bounded) transforms, d theta / d x
+            log_jac = float(np.sum(-np.logaddexp(0.0, theta) - np.logaddexp(0.0, -theta)))
+            value = ll + log_prior + log_jac
+            return value if np.isfinite(value) else -np.inf
+
+        start = theta0 + 1e-2 * rng.standard_normal((n_walkers, ndim))
+        seed = int(rng.integers(2**31))
+        sampler = emcee.EnsembleSampler(n_walkers, ndim, log_prob)
+        sampler.random_state = np.random.RandomState(seed).get_state()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"GPy|paramz")
+            sampler.run_mcmc(start, self.config.mcmc_steps, progress=False)
+        chain = sampler.get_chain(discard=self.config.mcmc_steps // 2, flat=True)
+        logp = sampler.get_log_prob(discard=self.config.mcmc_steps // 2, flat=True)
+        chain = chain[np.isfinite(logp)]
+        if chain.shape[0] == 0:
+            warnings.warn("hyperparameter MCMC produced no finite sample; using the ML fit",
+                          NumericalWarning, stacklevel=3)
+            model.optimizer_array = theta0  # type: ignore[attr-defined]
+            return [Posterior(model, X, z, self._noise_of(model, noise))]
+        idx = rng.choice(chain.shape[0], size=min(self.config.n_samples, chain.shape[0]),
+                         replace=False)
+        self._hyper_samples = chain[idx]
+        posteriors = []
+        for theta in chain[idx]:
+            m = model.copy()  # type: ignore[attr-defined]
+            m.optimizer_array = theta
+            posteriors.append(Posterior(m, X, z, self._noise_of(m, noise)))
+        model.optimizer_array = theta0  # type: ignore[attr-defined]
+        return posteriors

@@ -1,0 +1,120 @@
+"""The objective interface: any callable ``f(params: dict) -> float | Evaluation``.
+
+An objective may return a plain number or an :class:`Evaluation` carrying the known noise
+variance of the value (for example the Monte Carlo statistical variance of a chi2) and free
+``info``. :func:`evaluate` calls an objective and turns *anything* it does -- a number, an
+exception, NaN, inf, a wrong type -- into an :class:`Outcome`, so that a campaign never dies
+because one evaluation misbehaved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .exceptions import ObjectiveError
+
+__all__ = ["Evaluation", "Outcome", "Status", "evaluate", "Objective"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of one objective evaluation.
+
+    Parameters
+    ----------
+    value : float
+        The objective value (to be minimised).
+    variance : float or None
+        Known noise variance of ``value`` (e.g. from Monte Carlo statistics). ``None`` means
+        unknown: the surrogate then learns a noise level.
+    info : dict
+        Anything JSON-serialisable to keep with the trial (per-observable chi2, ...).
+    """
+
+    value: float
+    variance: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variance is not None:
+            var = float(self.variance)
+            if not (math.isfinite(var) and var >= 0):
+                raise ObjectiveError(
+                    f"Evaluation variance must be finite and >= 0, got variance={self.variance!r}"
+                )
+        if not isinstance(self.info, Mapping):
+            raise ObjectiveError(f"Evaluation info must be a dict, got info={self.info!r}")
+
+
+Objective = Callable[[dict[str, Any]], "float | Evaluation"]
+
+
+class Status(str, Enum):
+    """State of a trial in the campaign store."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened when an objective was called: a value or a failure reason."""
+
+    status: Status
+    value: float | None = None
+    variance: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    duration: float = 0.0
+
+    @classmethod
+    def failed(cls, reason: str, duration: float = 0.0) -> Outcome:
+        """A failed outcome with a one-paragraph reason."""
+        return cls(Status.FAILED, error=reason, duration=duration)
+
+
+def as_outcome(result: Any, duration: float = 0.0) -> Outcome:
+    """Interpret what an objective returned (number or :class:`Evaluation`).
+
+    Non-finite values and unusable return types become failed outcomes with a reason.
+    """
+    try:
+        if isinstance(result, Evaluation):
+            value, variance, info = result.value, result.variance, dict(result.info)
+        elif isinstance(result, bool):
+            raise ObjectiveError(f"objective must return a number, got {result!r}")
+        else:
+            value, variance, info = result, None, {}
+        value = float(value)
+    except (TypeError, ValueError, ObjectiveError) as exc:
+        return Outcome.failed(
+            f"objective must return a float or an Evaluation, got {result!r} ({exc})", duration
+        )
+    if not math.isfinite(value):
+        return Outcome.failed(f"objective returned a non-finite value: {value!r}", duration)
+    if variance is not None:
+        variance = float(variance)
+    return Outcome(Status.COMPLETE, value=value, variance=variance, info=info, duration=duration)
+
+
+def evaluate(objective: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> Outcome:
+    """Call ``objective(params)`` and capture its result or its failure.
+
+    Exceptions (but not ``KeyboardInterrupt``/``SystemExit``) are recorded with their type,
+    message and the innermost frames of the traceback.
+    """
+    start = time.perf_counter()
+    try:
+        result = objective(dict(params))
+    except Exception as exc:  # noqa: BLE001 - any error of user code becomes a failed trial
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+        reason = f"{type(exc).__name__}: {exc}\n" + "".join(tb)
+        return Outcome.failed(reason, time.perf_counter() - start)
+    return as_outcome(result, time.perf_counter() - start)

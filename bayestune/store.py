@@ -1,0 +1,221 @@
+"""The campaign store: an append-only SQLite file that is the single source of truth.
+
+Every trial is a row. ``ask`` inserts it as ``pending`` together with the state of the
+random generator that produced it; ``tell`` fills in the outcome and commits at once. The
+database runs in write-ahead-log mode with ``synchronous=FULL``, so a committed trial
+survives ``kill -9`` and power loss. Resuming a campaign is reopening its file.
+
+Only the driver process writes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .exceptions import StoreError
+from .history import History, Trial
+from .objective import Outcome, Status
+from .space import Space
+
+__all__ = ["CampaignStore"]
+
+FORMAT_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    number    INTEGER PRIMARY KEY,
+    params    TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    value     REAL,
+    variance  REAL,
+    error     TEXT,
+    info      TEXT NOT NULL DEFAULT '{}',
+    source    TEXT NOT NULL DEFAULT '',
+    rng_state TEXT,
+    created   REAL NOT NULL,
+    finished  REAL,
+    duration  REAL NOT NULL DEFAULT 0
+);
+"""
+
+
+def _json_default(obj: Any) -> Any:
+    """Serialise numpy scalars/arrays that objectives like to put into ``info``."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+class CampaignStore:
+    """SQLite-backed, append-only record of a campaign.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        File to create or reopen. ``None`` keeps the store in memory (nothing survives the
+        process; useful for quick interactive runs).
+    space : Space
+        The campaign's space. Reopening a file written for a different space raises
+        :class:`StoreError`.
+    seed : int or None
+        Campaign seed. ``None`` on a new store draws fresh entropy; on an existing store
+        uses the recorded seed. A different explicit seed than the recorded one is refused.
+    metadata : dict, optional
+        Extra campaign settings recorded at creation (engine, acquisition, ...).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        space: Space,
+        seed: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None and self.path.is_dir():
+            raise StoreError(f"store path must be a file, got a directory: {str(self.path)!r}")
+        target = ":memory:" if self.path is None else str(self.path)
+        try:
+            self._conn = sqlite3.connect(target, isolation_level=None)
+            if self.path is not None:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open campaign store {target!r}: {exc}") from None
+        self.space = space
+        self.seed = self._init_meta(space, seed, metadata or {})
+
+    # ------------------------------------------------------------------ metadata
+    def _meta(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def _init_meta(self, space: Space, seed: int | None, metadata: dict[str, Any]) -> int:
+        meta = self._meta()
+        where = str(self.path) if self.path else "<memory>"
+        if not meta:
+            if seed is None:
+                import numpy as np
+
+                seed = int(np.random.SeedSequence().entropy % (2**63))
+            with self._conn:
+                self._conn.execute("BEGIN")
+                rows = {"format_version": str(FORMAT_VERSION), "space": space.to_json(),
+                        "seed": str(int(seed)), "created": repr(time.time()),
+                        "metadata": _dumps(metadata)}
+                self._conn.executemany("INSERT INTO meta VALUES (?, ?)", rows.items())
+            return int(seed)
+        if int(meta.get("format_version", -1)) != FORMAT_VERSION:
+            raise StoreError(
+                f"store {where!r} has format version {meta.get('format_version')!r}, "
+                f"this bayestune writes version {FORMAT_VERSION}"
+            )
+        stored_space = Space.from_json(meta["space"])
+        if stored_space != space:
+            raise StoreError(
+                f"store {where!r} was written for a different space:\n"
+                f"  stored: {stored_space.to_json()}\n  given:  {space.to_json()}"
+            )
+        stored_seed = int(meta["seed"])
+        if seed is not None and int(seed) != stored_seed:
+            raise StoreError(
+                f"store {where!r} was created with seed={stored_seed}, got seed={seed}; "
+                "pass the same seed (or None) to resume it"
+            )
+        return stored_seed
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Settings recorded when the campaign was created."""
+        return json.loads(self._meta().get("metadata", "{}"))
+
+    # ------------------------------------------------------------------ trials
+    def add_pending(
+        self, params: dict[str, Any], source: str, rng_state: dict[str, Any] | None = None
+    ) -> Trial:
+        """Record a proposed point; returns the pending :class:`Trial`."""
+        now = time.time()
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            (number,) = self._conn.execute(
+                "SELECT COALESCE(MAX(number) + 1, 0) FROM trials").fetchone()
+            self._conn.execute(
+                "INSERT INTO trials (number, params, status, source, rng_state, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (number, _dumps(params), Status.PENDING.value, source,
+                 None if rng_state is None else _dumps(rng_state), now),
+            )
+        return Trial(number=number, params=dict(params), source=source, created=now)
+
+    def finish(self, number: int, outcome: Outcome) -> Trial:
+        """Record the outcome of a pending trial and commit it immediately."""
+        row = self._conn.execute("SELECT status FROM trials WHERE number = ?",
+                                 (number,)).fetchone()
+        if row is None:
+            raise StoreError(f"no trial number {number} in this campaign")
+        if row[0] != Status.PENDING.value:
+            raise StoreError(f"trial {number} is already {row[0]}; a trial is told only once")
+        value = outcome.value if outcome.value is None or math.isfinite(outcome.value) else None
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "UPDATE trials SET status = ?, value = ?, variance = ?, error = ?, info = ?, "
+                "finished = ?, duration = ? WHERE number = ?",
+                (outcome.status.value, value, outcome.variance, outcome.error,
+                 _dumps(outcome.info), time.time(), outcome.duration, number),
+            )
+        return self.trial(number)
+
+    def trial(self, number: int) -> Trial:
+        """One trial by number."""
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM trials WHERE number = ?",
+                                 (number,)).fetchone()
+        if row is None:
+            raise StoreError(f"no trial number {number} in this campaign")
+        return _row_to_trial(row)
+
+    def history(self) -> History:
+        """All trials in order."""
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY number").fetchall()
+        return History([_row_to_trial(r) for r in rows])
+
+    def rng_state(self, number: int) -> dict[str, Any] | None:
+        """The generator state recorded with trial ``number`` (for audits)."""
+        row = self._conn.execute("SELECT rng_state FROM trials WHERE number = ?",
+                                 (number,)).fetchone()
+        return None if row is None or row[0] is None else json.loads(row[0])
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> CampaignStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_COLUMNS = "number, params, status, value, variance, error, info, duration, source, created, finished"
+
+
+def _row_to_trial(row: tuple[Any, ...]) -> Trial:
+    number, params, status, value, variance, error, info, duration, source, created, fin = row
+    return Trial(number=number, params=json.loads(params), status=Status(status), value=value,
+                 variance=variance, error=error, info=json.loads(info), duration=duration,
+                 source=source, created=created, finished=fin)

@@ -1,0 +1,102 @@
+"""Standard optimisation test problems with known minima (for tests, tutorials, benchmarks).
+
+Each problem is a :class:`TestProblem`: a :class:`~bayestune.space.Space`, a callable taking a
+``dict`` and the known minimum value ``f_min`` (and a minimiser where it is unique), so that
+the *regret* ``f(x) - f_min`` of a result can be computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .space import Real, Space
+
+__all__ = ["TestProblem", "branin", "hartmann6", "rosenbrock", "levy", "PROBLEMS"]
+
+
+@dataclass(frozen=True)
+class TestProblem:
+    """A test function on a box with a known minimum."""
+
+    name: str
+    space: Space
+    function: Callable[[np.ndarray], float]
+    f_min: float
+    minimizers: list[list[float]] = field(default_factory=list)
+
+    __test__ = False  # not a pytest test class
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return float(self.function(np.array([params[n] for n in self.space.names], float)))
+
+    def regret(self, value: float) -> float:
+        """``value - f_min``."""
+        return float(value) - self.f_min
+
+
+def _branin(x: np.ndarray) -> float:
+    x1, x2 = x
+    b, c = 5.1 / (4 * math.pi**2), 5 / math.pi
+    r, s, t = 6.0, 10.0, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s
+
+
+_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def _hartmann6(x: np.ndarray) -> float:
+    inner = np.sum(_H6_A * (x[None, :] - _H6_P) ** 2, axis=1)
+    return float(-np.sum(_H6_ALPHA * np.exp(-inner)))
+
+
+def _rosenbrock(x: np.ndarray) -> float:
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+def _levy(x: np.ndarray) -> float:
+    w = 1 + (x - 1) / 4
+    term1 = math.sin(math.pi * w[0]) ** 2
+    wi = w[:-1]
+    middle = np.sum((wi - 1) ** 2 * (1 + 10 * np.sin(math.pi * wi + 1) ** 2))
+    last = (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
+    return float(term1 + middle + last)
+
+
+def branin() -> TestProblem:
+    """Branin on [-5, 10] x [0, 15]; three global minima with f = 0.397887."""
+    space = Space([Real("x1", -5, 10), Real("x2", 0, 15)])
+    return TestProblem("branin", space, _branin, 0.39788735772973816,
+                       [[-math.pi, 12.275], [math.pi, 2.275], [9.42478, 2.475]])
+
+
+def hartmann6() -> TestProblem:
+    """Hartmann-6 on [0, 1]^6; f_min = -3.32237."""
+    space = Space([Real(f"x{i + 1}", 0, 1) for i in range(6)])
+    return TestProblem("hartmann6", space, _hartmann6, -3.3223680114155147,
+                       [[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]])
+
+
+def rosenbrock(dim: int = 4) -> TestProblem:
+    """Rosenbrock on [-2, 2]^dim; f_min = 0 at (1, ..., 1)."""
+    space = Space([Real(f"x{i + 1}", -2, 2) for i in range(dim)])
+    return TestProblem(f"rosenbrock{dim}", space, _rosenbrock, 0.0, [[1.0] * dim])
+
+
+def levy(dim: int = 10) -> TestProblem:
+    """Levy on [-10, 10]^dim; f_min = 0 at (1, ..., 1)."""
+    space = Space([Real(f"x{i + 1}", -10, 10) for i in range(dim)])
+    return TestProblem(f"levy{dim}", space, _levy, 0.0, [[1.0] * dim])
+
+
+PROBLEMS: dict[str, Callable[[], TestProblem]] = {
+    "branin": branin, "hartmann6": hartmann6, "rosenbrock4": rosenbrock, "levy10": levy,
+}
