@@ -321,9 +321,23 @@ class ThompsonSampling(AcquisitionFunction):
 def _mvn_draws(
     mean: np.ndarray, cov: np.ndarray, n: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``n`` draws of N(mean, cov), shape ``(n, q)``; eigen-decomposition for robustness."""
-    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    """``n`` draws of N(mean, cov), shape ``(n, q)``.
+
+    Cholesky with growing jitter; an eigen-decomposition (clipping negative eigenvalues)
+    if that still fails.
+    """
+    cov = 0.5 * (cov + cov.T)
+    scale = max(float(np.mean(np.diag(cov))), 1e-300)
+    root = None
+    for jitter in (1e-10, 1e-8, 1e-6):
+        try:
+            root = np.linalg.cholesky(cov + jitter * scale * np.eye(len(cov)))
+            break
+        except np.linalg.LinAlgError:
+            continue
+    if root is None:
+        vals, vecs = np.linalg.eigh(cov)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
     return mean[None, :] + rng.standard_normal((n, mean.size)) @ root.T
 
 

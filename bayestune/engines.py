@@ -202,7 +202,7 @@ class SkoptEngine(Engine):
 
 
 class GPyOptEngine(Engine):
-    """Proposals from ``GPyOpt.methods.BayesianOptimization`` (EI, local penalisation).
+    """Proposals from ``GPyOpt.methods.BayesianOptimization`` (EI by default).
 
     Log-scale parameters are handed to GPyOpt as continuous variables in ``ln(value)``.
 
@@ -275,14 +275,22 @@ class GPyOptEngine(Engine):
         noisy = bool(np.any(np.isfinite(history.variances())))
         pending = [self._encode(t.params) for t in history.pending]
         seed = int(rng.integers(2**31))
+        rows: list[np.ndarray] = []
         with _seeded_global_numpy(seed):
-            bo = GPyOpt.methods.BayesianOptimization(
-                f=None, domain=self._domain(), X=X, Y=Y, exact_feval=not noisy,
-                batch_size=n, evaluator_type="local_penalization" if n > 1 else "sequential",
-                de_duplication=True, **self.kwargs)
-            rows = bo.suggest_next_locations(
-                pending_X=np.array(pending) if pending else None)
-        return [self._decode(r) for r in np.atleast_2d(rows)[:n]]
+            # Batches by kriging believer: GPyOpt 1.2.6's local penalisation is broken with
+            # current SciPy (it indexes the scalar result of scipy.optimize.minimize).
+            for _ in range(n):
+                bo = GPyOpt.methods.BayesianOptimization(
+                    f=None, domain=self._domain(), X=X, Y=Y, exact_feval=not noisy,
+                    de_duplication=True, **self.kwargs)
+                pending_X = np.array(pending) if pending else None
+                row = np.atleast_2d(bo.suggest_next_locations(pending_X=pending_X))[0]
+                rows.append(row)
+                believed = bo.model.predict(bo.space.unzip_inputs(row[None, :]))[0]
+                if self.kwargs.get("normalize_Y") and float(np.std(Y)) > 0:
+                    believed = believed * float(np.std(Y)) + float(np.mean(Y))
+                X, Y = np.vstack([X, row]), np.vstack([Y, np.atleast_2d(believed)])
+        return [self._decode(r) for r in rows]
 
 
 def make_engine(

@@ -42,18 +42,22 @@ class SurrogateConfig:
     ----------
     kernel : {"matern52", "matern32", "rbf"}
         Stationary kernel with one length scale per input column (ARD).
-    warping : {None, "log"}
-        Output warping applied before standardisation. ``"log"`` suits heavy-tailed,
-        positive-ish objectives such as a chi2: ``w(y) = ln(y - min(y) + c)`` with ``c`` a
-        tenth of the distance between the smallest value and the median.
+    warping : {"auto", None, "log"}
+        Output warping applied before standardisation. ``"log"`` suits heavy-tailed
+        objectives such as a chi2: ``w(y) = ln(y - min(y) + c)`` with ``c`` a tenth of the
+        distance between the smallest value and the median. ``"auto"`` fits both the
+        identity and the log warping and keeps the one with the larger marginal likelihood
+        of the data in the user's units (the GP evidence of ``w(y)`` times the Jacobian
+        ``prod |w'(y_i)|``). With known per-point noise ``"auto"`` stays unwarped, because
+        a warping maps the noise only approximately.
     noise : {"auto", "learned", "known", "fixed"}
         ``"known"`` uses the variances reported by the objective as per-point
         (heteroscedastic) noise; ``"learned"`` fits one noise variance; ``"fixed"`` uses a
         tiny jitter only (deterministic objectives). ``"auto"`` is ``"known"`` when every
         completed evaluation reported a variance, otherwise ``"learned"``.
     n_restarts : int
-        Number of random restarts of the type-II maximum-likelihood fit, besides the warm
-        start from the previous fit.
+        Number of random restarts of the type-II maximum-likelihood fit, besides the start
+        from default values (length scales 0.3, unit signal variance).
     lengthscale_bounds : (float, float)
         Bounds on the length scales in unit-cube coordinates.
     fully_bayesian : bool
@@ -64,7 +68,7 @@ class SurrogateConfig:
     """
 
     kernel: KernelName = "matern52"
-    warping: Literal[None, "log"] = None
+    warping: Literal[None, "log", "auto"] = "auto"
     noise: Literal["auto", "learned", "known", "fixed"] = "auto"
     n_restarts: int = 2
     lengthscale_bounds: tuple[float, float] = (1e-2, 20.0)
@@ -77,9 +81,9 @@ class SurrogateConfig:
             raise BayestuneError(
                 f"kernel must be one of {sorted(_KERNELS)}, got kernel={self.kernel!r}"
             )
-        if self.warping not in _WARPS:
+        if self.warping not in (None, "log", "auto"):
             raise BayestuneError(
-                f"warping must be one of {list(_WARPS)}, got warping={self.warping!r}"
+                f"warping must be None, 'log' or 'auto', got warping={self.warping!r}"
             )
         if self.noise not in ("auto", "learned", "known", "fixed"):
             raise BayestuneError(
@@ -119,15 +123,20 @@ class IdentityWarp:
 
 
 class LogWarp:
-    """``w(y) = ln(y - y_min + c)``, with ``c`` set from the data in :meth:`fit`."""
+    """``w(y) = ln(y - y_min + c)`` with ``c = fraction * (median(y) - y_min)``.
 
-    def __init__(self) -> None:
+    A small ``fraction`` resolves values close to the minimum; a large one is closer to
+    the identity.
+    """
+
+    def __init__(self, fraction: float = 0.1) -> None:
+        self.fraction = float(fraction)
         self.shift = 0.0
 
     def fit(self, y: np.ndarray) -> LogWarp:
         y = np.asarray(y, dtype=float)
         lo, med = float(np.min(y)), float(np.median(y))
-        c = 0.1 * (med - lo)
+        c = self.fraction * (med - lo)
         if not c > 0:
             c = max(1e-3 * (float(np.max(y)) - lo), 1e-12 * max(abs(lo), 1.0), 1e-300)
         self.shift = c - lo
@@ -144,7 +153,25 @@ class LogWarp:
         return 1.0 / np.maximum(np.asarray(y, dtype=float) + self.shift, 1e-300)
 
 
-_WARPS = {None: IdentityWarp, "log": LogWarp}
+#: the log warping adds this fraction of (median - min) before taking the logarithm.
+#: It is fixed, not fitted: the likelihood of a fitted shift is unbounded as it goes to 0.
+LOG_SHIFT_FRACTION = 0.1
+
+
+def _warp_candidates(option: str | None) -> list[tuple[str | None, IdentityWarp | LogWarp]]:
+    """The output warpings a fit tries for the ``warping`` option, with their labels."""
+    if option is None:
+        return [(None, IdentityWarp())]
+    if option == "log":
+        return [("log", LogWarp(LOG_SHIFT_FRACTION))]
+    return [(None, IdentityWarp()), ("log", LogWarp(LOG_SHIFT_FRACTION))]
+
+#: model-space noise variance of kriging-believer fantasy observations
+FANTASY_NOISE = 1e-6
+#: Gamma(shape, rate) prior on a learned noise variance in model space
+NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE = 1.1, 20.0
+#: log-normal prior on length scales used by the fully Bayesian sampler (unit-cube units)
+LENGTHSCALE_PRIOR_MEDIAN, LENGTHSCALE_PRIOR_WIDTH = 0.5, 1.5
 
 
 def _kernel_classes() -> dict[str, type]:
@@ -154,6 +181,19 @@ def _kernel_classes() -> dict[str, type]:
 
 
 _KERNELS = ("matern52", "matern32", "rbf")
+
+
+def _log_jacobian(model: object) -> float:
+    """``log |d theta / d x|`` of GPy's transforms from free coordinates ``x`` to
+    parameters ``theta`` (fixed parameters excluded)."""
+    total = 0.0
+    params = model.param_array  # type: ignore[attr-defined]
+    for transform, index in model.constraints.items():  # type: ignore[attr-defined]
+        if transform == "fixed" or len(index) == 0:
+            continue
+        factor = transform.gradfactor(params[index], np.ones(len(index)))
+        total += float(np.sum(np.log(np.abs(factor))))
+    return total
 
 
 # ------------------------------------------------------------------------- posterior
@@ -207,8 +247,8 @@ class Posterior:
     def fantasize(self, X_new: np.ndarray) -> Posterior:
         """Condition on the posterior mean at ``X_new`` (kriging believer).
 
-        The hyperparameters are kept; the fantasy observations get the median noise of the
-        real ones. Returns a new :class:`Posterior`; this one is unchanged.
+        The hyperparameters are kept; the fantasy observations are treated as (almost) exact,
+        so a batch does not propose the same point twice. Returns a new :class:`Posterior`; this one is unchanged.
         """
         import GPy
 
@@ -216,8 +256,7 @@ class Posterior:
         mu, _ = self.predict(X_new)
         X = np.vstack([self.X_train, X_new])
         z = np.concatenate([self.z_train, mu])
-        noise = np.concatenate([self.noise_train,
-                                np.full(len(X_new), float(np.median(self.noise_train)))])
+        noise = np.concatenate([self.noise_train, np.full(len(X_new), FANTASY_NOISE)])
         kern = self._model.kern.copy()  # type: ignore[attr-defined]
         model = GPy.models.GPHeteroscedasticRegression(X, z[:, None], kern)
         model.het_Gauss.variance[:] = noise[:, None]
@@ -247,10 +286,11 @@ class GPSurrogate:
         self.config = config or SurrogateConfig()
         self.posteriors: list[Posterior] = []
         self.noise_mode: str | None = None
+        #: the output warping in use (``None`` or ``"log"``; chosen by evidence for "auto")
+        self.warping: str | None = None
         self._warp: IdentityWarp | LogWarp = IdentityWarp()
         self._offset = 0.0
         self._scale = 1.0
-        self._last_theta: np.ndarray | None = None
         self._hyper_samples: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public
@@ -290,9 +330,24 @@ class GPSurrogate:
             raise BayestuneError("surrogate training values must be finite")
         rng = rng if rng is not None else np.random.default_rng()
         var = None if variance is None else np.asarray(variance, dtype=float).ravel()
-        z, noise = self._transform_outputs(y, var)
-        model = self._build_model(X, z, noise)
-        self._fit_ml(model, rng)
+        candidates = _warp_candidates(self.config.warping)
+        if self.config.warping == "auto" and self._resolve_noise_mode(var) == "known":
+            # a warping distorts known noise (only to first order through the delta method);
+            # with noisy values near the minimum that misleads the search: stay unwarped
+            candidates = candidates[:1]
+        fits = []
+        for (warp_name, warp), sub_rng in zip(candidates, rng.spawn(len(candidates))):
+            z, noise = self._transform_outputs(y, var, warp)
+            model = self._build_model(X, z, noise)
+            self._fit_ml(model, sub_rng)
+            # evidence of the data in the user's units: p(y) = p(z) |dz/dy|
+            log_jac = float(np.sum(np.log(self._warp.derivative(y)))) - y.size * math.log(
+                self._scale)
+            evidence = float(model.log_likelihood()) + log_jac  # type: ignore[attr-defined]
+            fits.append((evidence, warp_name, z, noise, model,
+                         (self._warp, self._offset, self._scale)))
+        evidence, self.warping, z, noise, model, state = max(fits, key=lambda f: f[0])
+        self._warp, self._offset, self._scale = state
         if self.config.fully_bayesian:
             self.posteriors = self._sample_hyperparameters(model, X, z, noise, rng)
         else:
@@ -341,6 +396,7 @@ class GPSurrogate:
             "signal_variance": float(model.kern.variance[0]),  # type: ignore[attr-defined]
             "lengthscales": [float(v) for v in self.lengthscales],
             "noise_mode": str(self.noise_mode),
+            "warping": str(self.warping),
         }
         if self.noise_mode == "learned":
             out["noise_variance"] = float(model.Gaussian_noise.variance[0])  # type: ignore
@@ -352,32 +408,35 @@ class GPSurrogate:
             raise BayestuneError("the surrogate has not been fitted yet; call fit() first")
 
     def _transform_outputs(
-        self, y: np.ndarray, var: np.ndarray | None
+        self, y: np.ndarray, var: np.ndarray | None, warp: IdentityWarp | LogWarp
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Warp and standardise ``y``; map known variances to model space (delta method)."""
-        self._warp = _WARPS[self.config.warping]().fit(y)
+        self._warp = warp.fit(y)
         w = self._warp.forward(y)
         self._offset = float(np.mean(w))
         spread = float(np.std(w))
         self._scale = spread if spread > 1e-12 * max(1.0, abs(self._offset)) else 1.0
         z = (w - self._offset) / self._scale
 
-        mode = self.config.noise
-        known = var is not None and np.any(np.isfinite(var))
-        if mode == "auto":
-            mode = "known" if known and np.all(np.isfinite(var)) else "learned"  # type: ignore
-        if mode == "known" and not known:
-            raise BayestuneError(
-                "noise='known' needs the objective to report Evaluation(variance=...), "
-                "but no completed evaluation did"
-            )
-        self.noise_mode = mode
+        mode = self.noise_mode = self._resolve_noise_mode(var)
         if mode != "known":
             return z, None
         assert var is not None  # for mypy; guaranteed by the branch above
         filled = np.where(np.isfinite(var), var, np.nanmedian(var))
         noise = filled * (self._warp.derivative(y) / self._scale) ** 2
         return z, np.maximum(noise, 1e-8)
+
+    def _resolve_noise_mode(self, var: np.ndarray | None) -> str:
+        mode = self.config.noise
+        known = var is not None and bool(np.any(np.isfinite(var)))
+        if mode == "auto":
+            return "known" if known and bool(np.all(np.isfinite(var))) else "learned"
+        if mode == "known" and not known:
+            raise BayestuneError(
+                "noise='known' needs the objective to report Evaluation(variance=...), "
+                "but no completed evaluation did"
+            )
+        return mode
 
     def _build_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None) -> object:
         import GPy
@@ -394,12 +453,15 @@ class GPSurrogate:
             model.het_Gauss.variance[:] = noise[:, None]
             model.het_Gauss.variance.fix(warning=False)
         else:
-            model = GPy.models.GPRegression(X, Y, kern, noise_var=1e-2)
+            model = GPy.models.GPRegression(X, Y, kern, noise_var=1e-3)
             if self.noise_mode == "fixed":
                 model.Gaussian_noise.variance[:] = 1e-6
                 model.Gaussian_noise.variance.fix(warning=False)
             else:
-                model.Gaussian_noise.variance.constrain_bounded(1e-6, 1.0, warning=False)
+                # Gamma prior (mean 0.055 in standardised units): deterministic or mildly
+                # noisy data are not explained away as noise when there are few points
+                model.Gaussian_noise.variance.set_prior(
+                    GPy.priors.Gamma(NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE), warning=False)
         return model
 
     def _free_theta(self, model: object) -> np.ndarray:
@@ -421,10 +483,9 @@ class GPSurrogate:
 
     def _fit_ml(self, model: object, rng: np.random.Generator) -> None:
         """Type-II maximum likelihood with a warm start and random restarts."""
-        starts: list[np.ndarray] = []
-        if self._last_theta is not None and self._last_theta.shape == self._free_theta(model).shape:
-            starts.append(self._last_theta)
-        starts.append(self._free_theta(model))
+        # No warm start from an earlier fit: a proposal must depend only on the data and the
+        # trial's generator, so that a resumed campaign proposes what an uninterrupted would.
+        starts = [self._free_theta(model)]
         for _ in range(self.config.n_restarts):
             starts.append(self._random_theta(model, rng))
 
@@ -439,7 +500,6 @@ class GPSurrogate:
                 "check for duplicated inputs with wildly different outputs"
             )
         model.optimizer_array = best_theta  # type: ignore[attr-defined]
-        self._last_theta = best_theta
 
     def _optimize_from(self, model: object, theta: np.ndarray) -> float:
         """One local fit; returns the negative log likelihood (inf when it failed)."""
@@ -468,6 +528,19 @@ class GPSurrogate:
         return np.full(n, float(model.Gaussian_noise.variance[0]))  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ fully Bayesian
+    @staticmethod
+    def _log_hyperprior(model: object, learned_noise: bool) -> float:
+        """Log density of the hyperprior: log-normal length scales, log-uniform signal
+        variance, and the Gamma prior of a learned noise variance."""
+        ls = np.asarray(model.kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
+        z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
+        value = float(np.sum(-0.5 * z**2 - np.log(ls)))
+        value -= math.log(float(model.kern.variance[0]))  # type: ignore[attr-defined]
+        if learned_noise:
+            sn2 = float(model.Gaussian_noise.variance[0])  # type: ignore[attr-defined]
+            value += (NOISE_PRIOR_SHAPE - 1.0) * math.log(sn2) - NOISE_PRIOR_RATE * sn2
+        return value
+
     def _sample_hyperparameters(
         self,
         model: object,
@@ -479,9 +552,8 @@ class GPSurrogate:
         """Sample hyperparameters with emcee, starting around the ML fit.
 
         The free parameters are sampled in GPy's unconstrained coordinates; the target is the
-        marginal likelihood times log-uniform priors on the variances, a log-normal prior on
-        the length scales (median 0.5, width 1.5 e-folds), all truncated to the bounds, and
-        the Jacobian of the bounded transforms.
+        marginal likelihood times the hyperprior (see :meth:`_log_hyperprior`), truncated to
+        the bounds, and the Jacobian of GPy's transforms.
         """
         import emcee
 
@@ -498,15 +570,8 @@ class GPSurrogate:
                 ll = float(model.log_likelihood())  # type: ignore[attr-defined]
             except np.linalg.LinAlgError:
                 return -np.inf
-            ls = np.asarray(model.kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
-            physical = [float(model.kern.variance[0]), *ls]  # type: ignore[attr-defined]
-            if learned_noise:
-                physical.append(float(model.Gaussian_noise.variance[0]))  # type: ignore
-            # log-uniform priors on variances, log-normal on length scales
-            log_prior = -float(np.sum(np.log(physical)))
-            log_prior += float(np.sum(-0.5 * ((np.log(ls) - math.log(0.5)) / 1.5) ** 2))
-            # log-Jacobian of the logistic (bounded) transforms, d theta / d x
-            log_jac = float(np.sum(-np.logaddexp(0.0, theta) - np.logaddexp(0.0, -theta)))
+            log_prior = self._log_hyperprior(model, learned_noise)
+            log_jac = _log_jacobian(model)
             value = ll + log_prior + log_jac
             return value if np.isfinite(value) else -np.inf
 

@@ -1,0 +1,193 @@
+"""Sample efficiency and speed: bayestune against scikit-optimize, GPyOpt and random search.
+
+Every method gets the same problem, budget and seed list, and runs in the same process
+layout (one BLAS thread per process). For each run we record the final regret
+``min f - f_min`` and the optimiser's own seconds per suggestion (the wall-clock gap between
+the end of one objective call and the start of the next; the test functions themselves take
+microseconds).
+
+Usage::
+
+    python benchmarks/bench_core.py                       # all problems, 5 seeds
+    python benchmarks/bench_core.py --problems branin --seeds 3 --methods bayestune skopt
+
+Results are appended to ``benchmarks/results/core_runs.jsonl`` (finished runs are skipped on
+a rerun, so an interrupted benchmark resumes) and summarised in ``core_summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+BUDGETS = {"branin": 30, "hartmann6": 60, "rosenbrock4": 60, "levy10": 100}
+METHODS = ("bayestune", "skopt", "gpyopt", "random")
+RESULTS = Path(__file__).parent / "results"
+
+
+class Recorder:
+    """Wraps a test problem; records values and the time between calls."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.values: list[float] = []
+        self.gaps: list[float] = []
+        self._last_end: float | None = None
+
+    def __call__(self, params: dict) -> float:
+        start = time.perf_counter()
+        if self._last_end is not None:
+            self.gaps.append(start - self._last_end)
+        value = self.problem(params)
+        self.values.append(value)
+        self._last_end = time.perf_counter()
+        return value
+
+    def vector(self, x) -> float:
+        return self(dict(zip(self.problem.space.names, (float(v) for v in x))))
+
+
+def run_bayestune(rec: Recorder, n: int, seed: int) -> None:
+    import bayestune as bt
+
+    bt.minimize(rec, rec.problem.space, n, seed=seed)
+
+
+def run_skopt(rec: Recorder, n: int, seed: int) -> None:
+    from skopt import gp_minimize
+
+    bounds = [(d.low, d.high) for d in rec.problem.space]
+    gp_minimize(rec.vector, bounds, n_calls=n, random_state=seed)
+
+
+def run_gpyopt(rec: Recorder, n: int, seed: int) -> None:
+    import GPyOpt
+
+    domain = [{"name": d.name, "type": "continuous", "domain": (d.low, d.high)}
+              for d in rec.problem.space]
+    np.random.seed(seed)  # GPyOpt draws from NumPy's global generator
+    n_init = 5
+    bo = GPyOpt.methods.BayesianOptimization(
+        f=lambda X: np.array([[rec.vector(row)] for row in X]), domain=domain,
+        initial_design_numdata=n_init, exact_feval=True)
+    bo.run_optimization(max_iter=n - n_init, eps=-1)  # eps<0: never stop early
+
+
+def run_random(rec: Recorder, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for point in rec.problem.space.sample(n, rng, "random"):
+        rec(point)
+
+
+RUNNERS = {"bayestune": run_bayestune, "skopt": run_skopt, "gpyopt": run_gpyopt,
+           "random": run_random}
+
+
+def one_run(problem_name: str, method: str, seed: int) -> dict:
+    from bayestune.testfunctions import PROBLEMS
+
+    warnings.simplefilter("ignore")  # peer libraries are chatty; this is a benchmark script
+    problem = PROBLEMS[problem_name]()
+    n = BUDGETS[problem_name]
+    rec = Recorder(problem)
+    start = time.perf_counter()
+    RUNNERS[method](rec, n, seed)
+    wall = time.perf_counter() - start
+    values = np.array(rec.values[:n])
+    gaps = np.array(rec.gaps)
+    return {
+        "problem": problem_name, "method": method, "seed": seed, "n_evals": int(values.size),
+        "final_regret": float(values.min() - problem.f_min),
+        "regret_curve": (np.minimum.accumulate(values) - problem.f_min).tolist(),
+        "sec_per_suggestion": float(gaps.mean()) if gaps.size else 0.0,
+        "sec_per_suggestion_last10": float(gaps[-10:].mean()) if gaps.size else 0.0,
+        "wall_seconds": wall,
+    }
+
+
+def summarise(runs: list[dict], problems, methods) -> dict:
+    table = {}
+    for p in problems:
+        for m in methods:
+            sel = [r for r in runs if r["problem"] == p and r["method"] == m]
+            if not sel:
+                continue
+            reg = np.array([r["final_regret"] for r in sel])
+            sps = np.array([r["sec_per_suggestion"] for r in sel])
+            last = np.array([r["sec_per_suggestion_last10"] for r in sel])
+            table[f"{p}/{m}"] = {
+                "problem": p, "method": m, "n_seeds": len(sel), "budget": BUDGETS[p],
+                "regret_median": float(np.median(reg)),
+                "regret_q25": float(np.quantile(reg, 0.25)),
+                "regret_q75": float(np.quantile(reg, 0.75)),
+                "sec_per_suggestion_median": float(np.median(sps)),
+                "sec_per_suggestion_last10_median": float(np.median(last)),
+            }
+    return table
+
+
+def print_table(table: dict) -> None:
+    header = (f"{'problem':<12} {'method':<10} {'seeds':>5} {'regret median':>14} "
+              f"{'[q25, q75]':>24} {'s/sugg':>8} {'s/sugg@end':>10}")
+    print(header)
+    print("-" * len(header))
+    for row in table.values():
+        print(f"{row['problem']:<12} {row['method']:<10} {row['n_seeds']:>5} "
+              f"{row['regret_median']:>14.4g} "
+              f"{'[' + format(row['regret_q25'], '.3g') + ', ' + format(row['regret_q75'], '.3g') + ']':>24} "
+              f"{row['sec_per_suggestion_median']:>8.3f} "
+              f"{row['sec_per_suggestion_last10_median']:>10.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problems", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
+    args = parser.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs_file = args.out / "core_runs.jsonl"
+    if args.fresh and runs_file.exists():
+        runs_file.unlink()
+    runs = [json.loads(line) for line in runs_file.read_text().splitlines()] \
+        if runs_file.exists() else []
+    done = {(r["problem"], r["method"], r["seed"]) for r in runs}
+    todo = [(p, m, s) for p in args.problems for m in args.methods for s in range(args.seeds)
+            if (p, m, s) not in done]
+    print(f"{len(todo)} runs to do, {len(done)} already recorded", file=sys.stderr)
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = {pool.submit(one_run, *task): task for task in todo}
+        for fut in as_completed(futures):
+            record = fut.result()
+            runs.append(record)
+            with runs_file.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            print(f"  {record['problem']:<12} {record['method']:<10} seed {record['seed']}: "
+                  f"regret {record['final_regret']:.4g}, "
+                  f"{record['sec_per_suggestion']:.3f} s/suggestion", file=sys.stderr)
+    runs = [r for r in runs if r["problem"] in args.problems and r["method"] in args.methods
+            and r["seed"] < args.seeds]
+    table = summarise(runs, args.problems, args.methods)
+    print_table(table)
+    (args.out / "core_summary.json").write_text(json.dumps(table, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

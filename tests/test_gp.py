@@ -1,0 +1,188 @@
+"""GP surrogate: kernel properties, interpolation, noise models, warping, robustness."""
+
+from __future__ import annotations
+
+import GPy
+import numpy as np
+import pytest
+
+from bayestune import GPSurrogate, SurrogateConfig
+from bayestune.exceptions import BayestuneError
+from bayestune.gp import LogWarp
+
+
+def f(X):
+    return np.sin(3 * X[:, 0]) + 0.5 * X[:, 1] ** 2
+
+
+@pytest.mark.parametrize("kernel", ["matern52", "matern32", "rbf"])
+def test_kernel_matrix_is_symmetric_psd(kernel, rng):
+    X = rng.uniform(0, 1, size=(60, 3))
+    gp = GPSurrogate(SurrogateConfig(kernel=kernel)).fit(X, f(X), rng=rng)
+    K = gp.posteriors[0]._model.kern.K(X)
+    np.testing.assert_allclose(K, K.T, atol=1e-14)
+    assert np.linalg.eigvalsh(K).min() > -1e-8 * np.abs(K).max()
+    # the posterior covariance at new points is PSD as well
+    _, cov = gp.posteriors[0].joint(rng.uniform(0, 1, size=(30, 3)))
+    np.testing.assert_allclose(cov, cov.T, atol=1e-12)
+    assert np.linalg.eigvalsh(cov).min() > -1e-8
+
+
+def test_kernel_classes_are_the_gpy_ones():
+    gp = GPSurrogate(SurrogateConfig(kernel="matern32"))
+    X = np.random.default_rng(0).uniform(size=(8, 2))
+    gp.fit(X, f(X), rng=np.random.default_rng(0))
+    assert isinstance(gp.posteriors[0]._model.kern, GPy.kern.Matern32)
+    assert gp.posteriors[0]._model.kern.ARD
+
+
+def test_interpolates_a_smooth_function(rng):
+    X = rng.uniform(0, 1, size=(40, 2))
+    gp = GPSurrogate().fit(X, f(X), rng=rng)
+    Xt = rng.uniform(0.1, 0.9, size=(100, 2))
+    mean, std = gp.predict(Xt)
+    err = np.abs(mean - f(Xt))
+    assert np.max(err) < 0.05
+    # the error is covered by the predictive standard deviation most of the time
+    assert np.mean(err < 3 * std + 1e-3) > 0.9
+
+
+def test_ard_learns_irrelevant_dimension(rng):
+    X = rng.uniform(0, 1, size=(50, 3))
+    y = np.sin(4 * X[:, 0])  # depends on column 0 only
+    gp = GPSurrogate().fit(X, y, rng=rng)
+    ls = gp.lengthscales
+    assert ls[0] < 1.0
+    assert ls[1] > 3 * ls[0] and ls[2] > 3 * ls[0]
+
+
+def test_known_noise_reaches_the_gp_per_point(rng):
+    X = rng.uniform(0, 1, size=(30, 2))
+    var = rng.uniform(0.01, 0.2, size=30)
+    y = f(X) + rng.normal(0, np.sqrt(var))
+    gp = GPSurrogate(SurrogateConfig(warping=None)).fit(X, y, variance=var, rng=rng)
+    assert gp.noise_mode == "known"
+    post = gp.posteriors[0]
+    # model-space noise is the reported variance over the squared output scale
+    np.testing.assert_allclose(post.noise_train * gp._scale**2, var, rtol=1e-10)
+    np.testing.assert_allclose(post._model.likelihood.variance[:, 0], post.noise_train)
+
+
+def test_known_noise_with_log_warping_uses_delta_method(rng):
+    X = rng.uniform(0, 1, size=(20, 2))
+    y = 10 + 5 * f(X) ** 2
+    var = np.full(20, 0.04)
+    gp = GPSurrogate(SurrogateConfig(warping="log")).fit(X, y, variance=var, rng=rng)
+    warp = LogWarp().fit(y)
+    expected = var * (warp.derivative(y) / gp._scale) ** 2
+    np.testing.assert_allclose(gp.posteriors[0].noise_train, expected, rtol=1e-10)
+
+
+def test_noisy_posterior_mean_smooths_the_noise(rng):
+    X = rng.uniform(0, 1, size=(80, 1))
+    truth = np.sin(5 * X[:, 0])
+    y = truth + rng.normal(0, 0.3, size=80)
+    for variance in (None, np.full(80, 0.09)):
+        gp = GPSurrogate().fit(X, y, variance=variance, rng=rng)
+        mean, _ = gp.predict(X)
+        assert np.sqrt(np.mean((mean - truth) ** 2)) < 0.6 * np.sqrt(np.mean((y - truth) ** 2))
+    assert gp.noise_mode == "known"
+
+
+def test_learned_noise_level(rng):
+    X = rng.uniform(0, 1, size=(100, 1))
+    y = np.sin(5 * X[:, 0]) + rng.normal(0, 0.2, size=100)
+    gp = GPSurrogate().fit(X, y, rng=rng)
+    assert gp.noise_mode == "learned"
+    noise_sd = np.sqrt(gp.hyperparameters["noise_variance"]) * gp._scale
+    assert 0.14 < noise_sd < 0.28
+
+
+def test_auto_warping_picks_log_for_heavy_tails_and_identity_for_gaussian_data(rng):
+    X = rng.uniform(0, 1, size=(40, 2))
+    heavy = GPSurrogate().fit(X, np.exp(6 * f(X)), rng=rng)
+    plain = GPSurrogate().fit(X, f(X), rng=rng)
+    assert heavy.warping == "log" and plain.warping is None
+
+
+def test_log_warping_round_trip():
+    y = np.array([3.0, 5.0, 100.0, 1e4, 7.0])
+    w = LogWarp().fit(y)
+    np.testing.assert_allclose(w.inverse(w.forward(y)), y, rtol=1e-12)
+    assert np.all(np.isfinite(w.forward(np.array([-1e6]))))
+
+
+def test_warped_surrogate_predicts_in_user_units(rng):
+    X = rng.uniform(0, 1, size=(40, 2))
+    y = np.exp(4 * f(X))  # heavy-tailed
+    gp = GPSurrogate(SurrogateConfig(warping="log")).fit(X, y, rng=rng)
+    mean, std = gp.predict(X[:5])
+    np.testing.assert_allclose(mean, y[:5], rtol=0.05)
+    assert np.all(std >= 0)
+
+
+def test_constant_outputs_do_not_break_the_fit(rng):
+    X = rng.uniform(0, 1, size=(10, 2))
+    gp = GPSurrogate().fit(X, np.full(10, 4.2), rng=rng)
+    mean, std = gp.predict(rng.uniform(0, 1, size=(5, 2)))
+    np.testing.assert_allclose(mean, 4.2, atol=1e-6)
+    assert np.all(np.isfinite(std))
+
+
+def test_duplicate_points_are_handled(rng):
+    X = np.repeat(rng.uniform(0, 1, size=(6, 2)), 3, axis=0)
+    y = f(X) + rng.normal(0, 1e-3, size=len(X))
+    for config in (SurrogateConfig(), SurrogateConfig(noise="fixed")):
+        gp = GPSurrogate(config).fit(X, y, rng=rng)
+        mean, std = gp.predict(X)
+        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+    gp = GPSurrogate().fit(X, y, variance=np.zeros(len(X)), rng=rng)  # zero known noise
+    assert np.all(np.isfinite(gp.predict(X)[0]))
+
+
+def test_fully_bayesian_gives_several_posteriors(rng):
+    X = rng.uniform(0, 1, size=(15, 2))
+    config = SurrogateConfig(fully_bayesian=True, n_samples=6, mcmc_steps=60)
+    gp = GPSurrogate(config).fit(X, f(X), rng=rng)
+    assert len(gp.posteriors) == 6
+    ls = np.array([p._model.kern.lengthscale.values for p in gp.posteriors])
+    assert np.ptp(ls, axis=0).max() > 0  # genuinely different samples
+    lo, hi = config.lengthscale_bounds
+    assert np.all((ls >= lo) & (ls <= hi))
+    mean, std = gp.predict(X)
+    np.testing.assert_allclose(mean, f(X), atol=0.1)
+
+
+def test_fantasize_collapses_variance_at_the_new_point(rng):
+    X = rng.uniform(0, 1, size=(12, 2))
+    gp = GPSurrogate().fit(X, f(X), rng=rng)
+    post = gp.posteriors[0]
+    x_new = np.array([[0.5, 0.5]])
+    mu0, var0 = post.predict(x_new)
+    fant = post.fantasize(x_new)
+    mu1, var1 = fant.predict(x_new)
+    np.testing.assert_allclose(mu1, mu0, atol=1e-3)
+    assert var1[0] < 0.1 * var0[0]
+    assert post.X_train.shape[0] == 12  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"kernel": "cosine"}, r"got kernel='cosine'"), ({"warping": "sqrt"}, r"got warping='sqrt'"),
+     ({"noise": "some"}, r"got noise='some'"), ({"n_restarts": -1}, r"got -1"),
+     ({"lengthscale_bounds": (1.0, 0.5)}, r"got lengthscale_bounds=\(1.0, 0.5\)")],
+)
+def test_config_validation(kwargs, match):
+    with pytest.raises(BayestuneError, match=match):
+        SurrogateConfig(**kwargs)
+
+
+def test_fit_input_validation(rng):
+    with pytest.raises(BayestuneError, match="same number of rows"):
+        GPSurrogate().fit(np.zeros((3, 2)), np.zeros(4), rng=rng)
+    with pytest.raises(BayestuneError, match="finite"):
+        GPSurrogate().fit(np.zeros((2, 2)), np.array([1.0, np.nan]), rng=rng)
+    with pytest.raises(BayestuneError, match="not been fitted"):
+        GPSurrogate().predict(np.zeros((1, 2)))
+    with pytest.raises(BayestuneError, match="noise='known'"):
+        GPSurrogate(SurrogateConfig(noise="known")).fit(np.eye(2), np.ones(2), rng=rng)
