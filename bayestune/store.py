@@ -58,7 +58,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
+    # insertion order is kept: parameters stay in the order of the space
+    return json.dumps(obj, default=_json_default)
 
 
 class CampaignStore:
