@@ -132,12 +132,12 @@ def _seeded_global_numpy(seed: int) -> Iterator[None]:
     GPyOpt and parts of scikit-optimize use NumPy's global generator; bayestune itself
     never does. The caller's global state is restored afterwards.
     """
-    state = np.random.get_state()
-    np.random.seed(seed % (2**32))
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed % (2**32))  # noqa: NPY002
     try:
         yield
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
 
 
 class SkoptEngine(Engine):

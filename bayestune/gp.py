@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from .exceptions import NumericalWarning, BayestuneError
+from .exceptions import BayestuneError, NumericalWarning
 
 __all__ = ["SurrogateConfig", "GPSurrogate", "Posterior", "IdentityWarp", "LogWarp"]
 
@@ -248,7 +248,8 @@ class Posterior:
         """Condition on the posterior mean at ``X_new`` (kriging believer).
 
         The hyperparameters are kept; the fantasy observations are treated as (almost) exact,
-        so a batch does not propose the same point twice. Returns a new :class:`Posterior`; this one is unchanged.
+        so a batch does not propose the same point twice. Returns a new
+        :class:`Posterior`; this one is unchanged.
         """
         import GPy
 
@@ -388,11 +389,11 @@ class GPSurrogate:
         return np.median(values, axis=0)
 
     @property
-    def hyperparameters(self) -> dict[str, float | list[float]]:
+    def hyperparameters(self) -> dict[str, float | str | list[float]]:
         """Fitted hyperparameters of the first posterior (model space), for reports."""
         self._check_fitted()
         model = self.posteriors[0]._model
-        out: dict[str, float | list[float]] = {
+        out: dict[str, float | str | list[float]] = {
             "signal_variance": float(model.kern.variance[0]),  # type: ignore[attr-defined]
             "lengthscales": [float(v) for v in self.lengthscales],
             "noise_mode": str(self.noise_mode),
@@ -430,7 +431,8 @@ class GPSurrogate:
         mode = self.config.noise
         known = var is not None and bool(np.any(np.isfinite(var)))
         if mode == "auto":
-            return "known" if known and bool(np.all(np.isfinite(var))) else "learned"
+            complete = var is not None and bool(np.all(np.isfinite(var)))
+            return "known" if complete else "learned"
         if mode == "known" and not known:
             raise BayestuneError(
                 "noise='known' needs the objective to report Evaluation(variance=...), "
@@ -532,7 +534,7 @@ class GPSurrogate:
     def _log_hyperprior(model: object, learned_noise: bool) -> float:
         """Log density of the hyperprior: log-normal length scales, log-uniform signal
         variance, and the Gamma prior of a learned noise variance."""
-        ls = np.asarray(model.kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
+        ls = np.array(model.kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
         z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
         value = float(np.sum(-0.5 * z**2 - np.log(ls)))
         value -= math.log(float(model.kern.variance[0]))  # type: ignore[attr-defined]

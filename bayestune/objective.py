@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .exceptions import ObjectiveError
@@ -55,7 +55,7 @@ class Evaluation:
 Objective = Callable[[dict[str, Any]], "float | Evaluation"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """State of a trial in the campaign store."""
 
     PENDING = "pending"

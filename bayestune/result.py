@@ -8,7 +8,7 @@ from typing import Any
 
 from .gp import GPSurrogate
 from .history import History
-from .space import Categorical, Space, Interval
+from .space import Categorical, Interval, Space
 
 __all__ = ["Result"]
 

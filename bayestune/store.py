@@ -14,6 +14,7 @@ import json
 import math
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ class CampaignStore:
             if seed is None:
                 import numpy as np
 
-                seed = int(np.random.SeedSequence().entropy % (2**63))
+                entropy = np.random.SeedSequence().entropy
+                assert isinstance(entropy, int)  # always an int when drawn fresh
+                seed = entropy % (2**63)
             with self._conn:
                 self._conn.execute("BEGIN")
                 rows = {"format_version": str(FORMAT_VERSION), "space": space.to_json(),
@@ -147,7 +150,7 @@ class CampaignStore:
 
     # ------------------------------------------------------------------ trials
     def add_pending(
-        self, params: dict[str, Any], source: str, rng_state: dict[str, Any] | None = None
+        self, params: dict[str, Any], source: str, rng_state: Mapping[str, Any] | None = None
     ) -> Trial:
         """Record a proposed point; returns the pending :class:`Trial`."""
         now = time.time()
@@ -212,7 +215,9 @@ class CampaignStore:
         self.close()
 
 
-_COLUMNS = "number, params, status, value, variance, error, info, duration, source, created, finished"
+_COLUMNS = (
+    "number, params, status, value, variance, error, info, duration, source, created, finished"
+)
 
 
 def _row_to_trial(row: tuple[Any, ...]) -> Trial:

@@ -175,7 +175,7 @@ class Tuner:
         return trials[0] if n is None else trials
 
     def _reissue_pending(self, count: int) -> list[Trial]:
-        out = []
+        out: list[Trial] = []
         for t in self.history.pending:
             if len(out) == count:
                 break
@@ -288,9 +288,9 @@ class Tuner:
             best, fun, fun_std = done[k], float(mean[k]), float(std[k])
             how = "lowest posterior mean among evaluated points"
         else:
-            best = history.best()
-            assert best is not None and best.value is not None
-            fun = float(best.value)
+            observed = history.best()
+            assert observed is not None and observed.value is not None  # done is not empty
+            best, fun = observed, float(observed.value)
             if surrogate is not None:
                 fun_std = float(surrogate.predict(self.space.to_unit(best.params))[1][0])
             how = "best observed value"

@@ -77,7 +77,7 @@ def run_gpyopt(rec: Recorder, n: int, seed: int) -> None:
 
     domain = [{"name": d.name, "type": "continuous", "domain": (d.low, d.high)}
               for d in rec.problem.space]
-    np.random.seed(seed)  # GPyOpt draws from NumPy's global generator
+    np.random.seed(seed)  # GPyOpt draws from NumPy's global generator  # noqa: NPY002
     n_init = 5
     bo = GPyOpt.methods.BayesianOptimization(
         f=lambda X: np.array([[rec.vector(row)] for row in X]), domain=domain,
@@ -144,9 +144,9 @@ def print_table(table: dict) -> None:
     print(header)
     print("-" * len(header))
     for row in table.values():
+        spread = f"[{row['regret_q25']:.3g}, {row['regret_q75']:.3g}]"
         print(f"{row['problem']:<12} {row['method']:<10} {row['n_seeds']:>5} "
-              f"{row['regret_median']:>14.4g} "
-              f"{'[' + format(row['regret_q25'], '.3g') + ', ' + format(row['regret_q75'], '.3g') + ']':>24} "
+              f"{row['regret_median']:>14.4g} {spread:>24} "
               f"{row['sec_per_suggestion_median']:>8.3f} "
               f"{row['sec_per_suggestion_last10_median']:>10.3f}")
 

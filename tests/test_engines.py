@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bayestune import Categorical, CampaignStore, Integer, Real, Space, Tuner
+from bayestune import CampaignStore, Categorical, Integer, Real, Space, Tuner
 from bayestune.engines import GPyOptEngine, SkoptEngine
 
 ENGINES = ["gp", "skopt", "gpyopt"]
@@ -85,12 +85,12 @@ def test_engine_skips_failed_trials(engine):
 
 
 def test_peer_engines_do_not_touch_the_global_numpy_state():
-    np.random.seed(123)
-    expected = np.random.random()
-    np.random.seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    expected = np.random.random()  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
     for engine in ("skopt", "gpyopt"):
         Tuner(MIXED, objective, seed=0, engine=engine, n_initial=5).run(7)
-    assert np.random.random() == expected
+    assert np.random.random() == expected  # noqa: NPY002
 
 
 def test_gpyopt_domain_uses_log_coordinates():

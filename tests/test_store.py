@@ -9,9 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bayestune import CampaignStore, Real, Space, Status, StoreError, Tuner
