@@ -42,8 +42,8 @@ class SurrogateConfig:
     ----------
     kernel : {"matern52", "matern32", "rbf"}
         Stationary kernel with one length scale per input column (ARD).
-    warping : {"auto", None, "log"}
-        Output warping applied before standardisation. ``"log"`` suits heavy-tailed
+    warping : {None, "auto", "log"}
+        Output warping applied before standardisation (default: none). ``"log"`` suits heavy-tailed
         objectives such as a chi2: ``w(y) = ln(y - min(y) + c)`` with ``c`` a tenth of the
         distance between the smallest value and the median. ``"auto"`` fits both the
         identity and the log warping and keeps the one with the larger marginal likelihood
@@ -68,7 +68,7 @@ class SurrogateConfig:
     """
 
     kernel: KernelName = "matern52"
-    warping: Literal[None, "log", "auto"] = "auto"
+    warping: Literal[None, "log", "auto"] = None
     noise: Literal["auto", "learned", "known", "fixed"] = "auto"
     n_restarts: int = 2
     lengthscale_bounds: tuple[float, float] = (1e-2, 20.0)
