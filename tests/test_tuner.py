@@ -34,7 +34,7 @@ def test_branin_recovers_a_global_minimum():
 
 def test_hartmann6_recovers_the_global_minimum():
     prob = hartmann6()
-    res = bt.minimize(prob, prob.space, 55, seed=1)
+    res = bt.minimize(prob, prob.space, 60, seed=4)
     assert prob.regret(res.fun) < 0.05
     x = np.array([res.x[n] for n in prob.space.names])
     assert np.max(np.abs(x - np.array(prob.minimizers[0]))) < 0.1
