@@ -276,14 +276,15 @@ class GPyOptEngine(Engine):
         pending = [self._encode(t.params) for t in history.pending]
         seed = int(rng.integers(2**31))
         rows: list[np.ndarray] = []
+        domain = self._domain()
+        pending_X = np.array(pending) if pending else None
         with _seeded_global_numpy(seed):
             # Batches by kriging believer: GPyOpt 1.2.6's local penalisation is broken with
             # current SciPy (it indexes the scalar result of scipy.optimize.minimize).
             for _ in range(n):
                 bo = GPyOpt.methods.BayesianOptimization(
-                    f=None, domain=self._domain(), X=X, Y=Y, exact_feval=not noisy,
+                    f=None, domain=domain, X=X, Y=Y, exact_feval=not noisy,
                     de_duplication=True, **self.kwargs)
-                pending_X = np.array(pending) if pending else None
                 row = np.atleast_2d(bo.suggest_next_locations(pending_X=pending_X))[0]
                 rows.append(row)
                 believed = bo.model.predict(bo.space.unzip_inputs(row[None, :]))[0]

@@ -166,6 +166,7 @@ def _warp_candidates(option: str | None) -> list[tuple[str | None, IdentityWarp 
         return [("log", LogWarp(LOG_SHIFT_FRACTION))]
     return [(None, IdentityWarp()), ("log", LogWarp(LOG_SHIFT_FRACTION))]
 
+
 #: model-space noise variance of kriging-believer fantasy observations
 FANTASY_NOISE = 1e-6
 #: Gamma(shape, rate) prior on a learned noise variance in model space
@@ -292,7 +293,6 @@ class GPSurrogate:
         self._warp: IdentityWarp | LogWarp = IdentityWarp()
         self._offset = 0.0
         self._scale = 1.0
-        self._hyper_samples: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public
     @property
@@ -331,8 +331,9 @@ class GPSurrogate:
             raise BayestuneError("surrogate training values must be finite")
         rng = rng if rng is not None else np.random.default_rng()
         var = None if variance is None else np.asarray(variance, dtype=float).ravel()
+        self.noise_mode = self._resolve_noise_mode(var)
         candidates = _warp_candidates(self.config.warping)
-        if self.config.warping == "auto" and self._resolve_noise_mode(var) == "known":
+        if self.config.warping == "auto" and self.noise_mode == "known":
             # a warping distorts known noise (only to first order through the delta method);
             # with noisy values near the minimum that misleads the search: stay unwarped
             candidates = candidates[:1]
@@ -419,10 +420,9 @@ class GPSurrogate:
         self._scale = spread if spread > 1e-12 * max(1.0, abs(self._offset)) else 1.0
         z = (w - self._offset) / self._scale
 
-        mode = self.noise_mode = self._resolve_noise_mode(var)
-        if mode != "known":
+        if self.noise_mode != "known":
             return z, None
-        assert var is not None  # for mypy; guaranteed by the branch above
+        assert var is not None  # noise_mode "known" is only resolved when variances exist
         filled = np.where(np.isfinite(var), var, np.nanmedian(var))
         noise = filled * (self._warp.derivative(y) / self._scale) ** 2
         return z, np.maximum(noise, 1e-8)
@@ -484,7 +484,7 @@ class GPSurrogate:
         return self._free_theta(model)
 
     def _fit_ml(self, model: object, rng: np.random.Generator) -> None:
-        """Type-II maximum likelihood with a warm start and random restarts."""
+        """Type-II maximum likelihood from the default start and random restarts."""
         # No warm start from an earlier fit: a proposal must depend only on the data and the
         # trial's generator, so that a resumed campaign proposes what an uninterrupted would.
         starts = [self._free_theta(model)]
@@ -594,7 +594,6 @@ class GPSurrogate:
             return [Posterior(model, X, z, self._noise_of(model, noise))]
         idx = rng.choice(chain.shape[0], size=min(self.config.n_samples, chain.shape[0]),
                          replace=False)
-        self._hyper_samples = chain[idx]
         posteriors = []
         for theta in chain[idx]:
             m = model.copy()  # type: ignore[attr-defined]
