@@ -1,0 +1,35 @@
+"""High-energy-physics tuning: histograms, reference data, chi2 objectives, Pythia 8.
+
+Importing this package does not import Pythia; :mod:`bayestune.hep.pythia` does, on use.
+"""
+
+from .chi2 import Chi2, HistogramObjective, Weights, chi2
+from .histogram import Histogram, HistogramError, normalise_path
+from .io import (
+    download_hepdata,
+    read_csv,
+    read_hepdata_yaml,
+    read_histograms,
+    read_json,
+    read_yoda,
+    write_json,
+    write_yoda,
+)
+from .lep import (
+    LEP1_SETTINGS,
+    LEP_OBSERVABLES,
+    OBSERVABLE_SETS,
+    Observable,
+    find_data_dir,
+    load_reference,
+    monash_parameters,
+    observables,
+)
+
+__all__ = [
+    "Chi2", "Histogram", "HistogramError", "HistogramObjective", "LEP1_SETTINGS",
+    "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2", "download_hepdata",
+    "find_data_dir", "load_reference", "monash_parameters", "normalise_path", "observables",
+    "read_csv", "read_hepdata_yaml", "read_histograms", "read_json", "read_yoda", "write_json",
+    "write_yoda",
+]

@@ -1,0 +1,386 @@
+"""LEP1 observables computed from generated events, the way Rivet's ALEPH_1996_S3486095 does.
+
+The analysis is independent of the generator: a generator adapter turns each event into an
+:class:`EventRecord` (charged final-state momenta, the PDG ids of every particle in the record,
+and the event-shape eigensystems), and :class:`Analysis` fills the observables from records.
+
+Filling is done in two additive stages so that events can be split over processes:
+:meth:`Analysis.reduce` turns a list of records into :class:`Sums` (per-bin sums and sums of
+squares), sums from several workers are added, and :meth:`Analysis.finalize` normalises them
+into :class:`~bayestune.hep.histogram.Histogram` objects with honest MC statistical errors:
+
+* unit-normalised event distributions: multinomial errors ``sqrt(p (1 - p) / N) / width``;
+* per-event particle densities: the error of a mean over events of the per-event bin count
+  (particles of one event are correlated, so ``sqrt(counts)`` would be too small);
+* means (``<N_ch>``, hadron rates): standard error of the mean.
+
+A bin with no entries gets the error of one entry, so that an empty prediction never has a
+zero error in a chi2.
+
+Glossary: ``N`` events, ``n_b`` entries in bin ``b``, ``w_b`` bin width, CFS = charged final
+state (all final particles with non-zero charge, no cuts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .histogram import Histogram, HistogramError
+
+__all__ = [
+    "EventRecord", "Sums", "Analysis", "durham_y23", "event_shapes", "QUANTITIES",
+]
+
+P_BEAM = 45.6  # GeV, sqrt(s) / 2 at the Z pole
+
+
+@dataclass
+class EventRecord:
+    """What the analysis needs from one event.
+
+    Attributes
+    ----------
+    charged : ndarray, shape (n, 4)
+        ``px, py, pz, E`` of the charged final-state particles (GeV).
+    charged_ids : ndarray, shape (n,)
+        Their PDG ids.
+    all_ids : ndarray, shape (m,)
+        PDG ids of every particle in the event record, any status (hadron rates count
+        decayed particles too, as Rivet's PDG_HADRON_MULTIPLICITIES does).
+    shapes : dict
+        Event shapes computed by the adapter (see :func:`event_shapes`): ``"thrust"``,
+        ``"sph_eigen"`` (3 eigenvalues, descending), ``"sph_axes"`` (3x3, rows = axes),
+        ``"lin_eigen"``, and ``"y23"``.
+    """
+
+    charged: np.ndarray
+    charged_ids: np.ndarray
+    all_ids: np.ndarray
+    shapes: dict[str, object] = field(default_factory=dict)
+
+
+def durham_y23(p: np.ndarray) -> float:
+    """Durham (ee_kt) y23 of a set of particles with E-scheme recombination.
+
+    ``y_ij = 2 min(E_i^2, E_j^2) (1 - cos theta_ij) / E_vis^2``; the returned value is the
+    largest ``y`` among the merges down to two jets (FastJet's ``exclusive_ymerge_max(2)``,
+    which Rivet uses). NaN for fewer than three particles.
+
+    Parameters
+    ----------
+    p : ndarray, shape (n, 4)
+        ``px, py, pz, E``.
+    """
+    n = p.shape[0]
+    if n < 3:
+        return float("nan")
+    mom = np.array(p, dtype=float)
+    evis2 = mom[:, 3].sum() ** 2
+    norm = np.linalg.norm(mom[:, :3], axis=1)
+    unit = mom[:, :3] / np.where(norm > 0, norm, 1.0)[:, None]
+    e2 = mom[:, 3] ** 2
+    y = 2.0 * np.minimum.outer(e2, e2) * (1.0 - unit @ unit.T) / evis2
+    np.fill_diagonal(y, np.inf)
+    alive = np.ones(n, dtype=bool)
+    y_max = 0.0
+    for _ in range(n - 2):
+        k = int(np.argmin(y))
+        i, j = divmod(k, n)
+        y_max = max(y_max, float(y[i, j]))
+        mom[i] += mom[j]
+        alive[j] = False
+        y[j, :] = np.inf
+        y[:, j] = np.inf
+        pn = np.linalg.norm(mom[i, :3])
+        unit[i] = mom[i, :3] / pn if pn > 0 else 0.0
+        e2[i] = mom[i, 3] ** 2
+        row = 2.0 * np.minimum(e2[i], e2) * (1.0 - unit @ unit[i]) / evis2
+        row[~alive] = np.inf
+        row[i] = np.inf
+        y[i, :] = row
+        y[:, i] = row
+    return y_max
+
+
+def event_shapes(p3: np.ndarray) -> dict[str, object]:
+    """Sphericity-type event shapes of a set of 3-momenta (numpy reference implementation).
+
+    Returns the eigenvalues (descending) and axes of the quadratic momentum tensor
+    ``S_ab = sum p_a p_b / sum |p|^2`` and the eigenvalues of the linearised tensor
+    ``Theta_ab = sum p_a p_b / |p| / sum |p|``. Thrust is not computed here (generator
+    adapters use the generator's own thrust finder).
+    """
+    norm = np.linalg.norm(p3, axis=1)
+    quad = (p3.T @ p3) / np.sum(norm**2)
+    wq, vq = np.linalg.eigh(quad)
+    order = np.argsort(wq)[::-1]
+    safe = np.where(norm > 0, norm, 1.0)
+    lin = (p3.T @ (p3 / safe[:, None])) / np.sum(norm)
+    wl = np.sort(np.linalg.eigvalsh(lin))[::-1]
+    return {"sph_eigen": wq[order], "sph_axes": vq[:, order].T, "lin_eigen": wl}
+
+
+# --------------------------------------------------------------------------- quantities
+# Each quantity is a small strategy: how to read values from a record, and how to normalise.
+
+class _Quantity:
+    """Base class of the per-observable fill strategies."""
+
+    kind = "event"
+
+    def values(self, rec: EventRecord) -> np.ndarray | float:
+        raise NotImplementedError
+
+
+class _EventQuantity(_Quantity):
+    """One value per event; histogram normalised to unit area (including out-of-range)."""
+
+    kind = "event"
+
+    def __init__(self, fn, label: str):
+        self._fn = fn
+        self.label = label
+
+    def values(self, rec: EventRecord) -> float:
+        return float(self._fn(rec))
+
+
+class _FractionQuantity(_EventQuantity):
+    """One value per event; y = fraction of events in the bin (P(N_ch))."""
+
+    kind = "fraction"
+
+
+class _ParticleQuantity(_Quantity):
+    """One value per particle; y = mean number per event per unit x."""
+
+    kind = "particle"
+
+    def __init__(self, fn, label: str):
+        self._fn = fn
+        self.label = label
+
+    def values(self, rec: EventRecord) -> np.ndarray:
+        return np.asarray(self._fn(rec), dtype=float)
+
+
+class _MeanQuantity(_EventQuantity):
+    """A per-event count; y = its mean over events (a one-bin observable)."""
+
+    kind = "mean"
+
+
+def _abs_p(rec: EventRecord) -> np.ndarray:
+    return np.linalg.norm(rec.charged[:, :3], axis=1)
+
+
+def _count_ids(ids: Iterable[int]):
+    wanted = np.asarray(sorted(set(ids)), dtype=int)
+
+    def count(rec: EventRecord) -> float:
+        return float(np.isin(np.abs(rec.all_ids), wanted).sum())
+
+    return count
+
+
+def _xp_of(ids: Iterable[int]):
+    wanted = np.asarray(sorted(set(ids)), dtype=int)
+
+    def xp(rec: EventRecord) -> np.ndarray:
+        mask = np.isin(np.abs(rec.charged_ids), wanted)
+        return _abs_p(rec)[mask] / P_BEAM
+
+    return xp
+
+
+def _sph(rec: EventRecord) -> np.ndarray:
+    return np.asarray(rec.shapes["sph_eigen"])
+
+
+def _lin(rec: EventRecord) -> np.ndarray:
+    return np.asarray(rec.shapes["lin_eigen"])
+
+
+def _axis_projection(axis: int):
+    def proj(rec: EventRecord) -> np.ndarray:
+        n = np.asarray(rec.shapes["sph_axes"])[axis]
+        return np.abs(rec.charged[:, :3] @ n)
+
+    return proj
+
+
+def _neg_ln_y23(rec: EventRecord) -> float:
+    y = float(rec.shapes.get("y23", float("nan")))  # type: ignore[arg-type]
+    return -np.log(y) if y > 0 else float("nan")
+
+
+def _c_parameter(rec: EventRecord) -> float:
+    l1, l2, l3 = _lin(rec)
+    return 3.0 * (l1 * l2 + l2 * l3 + l3 * l1)
+
+
+QUANTITIES: dict[str, _Quantity] = {
+    "1-T": _EventQuantity(lambda r: 1.0 - float(r.shapes["thrust"]), "1-T"),
+    "C": _EventQuantity(_c_parameter, "C"),
+    "-ln y23": _EventQuantity(_neg_ln_y23, "-ln y23 (Durham)"),
+    "A": _EventQuantity(lambda r: 1.5 * _sph(r)[2], "aplanarity"),
+    "S": _EventQuantity(lambda r: 1.5 * (_sph(r)[1] + _sph(r)[2]), "sphericity"),
+    "pTin": _ParticleQuantity(_axis_projection(1), "pT_in (sphericity)"),
+    "pTout": _ParticleQuantity(_axis_projection(2), "pT_out (sphericity)"),
+    "xi": _ParticleQuantity(lambda r: -np.log(_abs_p(r) / P_BEAM), "ln(1/x_p)"),
+    "xp": _ParticleQuantity(lambda r: _abs_p(r) / P_BEAM, "x_p"),
+    "xp:K+-": _ParticleQuantity(_xp_of([321]), "x_p of K+-"),
+    "xp:p": _ParticleQuantity(_xp_of([2212]), "x_p of p, pbar"),
+    "Nch": _FractionQuantity(lambda r: float(r.charged.shape[0]), "N_ch"),
+    "<Nch>": _MeanQuantity(lambda r: float(r.charged.shape[0]), "<N_ch>"),
+    "N(K+-)": _MeanQuantity(_count_ids([321]), "<N(K+-)>"),
+    "N(K0)": _MeanQuantity(_count_ids([310, 130]), "<N(K0S + K0L)>"),
+    "N(p)": _MeanQuantity(_count_ids([2212]), "<N(p)>"),
+    "N(Lambda)": _MeanQuantity(_count_ids([3122]), "<N(Lambda)>"),
+}
+"""The quantities the LEP analysis can fill, by name."""
+
+NEEDS_Y23 = frozenset({"-ln y23"})
+NEEDS_THRUST = frozenset({"1-T"})
+
+
+@dataclass
+class Sums:
+    """Additive per-observable sums from a set of events.
+
+    ``sumw[b]`` entries in bin ``b``; ``sumw2[b]`` sum over events of the squared per-event
+    entries (for particle densities) or entries (for event distributions); ``n_filled`` events
+    with a defined value; ``n_events`` events generated.
+    """
+
+    sumw: dict[str, np.ndarray]
+    sumw2: dict[str, np.ndarray]
+    n_filled: dict[str, float]
+    n_events: int
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(
+            {k: self.sumw[k] + other.sumw[k] for k in self.sumw},
+            {k: self.sumw2[k] + other.sumw2[k] for k in self.sumw2},
+            {k: self.n_filled[k] + other.n_filled[k] for k in self.n_filled},
+            self.n_events + other.n_events,
+        )
+
+
+def _bin_counts(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Entries of sorted-or-not ``x`` in each ``[lower, upper)`` bin (gaps/overlaps allowed)."""
+    xs = np.sort(x[np.isfinite(x)])
+    return (np.searchsorted(xs, upper, side="left")
+            - np.searchsorted(xs, lower, side="left")).astype(float)
+
+
+class Analysis:
+    """Fill a set of observables, each with the binning of its reference histogram.
+
+    Parameters
+    ----------
+    quantities : mapping of str to str
+        Observable name -> quantity name (a key of :data:`QUANTITIES`).
+    binnings : mapping of str to Histogram
+        Observable name -> a histogram whose bins are used (usually the reference data).
+    """
+
+    def __init__(self, quantities: Mapping[str, str], binnings: Mapping[str, Histogram]):
+        unknown = {k: q for k, q in quantities.items() if q not in QUANTITIES}
+        if unknown:
+            name, q = next(iter(unknown.items()))
+            raise HistogramError(
+                f"observable {name!r}: unknown quantity {q!r}; known: {sorted(QUANTITIES)}"
+            )
+        missing = [k for k in quantities if k not in binnings]
+        if missing:
+            raise HistogramError(f"no binning given for observable(s) {missing}")
+        self.quantities = dict(quantities)
+        self.binnings = {k: binnings[k] for k in quantities}
+
+    @property
+    def needs_y23(self) -> bool:
+        return any(q in NEEDS_Y23 for q in self.quantities.values())
+
+    @property
+    def needs_thrust(self) -> bool:
+        return any(q in NEEDS_THRUST for q in self.quantities.values())
+
+    # ------------------------------------------------------------------ reduce
+    def reduce(self, records: Sequence[EventRecord]) -> Sums:
+        """Per-bin sums over ``records`` (additive across event samples)."""
+        sumw, sumw2, n_filled = {}, {}, {}
+        for name, qname in self.quantities.items():
+            q = QUANTITIES[qname]
+            ref = self.binnings[name]
+            if q.kind == "particle":
+                sumw[name], sumw2[name] = self._reduce_particles(q, records, ref)
+                n_filled[name] = float(len(records))
+            else:
+                vals = np.array([q.values(r) for r in records], dtype=float)
+                finite = np.isfinite(vals)
+                n_filled[name] = float(finite.sum())
+                if q.kind == "mean":
+                    sumw[name] = np.array([vals[finite].sum()])
+                    sumw2[name] = np.array([np.square(vals[finite]).sum()])
+                else:
+                    counts = _bin_counts(vals, ref.lower, ref.upper)
+                    sumw[name], sumw2[name] = counts, counts.copy()
+        return Sums(sumw, sumw2, n_filled, len(records))
+
+    @staticmethod
+    def _reduce_particles(q: _Quantity, records: Sequence[EventRecord], ref: Histogram):
+        per_event = [np.asarray(q.values(r)) for r in records]
+        sizes = np.array([v.size for v in per_event], dtype=int)
+        if sizes.sum() == 0:
+            return np.zeros(ref.n_bins), np.zeros(ref.n_bins)
+        x = np.concatenate(per_event)
+        event = np.repeat(np.arange(len(records)), sizes)
+        sumw = np.empty(ref.n_bins)
+        sumw2 = np.empty(ref.n_bins)
+        for b, (lo, hi) in enumerate(zip(ref.lower, ref.upper)):
+            per_ev = np.bincount(event[(x >= lo) & (x < hi)], minlength=len(records))
+            sumw[b] = per_ev.sum()
+            sumw2[b] = np.square(per_ev, dtype=float).sum()
+        return sumw, sumw2
+
+    # ------------------------------------------------------------------ finalize
+    def finalize(self, sums: Sums) -> dict[str, Histogram]:
+        """Normalised histograms with MC statistical errors from the summed ``sums``.
+
+        Keyed by observable name; each histogram is named like its binning template (so a
+        prediction binned like Rivet reference data carries the Rivet path).
+        """
+        out = {}
+        for name, qname in self.quantities.items():
+            q = QUANTITIES[qname]
+            ref = self.binnings[name]
+            width = ref.widths
+            sw, sw2 = sums.sumw[name], sums.sumw2[name]
+            n_ev = float(sums.n_events)
+            if q.kind == "mean":
+                n = max(sums.n_filled[name], 1.0)
+                mean = sw / n
+                var = np.maximum(sw2 / n - mean**2, 0.0) / n
+                values, errors = mean, np.sqrt(var)
+            elif q.kind == "particle":
+                n = max(n_ev, 1.0)
+                mean = sw / n
+                var = np.maximum(sw2 / n - mean**2, 0.0) / n
+                err = np.sqrt(var)
+                err = np.where(sw > 0, err, 1.0 / n)
+                values, errors = mean / width, err / width
+            else:
+                n = max(sums.n_filled[name] if q.kind == "event" else n_ev, 1.0)
+                frac = sw / n
+                err = np.sqrt(np.maximum(frac * (1.0 - frac), 0.0) / n)
+                err = np.where(sw > 0, err, 1.0 / n)
+                if q.kind == "event":
+                    values, errors = frac / width, err / width
+                else:  # fraction of events per bin, not a density
+                    values, errors = frac, err
+            out[name] = Histogram(ref.name, ref.lower, ref.upper, values, errors)
+        return out

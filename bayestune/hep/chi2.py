@@ -1,0 +1,350 @@
+"""The chi2 of simulated histograms against reference data, as a bayestune objective.
+
+For observables ``o`` with weights ``w_o`` and bins ``b`` with weights ``w_ob``::
+
+    chi2 = sum_o w_o sum_b w_ob (s_b - d_b)^2 / V_b,   V_b = sigma_d^2 + sigma_s^2 + (f d_b)^2
+
+with ``d`` the data and ``sigma_d`` its error, ``s`` the simulation and ``sigma_s`` its Monte
+Carlo statistical error, and ``f`` an optional relative model-uncertainty floor.
+
+The chi2 of a finite simulation is itself noisy. With ``s = mu + e``, ``e ~ N(0, sigma_s^2)``
+and ``r = mu - d``, each term ``(r + e)^2 / V`` has variance ``(4 r^2 sigma_s^2 + 2 sigma_s^4)
+/ V^2``. :class:`HistogramObjective` reports this variance (with ``r^2`` estimated without bias
+by ``max((s - d)^2 - sigma_s^2, 0)``) as the :class:`~bayestune.Evaluation` variance, so the GP
+surrogate sees the real noise of each evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..objective import Evaluation
+from .histogram import Histogram, HistogramError, normalise_path
+
+__all__ = ["Weights", "HistogramObjective", "Chi2", "chi2"]
+
+
+@dataclass(frozen=True)
+class _Range:
+    low: float
+    high: float
+    weight: float
+
+
+class Weights:
+    """Professor-style chi2 weights: per observable, optionally per range of x.
+
+    Parameters
+    ----------
+    weights : mapping, optional
+        ``name -> weight`` or ``name -> [(low, high, weight), ...]`` or both forms through
+        ``{"weight": w, "ranges": [(low, high, w_range), ...]}``. A bin takes the weight of the
+        last range containing its centre, else the observable's weight. Weight 0 drops bins.
+    default : float
+        Weight of observables not listed (1: use everything; 0: use only what is listed).
+
+    Examples
+    --------
+    >>> w = Weights({"ALEPH96_pToutS": {"weight": 1.0, "ranges": [(2.0, 5.0, 0.0)]}})
+    >>> w = Weights.from_text('''
+    ... /ALEPH_1996_S3486095/d03-x01-y01   1
+    ... /ALEPH_1996_S3486095/d12-x01-y01@0:2   1   # drop the pT_out tail
+    ... ''')
+    """
+
+    def __init__(self, weights: Mapping[str, Any] | None = None, *, default: float = 1.0):
+        self.default = self._check(float(default), "default")
+        self._base: dict[str, float] = {}
+        self._ranges: dict[str, list[_Range]] = {}
+        for name, spec in (weights or {}).items():
+            key = normalise_path(name)
+            if isinstance(spec, Mapping):
+                if "weight" in spec:
+                    self._base[key] = self._check(float(spec["weight"]), name)
+                for lo, hi, w in spec.get("ranges", []):
+                    self._add_range(key, lo, hi, w, name)
+            elif isinstance(spec, (int, float, np.integer, np.floating)):
+                self._base[key] = self._check(float(spec), name)
+            else:
+                for lo, hi, w in spec:
+                    self._add_range(key, lo, hi, w, name)
+
+    @staticmethod
+    def _check(w: float, name: str) -> float:
+        if not (math.isfinite(w) and w >= 0):
+            raise ValueError(f"chi2 weight must be finite and >= 0, got {w!r} for {name!r}")
+        return w
+
+    def _add_range(self, key: str, lo: float, hi: float, w: float, name: str) -> None:
+        lo, hi = float(lo), float(hi)
+        if not lo < hi:
+            raise ValueError(
+                f"weight range must have low < high, got low={lo}, high={hi} for {name!r}"
+            )
+        self._ranges.setdefault(key, []).append(_Range(lo, hi, self._check(float(w), name)))
+
+    @classmethod
+    def from_text(cls, text: str, *, default: float = 0.0) -> Weights:
+        """Parse a Professor weight file: ``path[@low:high] weight`` per line, ``#`` comments.
+
+        Observables not listed get ``default`` (0, as in Professor: only listed ones count).
+        """
+        spec: dict[str, dict[str, Any]] = {}
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) == 1:
+                path, weight = parts[0], 1.0
+            else:
+                try:
+                    path, weight = parts[0], float(parts[1])
+                except ValueError:
+                    raise ValueError(
+                        f"weight file line {lineno}: cannot read a weight in {raw.strip()!r}"
+                    ) from None
+            match = re.fullmatch(r"(.+?)@(.*):(.*)", path)
+            if match:
+                name, lo, hi = match.groups()
+                spec.setdefault(name, {"weight": 0.0, "ranges": []})["ranges"].append(
+                    (float(lo) if lo else -np.inf, float(hi) if hi else np.inf, weight)
+                )
+            else:  # a whole-observable line sets the weight outside any listed range
+                spec.setdefault(path, {"weight": 0.0, "ranges": []})["weight"] = weight
+        return cls(spec, default=default)
+
+    @classmethod
+    def from_file(cls, path: str, *, default: float = 0.0) -> Weights:
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_text(fh.read(), default=default)
+
+    def _key(self, name: str, hist: Histogram | None) -> str:
+        """The key weights are listed under: the observable name, else the histogram path."""
+        key = normalise_path(name)
+        if key in self._base or key in self._ranges or hist is None:
+            return key
+        return normalise_path(hist.name)
+
+    def names(self) -> set[str]:
+        """Observable names or paths that have explicit weights."""
+        return set(self._base) | set(self._ranges)
+
+    def observable_weight(self, name: str, hist: Histogram | None = None) -> float:
+        return self._base.get(self._key(name, hist), self.default)
+
+    def bin_weights(self, name: str, hist: Histogram) -> np.ndarray:
+        """Per-bin weights of observable ``name`` (looked up by name, then by histogram path).
+
+        Returns
+        -------
+        ndarray, shape (n_bins,)
+        """
+        key = self._key(name, hist)
+        w = np.full(hist.n_bins, self._base.get(key, self.default))
+        centres = hist.centres
+        for r in self._ranges.get(key, []):
+            inside = (centres >= r.low) & (centres <= r.high)
+            w[inside] = r.weight
+        return w
+
+    def __repr__(self) -> str:
+        return f"Weights({len(self._base)} observables, {len(self._ranges)} with ranges, " \
+               f"default={self.default})"
+
+
+@dataclass(frozen=True)
+class Chi2:
+    """A chi2 with its breakdown.
+
+    Attributes
+    ----------
+    value : float
+        Total weighted chi2.
+    variance : float
+        Estimated variance of ``value`` from the simulation's MC statistics.
+    per_observable : dict
+        Weighted chi2 of each observable.
+    n_bins : dict
+        Bins with non-zero weight per observable.
+    ndf : int
+        Bins with non-zero weight minus the number of tuned parameters (if known).
+    pulls : dict
+        Per-bin ``(s - d) / sqrt(V)`` for each observable (unweighted).
+    """
+
+    value: float
+    variance: float
+    per_observable: dict[str, float]
+    n_bins: dict[str, int]
+    ndf: int
+    pulls: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def n_bins_total(self) -> int:
+        return int(sum(self.n_bins.values()))
+
+    def per_bin(self) -> dict[str, float]:
+        """chi2 per used bin of each observable (weights divided out)."""
+        return {k: float(np.sum(self.pulls[k] ** 2) / max(n, 1))
+                for k, n in self.n_bins.items()}
+
+    def table(self) -> str:
+        """A readable per-observable table."""
+        width = max([len(k) for k in self.per_observable] + [10])
+        lines = [f"{'observable':<{width}}  bins   chi2/bin   weighted chi2"]
+        per_bin = self.per_bin()
+        for k, v in self.per_observable.items():
+            lines.append(f"{k:<{width}}  {self.n_bins[k]:4d}  {per_bin[k]:9.2f}   {v:12.2f}")
+        lines.append(f"{'total':<{width}}  {self.n_bins_total:4d}  "
+                     f"{'':9}   {self.value:12.2f} +- {math.sqrt(self.variance):.2f} (MC)")
+        return "\n".join(lines)
+
+
+def chi2(
+    simulated: Mapping[str, Histogram],
+    reference: Mapping[str, Histogram],
+    weights: Weights | None = None,
+    *,
+    model_uncertainty: float = 0.0,
+    n_params: int = 0,
+) -> Chi2:
+    """The weighted chi2 of ``simulated`` against ``reference`` (see the module docstring)."""
+    weights = weights or Weights()
+    total = 0.0
+    variance = 0.0
+    per_obs: dict[str, float] = {}
+    n_bins: dict[str, int] = {}
+    pulls: dict[str, np.ndarray] = {}
+    for name, ref in reference.items():
+        w_bins = weights.bin_weights(name, ref)
+        if not np.any(w_bins > 0):
+            continue
+        if name not in simulated:
+            raise HistogramError(
+                f"the simulation returned no histogram for observable {name!r} "
+                f"(it returned {sorted(simulated)})"
+            )
+        sim = simulated[name]
+        ref.check_binning(sim)
+        d, sd = ref.values, ref.errors
+        s, ss = sim.values, sim.errors
+        if not np.all(np.isfinite(s)):
+            raise HistogramError(f"simulated observable {name!r} has non-finite values")
+        v = sd**2 + ss**2 + (model_uncertainty * d) ** 2
+        if np.any(v[w_bins > 0] <= 0):
+            i = int(np.flatnonzero((v <= 0) & (w_bins > 0))[0])
+            raise HistogramError(
+                f"observable {name!r} bin {i} has zero total uncertainty: give the data an "
+                "error or set a model_uncertainty"
+            )
+        used = w_bins > 0
+        r = s - d
+        safe_v = np.where(used, v, 1.0)
+        terms = w_bins * r**2 / safe_v
+        r2 = np.maximum(r**2 - ss**2, 0.0)
+        var_terms = w_bins**2 * (4.0 * r2 * ss**2 + 2.0 * ss**4) / safe_v**2
+        per_obs[name] = float(terms[used].sum())
+        n_bins[name] = int(used.sum())
+        pulls[name] = (r / np.sqrt(safe_v))[used]
+        total += per_obs[name]
+        variance += float(var_terms[used].sum())
+    if not per_obs:
+        raise HistogramError("no observable has a non-zero weight: the chi2 would be empty")
+    ndf = int(sum(n_bins.values())) - int(n_params)
+    return Chi2(total, variance, per_obs, n_bins, ndf, pulls)
+
+
+def _as_mapping(reference: Mapping[str, Histogram] | Iterable[Histogram]) -> dict[str, Histogram]:
+    if isinstance(reference, Mapping):
+        out = dict(reference)
+    else:
+        out = {}
+        for h in reference:
+            if not isinstance(h, Histogram):
+                raise TypeError(f"reference must hold Histogram objects, got {type(h).__name__}")
+            out[normalise_path(h.name)] = h
+    if not out:
+        raise ValueError("reference is empty: give at least one histogram")
+    return out
+
+
+class HistogramObjective:
+    """An objective comparing simulated histograms with reference data through a chi2.
+
+    Parameters
+    ----------
+    simulate : callable
+        ``simulate(params) -> {name: Histogram}`` with the MC statistical errors.
+    reference : mapping of str to Histogram, or sequence of Histogram
+        The data; a sequence is keyed by histogram name (``/REF`` stripped).
+    weights : Weights or mapping, optional
+        Observable and bin weights (see :class:`Weights`).
+    model_uncertainty : float
+        Relative model-uncertainty floor ``f`` added in quadrature (e.g. 0.05 for 5 %).
+    n_params : int
+        Number of tuned parameters, subtracted from the bin count for ``ndf``.
+    keep_pulls : bool
+        Store per-bin pulls in the evaluation ``info`` (for data/MC plots later).
+
+    Calling the objective returns an :class:`~bayestune.Evaluation` with ``value`` = chi2,
+    ``variance`` = its MC-noise variance, and ``info`` holding ``chi2_per_observable``,
+    ``n_bins``, ``ndf`` and (optionally) ``pulls``.
+    """
+
+    def __init__(
+        self,
+        simulate: Callable[[dict[str, Any]], Mapping[str, Histogram]],
+        reference: Mapping[str, Histogram] | Sequence[Histogram],
+        weights: Weights | Mapping[str, Any] | None = None,
+        *,
+        model_uncertainty: float = 0.0,
+        n_params: int = 0,
+        keep_pulls: bool = True,
+    ) -> None:
+        if not callable(simulate):
+            raise TypeError(f"simulate must be callable, got {type(simulate).__name__}")
+        f = float(model_uncertainty)
+        if not (math.isfinite(f) and f >= 0):
+            raise ValueError(f"model_uncertainty must be >= 0, got model_uncertainty={f!r}")
+        if not isinstance(n_params, (int, np.integer)) or n_params < 0:
+            raise ValueError(f"n_params must be a non-negative integer, got n_params={n_params!r}")
+        self.simulate = simulate
+        self.reference = _as_mapping(reference)
+        self.weights = weights if isinstance(weights, Weights) else Weights(weights)
+        self.model_uncertainty = f
+        self.n_params = int(n_params)
+        self.keep_pulls = keep_pulls
+        known = set(self.reference) | {normalise_path(h.name) for h in self.reference.values()}
+        unknown = sorted(self.weights.names() - known)
+        if unknown:
+            raise KeyError(
+                f"weights name observable(s) {unknown} that are not in the reference "
+                f"({sorted(self.reference)})"
+            )
+
+    def chi2(self, simulated: Mapping[str, Histogram]) -> Chi2:
+        """The chi2 breakdown of already simulated histograms."""
+        return chi2(simulated, self.reference, self.weights,
+                    model_uncertainty=self.model_uncertainty, n_params=self.n_params)
+
+    def __call__(self, params: dict[str, Any]) -> Evaluation:
+        result = self.chi2(self.simulate(params))
+        info: dict[str, Any] = {
+            "chi2_per_observable": result.per_observable,
+            "n_bins": result.n_bins,
+            "ndf": result.ndf,
+        }
+        if self.keep_pulls:
+            info["pulls"] = {k: v.tolist() for k, v in result.pulls.items()}
+        return Evaluation(result.value, result.variance, info)
+
+    def __repr__(self) -> str:
+        return (f"HistogramObjective({len(self.reference)} observables, "
+                f"model_uncertainty={self.model_uncertainty}, {self.weights!r})")

@@ -1,0 +1,275 @@
+"""Pythia 8 adapter: simulate LEP1 observables at a point of parameter space.
+
+Needs the ``pythia`` extra (``pip install "bayestune[pythia]"``, i.e. ``pythia8mc==8.317.2``).
+
+:class:`PythiaSimulator` is a callable ``params -> {observable: Histogram}`` suitable for
+:class:`~bayestune.hep.chi2.HistogramObjective`. Parameters are Pythia settings by their full
+names (``"TimeShower:alphaSvalue"``): any setting can be tuned. Events are generated in chunks
+of ``chunk_events``; chunks run in ``n_workers`` processes. The random seed of each chunk is
+derived from the simulator's ``seed``, the parameter values and the chunk number, so a point
+always gives the same histograms, whatever ``n_workers`` is, and different points get
+independent random numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import BayestuneError
+from .analysis import Analysis, EventRecord, Sums, durham_y23
+from .histogram import Histogram
+from .lep import LEP1_SETTINGS, Observable
+
+__all__ = ["PythiaSimulator", "PythiaError", "pythia_available"]
+
+_SEED_MAX = 900_000_000  # Pythia's Random:seed must be below this
+
+QUIET_SETTINGS: tuple[str, ...] = (
+    "Print:quiet = on",
+    "Next:numberCount = 0",
+    "Next:numberShowEvent = 0",
+    "Next:numberShowInfo = 0",
+    "Next:numberShowProcess = 0",
+)
+
+
+class PythiaError(BayestuneError, RuntimeError):
+    """Pythia rejected a setting or failed to initialise or to generate."""
+
+
+def pythia_available() -> bool:
+    """Whether ``pythia8mc`` can be imported."""
+    try:
+        import pythia8mc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_pythia():
+    try:
+        import pythia8mc
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PythiaError(
+            "the Pythia adapter needs pythia8mc: pip install 'bayestune[pythia]'"
+        ) from exc
+    return pythia8mc
+
+
+def format_setting(name: str, value: Any) -> str:
+    """``"Name = value"`` as Pythia reads it (bools become on/off)."""
+    if isinstance(value, bool):
+        text = "on" if value else "off"
+    elif isinstance(value, (int, np.integer)):
+        text = str(int(value))
+    elif isinstance(value, (float, np.floating)):
+        text = repr(float(value))
+    else:
+        text = str(value)
+    return f"{name} = {text}"
+
+
+def _make_record(event, thrust, sph, lin, need_thrust: bool, need_y23: bool) -> EventRecord:
+    all_ids = []
+    charged = []
+    charged_ids = []
+    for prt in event:
+        pid = prt.id()
+        all_ids.append(pid)
+        if prt.isFinal() and prt.isCharged():
+            charged.append((prt.px(), prt.py(), prt.pz(), prt.e()))
+            charged_ids.append(pid)
+    mom = np.asarray(charged, dtype=float).reshape(-1, 4)
+    shapes: dict[str, object] = {}
+    if sph.analyze(event) and lin.analyze(event):
+        axes = []
+        for i in (1, 2, 3):
+            v = sph.eventAxis(i)
+            axes.append((v.px(), v.py(), v.pz()))
+        shapes["sph_eigen"] = np.array([sph.eigenValue(i) for i in (1, 2, 3)])
+        shapes["sph_axes"] = np.array(axes)
+        shapes["lin_eigen"] = np.array([lin.eigenValue(i) for i in (1, 2, 3)])
+    else:
+        nan3 = np.full(3, np.nan)
+        shapes.update(sph_eigen=nan3, sph_axes=np.full((3, 3), np.nan), lin_eigen=nan3)
+    if need_thrust:
+        shapes["thrust"] = thrust.thrust() if thrust.analyze(event) else float("nan")
+    if need_y23:
+        shapes["y23"] = durham_y23(mom)
+    return EventRecord(mom, np.asarray(charged_ids, dtype=int), np.asarray(all_ids, dtype=int),
+                       shapes)
+
+
+def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analysis) -> Sums:
+    """Generate ``n_events`` with ``settings`` and seed ``seed``; return the analysis sums.
+
+    A module-level function so that it can run in a worker process.
+    """
+    p8 = _import_pythia()
+    pythia = p8.Pythia("", False)
+    for line in (*QUIET_SETTINGS, *settings, "Random:setSeed = on", f"Random:seed = {seed}"):
+        if not pythia.readString(line):
+            raise PythiaError(f"Pythia rejected the setting {line!r}")
+    if not pythia.init():
+        raise PythiaError(f"Pythia failed to initialise with settings {list(settings)!r}")
+    thrust = p8.Thrust(3)
+    sph = p8.Sphericity(2.0, 3)
+    lin = p8.Sphericity(1.0, 3)
+    need_thrust, need_y23 = analysis.needs_thrust, analysis.needs_y23
+    records = []
+    n_fail = 0
+    while len(records) < n_events:
+        if not pythia.next():
+            n_fail += 1
+            if n_fail > max(10, n_events // 10):
+                raise PythiaError(f"Pythia failed to generate {n_fail} events (seed {seed})")
+            continue
+        rec = _make_record(pythia.event, thrust, sph, lin, need_thrust, need_y23)
+        if rec.charged.shape[0] >= 2:  # Rivet's leptonic-event veto
+            records.append(rec)
+    return analysis.reduce(records)
+
+
+class PythiaSimulator:
+    """Simulate LEP1 observables with Pythia 8 at a parameter point.
+
+    Parameters
+    ----------
+    observables : sequence of Observable
+        What to compute (see :func:`bayestune.hep.lep.observables`).
+    reference : mapping of str to Histogram
+        Binning for each observable id (usually the reference data).
+    n_events : int
+        Events per evaluation.
+    seed : int
+        Base random seed.
+    n_workers : int
+        Processes to generate in (1 = in this process).
+    settings : sequence of str
+        Process settings (default: LEP1 Z -> hadrons, :data:`~bayestune.hep.lep.LEP1_SETTINGS`).
+    fixed : mapping, optional
+        Further settings applied at every point (e.g. ``{"StringZ:aExtraDiquark": 0.97}``).
+    chunk_events : int
+        Events per chunk (the unit of work of a process).
+    """
+
+    def __init__(
+        self,
+        observables: Sequence[Observable],
+        reference: Mapping[str, Histogram],
+        *,
+        n_events: int = 10_000,
+        seed: int = 1,
+        n_workers: int = 1,
+        settings: Sequence[str] = LEP1_SETTINGS,
+        fixed: Mapping[str, Any] | None = None,
+        chunk_events: int = 2_500,
+    ) -> None:
+        for name, value in (("n_events", n_events), ("n_workers", n_workers),
+                            ("chunk_events", chunk_events)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
+        self.observables = list(observables)
+        self.analysis = Analysis({o.id: o.quantity for o in self.observables}, reference)
+        self.n_events = int(n_events)
+        self.seed = int(seed)
+        self.n_workers = int(n_workers)
+        self.settings = tuple(settings)
+        self.fixed = dict(fixed or {})
+        self.chunk_events = int(chunk_events)
+        self._pool: Executor | None = None
+
+    # --------------------------------------------------------------------- helpers
+    def replicate(self, *, seed: int | None = None, n_events: int | None = None) -> PythiaSimulator:
+        """A copy with another seed and/or statistics (e.g. for pseudo-data)."""
+        return PythiaSimulator(
+            self.observables, self.analysis.binnings,
+            n_events=self.n_events if n_events is None else n_events,
+            seed=self.seed if seed is None else seed, n_workers=self.n_workers,
+            settings=self.settings, fixed=self.fixed, chunk_events=self.chunk_events,
+        )
+
+    def settings_for(self, params: Mapping[str, Any]) -> list[str]:
+        """All Pythia settings for a point: process, fixed, then the parameters."""
+        merged = {**self.fixed, **dict(params)}
+        return [*self.settings, *(format_setting(k, v) for k, v in merged.items())]
+
+    def chunk_seeds(self, params: Mapping[str, Any]) -> list[int]:
+        """Deterministic seeds, one per chunk, from ``seed`` and the parameter values."""
+        text = json.dumps({k: repr(v) for k, v in sorted(dict(params).items())})
+        digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        n_chunks = math.ceil(self.n_events / self.chunk_events)
+        state = np.random.SeedSequence([self.seed, digest]).generate_state(n_chunks, np.uint64)
+        return [int(s % (_SEED_MAX - 1)) + 1 for s in state]
+
+    def _chunks(self) -> list[int]:
+        n_chunks = math.ceil(self.n_events / self.chunk_events)
+        sizes = [self.n_events // n_chunks] * n_chunks
+        for i in range(self.n_events - sum(sizes)):
+            sizes[i] += 1
+        return sizes
+
+    def _executor(self) -> Executor | None:
+        if self.n_workers == 1:
+            return None
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.n_workers, mp_context=ctx)
+            weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        return self._pool
+
+    # --------------------------------------------------------------------- call
+    def sums(self, params: Mapping[str, Any]) -> Sums:
+        """Raw analysis sums at ``params`` (before normalisation)."""
+        settings = self.settings_for(params)
+        jobs = list(zip(self._chunks(), self.chunk_seeds(params)))
+        pool = self._executor()
+        if pool is None:
+            parts: Iterable[Sums] = [
+                run_chunk(settings, n, s, self.analysis) for n, s in jobs
+            ]
+        else:
+            futures = [pool.submit(run_chunk, settings, n, s, self.analysis) for n, s in jobs]
+            parts = [f.result() for f in futures]
+        total: Sums | None = None
+        for part in parts:
+            total = part if total is None else total + part
+        assert total is not None  # n_events >= 1 guarantees one chunk
+        return total
+
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, Histogram]:
+        return self.analysis.finalize(self.sums(params))
+
+    def close(self) -> None:
+        """Shut down the worker processes (they are restarted on the next call)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> PythiaSimulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"PythiaSimulator({len(self.observables)} observables, n_events={self.n_events}, "
+            f"seed={self.seed}, n_workers={self.n_workers})"
+        )
