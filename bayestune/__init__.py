@@ -25,6 +25,7 @@ from .result import Result
 from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
 from .tuner import Tuner, minimize
+from .uncertainty import Uncertainty, estimate_uncertainty
 
 __version__ = "0.1.0"
 
@@ -34,5 +35,5 @@ __all__ = [
     "GPSurrogate", "History", "Integer", "LowerConfidenceBound", "NoisyExpectedImprovement",
     "NumericalWarning", "ObjectiveError", "ProbabilityOfImprovement", "Real", "Result", "Space",
     "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
-    "Tuner", "minimize",
+    "Tuner", "Uncertainty", "estimate_uncertainty", "minimize",
 ]

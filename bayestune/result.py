@@ -83,6 +83,12 @@ class Result:
                 out[d.name] = d.unit_to_physical_scale(float(cols[0]))
         return out
 
+    def uncertainty(self, errordef: float = 1.0, **kwargs: Any) -> Any:
+        """Hessian uncertainties from the surrogate: see :func:`bayestune.estimate_uncertainty`."""
+        from .uncertainty import estimate_uncertainty
+
+        return estimate_uncertainty(self, errordef, **kwargs)
+
     def __repr__(self) -> str:
         width = max(len(n) for n in self.space.names)
         lines = [

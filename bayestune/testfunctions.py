@@ -16,7 +16,8 @@ import numpy as np
 
 from .space import Real, Space
 
-__all__ = ["TestProblem", "branin", "hartmann6", "rosenbrock", "levy", "PROBLEMS"]
+__all__ = ["TestProblem", "branin", "hartmann6", "rosenbrock", "levy", "PROBLEMS",
+           "GaussianPeakSimulator"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,48 @@ def levy(dim: int = 10) -> TestProblem:
 PROBLEMS: dict[str, Callable[[], TestProblem]] = {
     "branin": branin, "hartmann6": hartmann6, "rosenbrock4": rosenbrock, "levy10": levy,
 }
+
+
+class GaussianPeakSimulator:
+    """A cheap stand-in for an event generator: a histogram of ``n_events`` draws.
+
+    Each event gives a value ``x ~ Normal(mean, width)``; the simulator returns the unit-
+    normalised histogram of ``x`` and the mean of ``x**2`` (a one-bin observable) with MC
+    statistical errors, as :class:`~bayestune.hep.histogram.Histogram` objects. The random seed
+    is derived from ``seed`` and the parameters, like :class:`~bayestune.hep.pythia.PythiaSimulator`,
+    and :meth:`replicate` makes copies with other seeds or statistics (for pseudo-data).
+
+    Parameters are ``{"mean": ..., "width": ...}``.
+    """
+
+    __test__ = False
+
+    def __init__(self, n_events: int = 20_000, seed: int = 0,
+                 edges: np.ndarray | None = None) -> None:
+        if n_events < 1:
+            raise ValueError(f"n_events must be >= 1, got n_events={n_events!r}")
+        self.n_events = int(n_events)
+        self.seed = int(seed)
+        self.edges = np.linspace(-3.0, 3.0, 25) if edges is None else np.asarray(edges, float)
+
+    def replicate(self, *, seed: int | None = None,
+                  n_events: int | None = None) -> GaussianPeakSimulator:
+        return GaussianPeakSimulator(self.n_events if n_events is None else n_events,
+                                     self.seed if seed is None else seed, self.edges)
+
+    def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
+        from .hep.histogram import Histogram
+
+        bits = np.array([params["mean"], params["width"]], dtype=float).view(np.uint64)
+        rng = np.random.default_rng([self.seed, *(int(b) for b in bits)])
+        x = rng.normal(float(params["mean"]), float(params["width"]), self.n_events)
+        counts, _ = np.histogram(x, bins=self.edges)
+        width = np.diff(self.edges)
+        frac = counts / self.n_events
+        err = np.maximum(np.sqrt(frac * (1 - frac) / self.n_events), 1.0 / self.n_events)
+        x2 = x**2
+        return {
+            "shape": Histogram.from_edges("/TOY/shape", self.edges, frac / width, err / width),
+            "x2": Histogram.scalar("/TOY/x2", float(x2.mean()),
+                                   float(x2.std() / math.sqrt(self.n_events))),
+        }

@@ -14,8 +14,8 @@ into :class:`~bayestune.hep.histogram.Histogram` objects with honest MC statisti
   (particles of one event are correlated, so ``sqrt(counts)`` would be too small);
 * means (``<N_ch>``, hadron rates): standard error of the mean.
 
-A bin with no entries gets the error of one entry, so that an empty prediction never has a
-zero error in a chi2.
+Errors are floored at the error of one entry (``1 / N`` before dividing by the width), so that
+an empty or fluctuation-free bin never has a zero error in a chi2.
 
 Glossary: ``N`` events, ``n_b`` entries in bin ``b``, ``w_b`` bin width, CFS = charged final
 state (all final particles with non-zero charge, no cuts).
@@ -371,13 +371,13 @@ class Analysis:
                 mean = sw / n
                 var = np.maximum(sw2 / n - mean**2, 0.0) / n
                 err = np.sqrt(var)
-                err = np.where(sw > 0, err, 1.0 / n)
+                err = np.maximum(err, 1.0 / n)
                 values, errors = mean / width, err / width
             else:
                 n = max(sums.n_filled[name] if q.kind == "event" else n_ev, 1.0)
                 frac = sw / n
                 err = np.sqrt(np.maximum(frac * (1.0 - frac), 0.0) / n)
-                err = np.where(sw > 0, err, 1.0 / n)
+                err = np.maximum(err, 1.0 / n)
                 if q.kind == "event":
                     values, errors = frac / width, err / width
                 else:  # fraction of events per bin, not a density

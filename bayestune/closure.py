@@ -1,0 +1,269 @@
+"""Closure tests: tune against pseudo-data made at a known truth and check it is recovered.
+
+:func:`closure_test` runs one closure: simulate pseudo-data at ``truth`` (with its own seed and
+statistics), tune a :class:`~bayestune.hep.chi2.HistogramObjective` against it, estimate the
+parameter uncertainties from the surrogate's chi2 (:func:`~bayestune.estimate_uncertainty`),
+and report per-parameter pulls ``(estimate - truth) / sigma``. It also re-simulates the truth
+and the tuned point and compares their chi2 against the pseudo-data: a good tune is not worse
+than the truth beyond the MC noise of the chi2.
+
+:func:`repeated_closure` repeats this over seeds and summarises the pulls: mean and width with
+their statistical errors, and the fraction of parameters within 1 and 2 sigma (expected 0.683
+and 0.954 for calibrated uncertainties).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .exceptions import BayestuneError
+from .hep.chi2 import HistogramObjective, Weights
+from .hep.histogram import Histogram
+from .result import Result
+from .space import Dimension, Real, Space
+from .tuner import Tuner
+from .uncertainty import Uncertainty, estimate_uncertainty
+
+__all__ = ["ClosureResult", "ClosureSummary", "closure_test", "repeated_closure"]
+
+PseudoData = Callable[[dict[str, Any], int], Mapping[str, Histogram]]
+
+
+@dataclass
+class ClosureResult:
+    """One closure test.
+
+    Attributes
+    ----------
+    truth, estimate : dict
+        True and tuned parameters (``estimate`` is the surrogate minimum).
+    errors : dict
+        One-sigma uncertainties used for the pulls.
+    pulls : dict
+        ``(estimate - truth) / error`` per real parameter.
+    chi2_truth, chi2_tuned : float
+        chi2 against the pseudo-data of fresh simulations at the truth and at the estimate.
+    chi2_noise : float
+        MC standard deviation of ``chi2_tuned - chi2_truth``.
+    ndf : int
+    result : Result
+        The tuning campaign.
+    uncertainty : Uncertainty
+    """
+
+    truth: dict[str, Any]
+    estimate: dict[str, Any]
+    errors: dict[str, float]
+    pulls: dict[str, float]
+    chi2_truth: float
+    chi2_tuned: float
+    chi2_noise: float
+    ndf: int
+    result: Result = field(repr=False)
+    uncertainty: Uncertainty = field(repr=False)
+
+    def covered(self, n_sigma: float = 1.0) -> dict[str, bool]:
+        """Whether each truth lies within ``n_sigma`` errors of the estimate."""
+        return {k: abs(p) <= n_sigma for k, p in self.pulls.items()}
+
+    @property
+    def chi2_consistent(self) -> bool:
+        """The tuned chi2 is not above the truth's by more than 2 sigma of MC noise."""
+        return self.chi2_tuned <= self.chi2_truth + 2.0 * self.chi2_noise
+
+    @property
+    def passed(self) -> bool:
+        """Every truth within 2 sigma and the chi2 consistent with the truth's."""
+        return all(self.covered(2.0).values()) and self.chi2_consistent
+
+    def table(self) -> str:
+        """A readable summary table."""
+        width = max(len(k) for k in self.pulls)
+        lines = [f"{'parameter':<{width}}  {'truth':>10}  {'tuned':>10}  {'sigma':>9}  "
+                 f"{'pull':>6}"]
+        for k, p in self.pulls.items():
+            lines.append(f"{k:<{width}}  {self.truth[k]:10.4g}  {self.estimate[k]:10.4g}  "
+                         f"{self.errors[k]:9.3g}  {p:6.2f}")
+        lines.append(f"chi2 at truth {self.chi2_truth:.1f}, tuned {self.chi2_tuned:.1f} "
+                     f"(MC noise of the difference {self.chi2_noise:.1f}), ndf {self.ndf}")
+        lines.append(f"within 2 sigma: {all(self.covered(2.0).values())}; "
+                     f"chi2 consistent: {self.chi2_consistent}; uncertainty flags: "
+                     f"valid={self.uncertainty.valid}, "
+                     f"posdef={self.uncertainty.hessian_positive_definite}, "
+                     f"surrogate_accurate={self.uncertainty.surrogate_accurate}, "
+                     f"at_limit={self.uncertainty.at_limit}")
+        return "\n".join(lines)
+
+
+def _default_pseudo_data(simulate: Any) -> PseudoData:
+    replicate = getattr(simulate, "replicate", None)
+    if replicate is None:
+        raise BayestuneError(
+            "closure_test needs pseudo_data=callable(truth, seed) -> histograms, or a simulate "
+            "object with a replicate(seed=...) method (as PythiaSimulator has)"
+        )
+
+    def make(truth: dict[str, Any], seed: int) -> Mapping[str, Histogram]:
+        return replicate(seed=seed)(truth)
+
+    return make
+
+
+def closure_test(
+    simulate: Callable[[dict[str, Any]], Mapping[str, Histogram]],
+    space: Space | Sequence[Dimension],
+    truth: Mapping[str, Any],
+    *,
+    n_evals: int = 60,
+    seed: int = 0,
+    pseudo_data: PseudoData | Mapping[str, Histogram] | None = None,
+    pseudo_seed: int | None = None,
+    weights: Weights | Mapping[str, Any] | None = None,
+    model_uncertainty: float = 0.0,
+    store: Any = None,
+    tuner_options: Mapping[str, Any] | None = None,
+    callback: Callable[..., None] | None = None,
+) -> ClosureResult:
+    """Tune against pseudo-data generated at ``truth`` and compute the pulls.
+
+    Parameters
+    ----------
+    simulate : callable
+        ``simulate(params) -> {name: Histogram}``, used for the tune.
+    space : Space
+    truth : dict
+        The true parameters (must be inside ``space``).
+    n_evals : int
+        Tuning budget.
+    seed : int
+        Seed of the tune.
+    pseudo_data : callable or mapping, optional
+        ``pseudo_data(truth, seed)`` returning histograms, or the histograms themselves.
+        Default: ``simulate.replicate(seed=pseudo_seed)(truth)``.
+    pseudo_seed : int, optional
+        Seed of the pseudo-data (default ``10_000 + seed``); must differ from the tune's.
+    weights, model_uncertainty
+        Passed to :class:`~bayestune.hep.chi2.HistogramObjective`.
+    store : path or CampaignStore, optional
+        Campaign store of the tune (resumable).
+    tuner_options : dict, optional
+        Further keyword arguments of :class:`bayestune.Tuner` (``surrogate``, ``n_initial``...).
+    callback : callable, optional
+        Called with each finished trial (progress printing).
+    """
+    space = space if isinstance(space, Space) else Space(list(space))
+    truth = space.validate(dict(truth))
+    if not any(isinstance(d, Real) for d in space):
+        raise BayestuneError("closure_test needs at least one Real parameter")
+    p_seed = 10_000 + seed if pseudo_seed is None else int(pseudo_seed)
+    if isinstance(pseudo_data, Mapping):
+        data = dict(pseudo_data)
+    else:
+        maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
+        data = dict(maker(truth, p_seed))
+    objective = HistogramObjective(simulate, data, weights, model_uncertainty=model_uncertainty,
+                                   n_params=len(space), keep_pulls=False)
+    options = dict(tuner_options or {})
+    with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
+        result = tuner.run(n_evals, callback=callback)
+    if not result.success:
+        raise BayestuneError(f"the closure tune failed: {result.message}")
+    unc = estimate_uncertainty(result)
+    estimate = unc.x
+    at_truth = objective.chi2(simulate(truth))
+    at_tuned = objective.chi2(simulate(estimate))
+    pulls = {n: (estimate[n] - truth[n]) / unc.errors[n] for n in unc.names}
+    return ClosureResult(
+        truth=truth, estimate=estimate, errors=dict(unc.errors), pulls=pulls,
+        chi2_truth=at_truth.value, chi2_tuned=at_tuned.value,
+        chi2_noise=math.sqrt(at_truth.variance + at_tuned.variance), ndf=at_tuned.ndf,
+        result=result, uncertainty=unc,
+    )
+
+
+@dataclass
+class ClosureSummary:
+    """Pulls over repeated closure tests.
+
+    Attributes
+    ----------
+    results : list of ClosureResult
+    names : list of str
+    pulls : ndarray, shape (n_repeats, n_params)
+    """
+
+    results: list[ClosureResult]
+    names: list[str]
+    pulls: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.pulls.shape[0])
+
+    def pull_mean(self) -> tuple[float, float]:
+        """Mean of all pulls and its standard error."""
+        flat = self.pulls.ravel()
+        return float(flat.mean()), float(flat.std(ddof=1) / math.sqrt(flat.size))
+
+    def pull_width(self) -> tuple[float, float]:
+        """Standard deviation of all pulls and its (Gaussian) standard error."""
+        flat = self.pulls.ravel()
+        sd = float(flat.std(ddof=1))
+        return sd, sd / math.sqrt(2.0 * (flat.size - 1))
+
+    def coverage(self, n_sigma: float = 1.0) -> tuple[float, float]:
+        """Fraction of |pull| <= n_sigma and its binomial standard error."""
+        flat = np.abs(self.pulls.ravel())
+        frac = float(np.mean(flat <= n_sigma))
+        return frac, math.sqrt(max(frac * (1.0 - frac), 1e-12) / flat.size)
+
+    def per_parameter(self) -> dict[str, tuple[float, float]]:
+        """Pull mean and width of each parameter."""
+        out = {}
+        for i, n in enumerate(self.names):
+            col = self.pulls[:, i]
+            out[n] = (float(col.mean()), float(col.std(ddof=1)) if col.size > 1 else float("nan"))
+        return out
+
+    def table(self) -> str:
+        m, dm = self.pull_mean()
+        w, dw = self.pull_width()
+        c1, dc1 = self.coverage(1.0)
+        c2, dc2 = self.coverage(2.0)
+        lines = [f"{self.n} closure tests, {self.pulls.size} pulls",
+                 f"pull mean  {m:+.2f} +- {dm:.2f}   (expect 0)",
+                 f"pull width {w:.2f} +- {dw:.2f}    (expect 1)",
+                 f"coverage 1 sigma {c1:.2f} +- {dc1:.2f} (expect 0.68), "
+                 f"2 sigma {c2:.2f} +- {dc2:.2f} (expect 0.95)"]
+        for n, (pm, pw) in self.per_parameter().items():
+            lines.append(f"  {n}: mean {pm:+.2f}, width {pw:.2f}")
+        return "\n".join(lines)
+
+
+def repeated_closure(
+    simulate: Any,
+    space: Space | Sequence[Dimension],
+    truth: Mapping[str, Any],
+    seeds: Sequence[int],
+    **kwargs: Any,
+) -> ClosureSummary:
+    """Run :func:`closure_test` once per seed (tune seed = pseudo-data seed offset).
+
+    With a ``simulate`` that has ``replicate(seed=...)``, each repeat also uses an independent
+    simulation seed for the tune. Keyword arguments go to :func:`closure_test`.
+    """
+    if len(seeds) < 2:
+        raise ValueError(f"repeated_closure needs at least 2 seeds, got seeds={list(seeds)!r}")
+    results = []
+    for s in seeds:
+        sim = simulate.replicate(seed=1_000 + int(s)) if hasattr(simulate, "replicate") \
+            else simulate
+        results.append(closure_test(sim, space, truth, seed=int(s), **kwargs))
+    names = list(results[0].pulls)
+    pulls = np.array([[r.pulls[n] for n in names] for r in results])
+    return ClosureSummary(results, names, pulls)

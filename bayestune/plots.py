@@ -1,0 +1,170 @@
+"""Plots people expect from a tune. Each plot has a ``*_data`` function that computes the
+numbers and a ``plot_*`` function that draws them (so the numbers can be tested and reused).
+
+Matplotlib is imported lazily, with the non-interactive ``Agg`` backend unless one is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .closure import ClosureResult
+    from .hep.histogram import Histogram
+
+__all__ = ["pull_data", "plot_pulls", "ratio_data", "plot_ratios", "convergence_data",
+           "plot_convergence"]
+
+
+def _pyplot():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
+        try:
+            matplotlib.use("Agg", force=False)
+        except Exception:  # noqa: BLE001 - an interactive backend already in use is fine
+            pass
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pull_data(results: Sequence[ClosureResult]) -> tuple[list[str], np.ndarray]:
+    """Parameter names and pulls, shape (n_results, n_params)."""
+    if not results:
+        raise ValueError("pull_data needs at least one closure result")
+    names = list(results[0].pulls)
+    return names, np.array([[r.pulls[n] for n in names] for r in results], dtype=float)
+
+
+def plot_pulls(results: Sequence[ClosureResult], ax: Any = None):
+    """Pulls per parameter (one marker per closure test) with 1 and 2 sigma bands."""
+    plt = _pyplot()
+    names, pulls = pull_data(results)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(names) + 1.6))
+    else:
+        fig = ax.figure
+    y = np.arange(len(names))
+    ax.axvspan(-2, 2, color="#f3e6a8", zorder=0, label=r"$\pm 2\sigma$")
+    ax.axvspan(-1, 1, color="#a8d5a2", zorder=0, label=r"$\pm 1\sigma$")
+    ax.axvline(0.0, color="k", lw=0.8)
+    jitter = np.linspace(-0.15, 0.15, pulls.shape[0]) if pulls.shape[0] > 1 else np.zeros(1)
+    for k in range(pulls.shape[0]):
+        ax.plot(pulls[k], y + jitter[k], "o", color="C0", ms=5)
+    ax.set_yticks(y, names)
+    lim = max(3.0, float(np.nanmax(np.abs(pulls))) + 0.5)
+    ax.set_xlim(-lim, lim)
+    ax.set_xlabel("pull = (tuned - truth) / sigma")
+    ax.set_title(f"closure pulls ({pulls.shape[0]} test{'s' if pulls.shape[0] > 1 else ''})")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def ratio_data(
+    reference: Histogram, predictions: Mapping[str, Histogram]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """MC/data ratio and its error for each labelled prediction.
+
+    Returns
+    -------
+    dict
+        label -> (ratio, ratio_error), each shape (n_bins,); the data's own relative error
+        is under the label ``"data"``.
+    """
+    d = reference.values
+    safe = np.where(d != 0, d, np.nan)
+    out = {"data": (np.ones_like(d), reference.errors / np.abs(safe))}
+    for label, h in predictions.items():
+        reference.check_binning(h)
+        out[label] = (h.values / safe, h.errors / np.abs(safe))
+    return out
+
+
+def plot_ratios(
+    reference: Mapping[str, Histogram],
+    predictions: Mapping[str, Mapping[str, Histogram]],
+    *,
+    ncols: int = 3,
+    titles: Mapping[str, str] | None = None,
+):
+    """Data and predictions (top) with MC/data ratios (bottom) for each observable.
+
+    Parameters
+    ----------
+    reference : mapping of observable -> Histogram
+    predictions : mapping of label -> (mapping of observable -> Histogram)
+    """
+    plt = _pyplot()
+    names = [n for n in reference if reference[n].n_bins > 1]
+    nrows = -(-len(names) // ncols)
+    fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows))
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[2, 1] * nrows, hspace=0.05,
+                            wspace=0.3)
+    for i, name in enumerate(names):
+        r, c = divmod(i, ncols)
+        top = fig.add_subplot(grid[2 * r, c])
+        bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+        ref = reference[name]
+        x = ref.centres
+        top.errorbar(x, ref.values, yerr=ref.errors, xerr=0.5 * ref.widths, fmt="o", ms=3,
+                     color="k", label="data")
+        ratios = ratio_data(ref, {lab: p[name] for lab, p in predictions.items()})
+        bottom.fill_between(x, 1 - ratios["data"][1], 1 + ratios["data"][1], step="mid",
+                            color="0.85")
+        for j, (label, pred) in enumerate(predictions.items()):
+            h = pred[name]
+            top.stairs(h.values, np.append(h.lower, h.upper[-1]) if h.is_contiguous else None,
+                       color=f"C{j}", label=label) if h.is_contiguous else \
+                top.plot(x, h.values, "s", color=f"C{j}", ms=3, label=label)
+            ratio, err = ratios[label]
+            bottom.errorbar(x, ratio, yerr=err, fmt="-" if h.is_contiguous else "s",
+                            drawstyle="steps-mid", color=f"C{j}", ms=3)
+        top.set_title((titles or {}).get(name, name), fontsize="small")
+        if np.all(ref.values > 0) and ref.values.max() / ref.values.min() > 50:
+            top.set_yscale("log")
+        top.tick_params(labelbottom=False)
+        bottom.axhline(1.0, color="k", lw=0.8)
+        bottom.set_ylim(0.7, 1.3)
+        bottom.set_ylabel("MC/data", fontsize="small")
+        if i == 0:
+            top.legend(fontsize="x-small")
+    return fig
+
+
+def convergence_data(values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Trial numbers and best-so-far objective (failed trials carry the previous best)."""
+    best = np.inf
+    out = []
+    for v in values:
+        if v is not None and np.isfinite(v):
+            best = min(best, float(v))
+        out.append(best)
+    arr = np.array(out, dtype=float)
+    arr[~np.isfinite(arr)] = np.nan
+    return np.arange(len(arr)), arr
+
+
+def plot_convergence(values: Sequence[float | None], ax: Any = None, *, log: bool = True):
+    """Best objective value so far against the trial number."""
+    plt = _pyplot()
+    x, best = convergence_data(values)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+    else:
+        fig = ax.figure
+    raw = np.array([np.nan if v is None else v for v in values], dtype=float)
+    ax.plot(x, raw, ".", color="0.6", label="evaluations")
+    ax.plot(x, best, "-", color="C0", label="best so far")
+    if log and np.nanmin(raw) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

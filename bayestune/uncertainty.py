@@ -1,0 +1,174 @@
+"""Uncertainties of tuned parameters from the surrogate of a chi2 (or -ln L) surface.
+
+:func:`estimate_uncertainty` minimises the GP posterior mean of the objective with iminuit's
+MIGRAD inside the bounds of the space and takes HESSE's covariance at that minimum: the usual
+``Delta chi2 = 1`` (``errordef=1``) or ``Delta(-ln L) = 0.5`` (``errordef=0.5``) errors. Only
+real parameters are varied; integer and categorical parameters stay at the recommended point.
+All numbers are in physical units (a log-scale parameter is varied in its own units, so its
+error is an error on the value, not on its logarithm).
+
+The flags say whether the numbers can be trusted: the minimum is valid, the Hessian is positive
+definite, no parameter sits at a bound, and the surrogate resolves ``Delta chi2 = errordef`` at
+the minimum (its posterior standard deviation of the objective there is below ``errordef``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .exceptions import BayestuneError
+from .space import Real
+
+if TYPE_CHECKING:
+    from .result import Result
+
+__all__ = ["Uncertainty", "estimate_uncertainty"]
+
+
+@dataclass
+class Uncertainty:
+    """Parameter estimates and their covariance from the surrogate's minimum.
+
+    Attributes
+    ----------
+    x : dict
+        Minimum of the surrogate mean (all parameters; non-real ones as recommended).
+    errors : dict
+        One-sigma HESSE errors of the real parameters.
+    covariance : ndarray, shape (k, k)
+        Covariance of the real parameters, in the order of ``names``.
+    names : list of str
+        The real (varied) parameters.
+    fun : float
+        Surrogate mean at the minimum.
+    fun_std : float
+        Surrogate posterior standard deviation of the objective at the minimum.
+    errordef : float
+    valid : bool
+        MIGRAD converged to a valid minimum.
+    hessian_positive_definite : bool
+    at_limit : list of str
+        Parameters whose minimum is at (or within 0.5 sigma of) a bound.
+    """
+
+    x: dict[str, Any]
+    errors: dict[str, float]
+    covariance: np.ndarray
+    names: list[str]
+    fun: float
+    fun_std: float
+    errordef: float
+    valid: bool
+    hessian_positive_definite: bool
+    at_limit: list[str] = field(default_factory=list)
+    minuit: Any = field(default=None, repr=False)
+
+    @property
+    def correlation(self) -> np.ndarray:
+        """Correlation matrix, shape (k, k)."""
+        sd = np.sqrt(np.diag(self.covariance))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.covariance / np.outer(sd, sd)
+
+    @property
+    def surrogate_accurate(self) -> bool:
+        """The surrogate's own uncertainty at the minimum is below ``errordef``."""
+        return bool(self.fun_std < self.errordef)
+
+    @property
+    def trustworthy(self) -> bool:
+        """All flags good."""
+        return (self.valid and self.hessian_positive_definite and not self.at_limit
+                and self.surrogate_accurate)
+
+    def __repr__(self) -> str:
+        width = max([len(n) for n in self.names] + [4])
+        flags = [
+            f"valid={self.valid}",
+            f"hessian_positive_definite={self.hessian_positive_definite}",
+            f"surrogate_accurate={self.surrogate_accurate} (std {self.fun_std:.3g} vs "
+            f"errordef {self.errordef:g})",
+        ]
+        if self.at_limit:
+            flags.append(f"at_limit={self.at_limit}")
+        lines = [f"Uncertainty(fun={self.fun:.6g}, " + ", ".join(flags) + ")"]
+        for n in self.names:
+            lines.append(f"  {n:<{width}} = {self.x[n]:.6g} +- {self.errors[n]:.3g}")
+        return "\n".join(lines)
+
+
+def estimate_uncertainty(
+    result: Result, errordef: float = 1.0, *, start: dict[str, Any] | None = None
+) -> Uncertainty:
+    """Hessian uncertainties of a finished tune from its surrogate.
+
+    Parameters
+    ----------
+    result : Result
+        A finished tune with a fitted surrogate (``result.surrogate``).
+    errordef : float
+        1 for a chi2, 0.5 for a negative log-likelihood.
+    start : dict, optional
+        Starting point for MIGRAD (default: ``result.x``).
+
+    Returns
+    -------
+    Uncertainty
+    """
+    from iminuit import Minuit
+
+    if not (isinstance(errordef, (int, float)) and math.isfinite(errordef) and errordef > 0):
+        raise ValueError(f"errordef must be > 0, got errordef={errordef!r}")
+    surrogate = result.surrogate
+    if surrogate is None or not surrogate.is_fitted:
+        raise BayestuneError(
+            "estimate_uncertainty needs a result with a fitted surrogate "
+            "(at least two completed evaluations with the GP engine)"
+        )
+    space = result.space
+    x0 = dict(start if start is not None else result.x)
+    dims = [d for d in space if isinstance(d, Real)]
+    if not dims:
+        raise BayestuneError("estimate_uncertainty needs at least one Real parameter")
+    names = [d.name for d in dims]
+    base_unit = space.to_unit(space.validate(x0))
+    cols = [space.columns_of(n).start for n in names]
+
+    def unit_of(values: np.ndarray) -> np.ndarray:
+        u = base_unit.copy()
+        for c, d, v in zip(cols, dims, values):
+            u[c] = d.encode(float(v))[0]
+        return u
+
+    def mean(*values: float) -> float:
+        return float(surrogate.predict(unit_of(np.asarray(values))[None, :])[0][0])
+
+    m = Minuit(mean, *[float(x0[n]) for n in names], name=names)
+    m.errordef = errordef
+    for d in dims:
+        m.limits[d.name] = (d.low, d.high)
+        m.errors[d.name] = 0.05 * (d.high - d.low)
+    m.migrad()
+    m.hesse()
+    values = np.array(m.values)
+    cov = np.array(m.covariance) if m.covariance is not None else np.full((len(names),) * 2,
+                                                                          np.nan)
+    x = dict(x0)
+    for n, v in zip(names, values):
+        x[n] = float(v)
+    std = float(surrogate.predict(unit_of(values)[None, :])[1][0])
+    errors = {n: float(e) for n, e in zip(names, m.errors)}
+    at_limit = [
+        d.name for d in dims
+        if min(x[d.name] - d.low, d.high - x[d.name]) < 0.5 * errors[d.name]
+    ]
+    posdef = bool(m.fmin.has_posdef_covar) if m.fmin is not None else False
+    return Uncertainty(
+        x=x, errors=errors, covariance=cov, names=names, fun=float(m.fval), fun_std=std,
+        errordef=float(errordef), valid=bool(m.valid), hessian_positive_definite=posdef,
+        at_limit=at_limit, minuit=m,
+    )

@@ -1,0 +1,101 @@
+"""Closure tests on the cheap Gaussian-peak simulator, and Hessian uncertainties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayestune as bt
+from bayestune.closure import closure_test, repeated_closure
+from bayestune.testfunctions import GaussianPeakSimulator
+
+SPACE = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
+TRUTH = {"mean": 0.3, "width": 1.1}
+
+
+def test_simulator_is_deterministic_per_point_and_seed():
+    sim = GaussianPeakSimulator(n_events=2000, seed=1)
+    a, b = sim(TRUTH), sim(TRUTH)
+    np.testing.assert_array_equal(a["shape"].values, b["shape"].values)
+    c = sim.replicate(seed=2)(TRUTH)
+    assert not np.array_equal(a["shape"].values, c["shape"].values)
+
+
+def test_closure_recovers_the_truth():
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    res = closure_test(sim, SPACE, TRUTH, n_evals=25, seed=3,
+                       pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
+                                                                     n_events=20_000)(truth))
+    assert set(res.pulls) == {"mean", "width"}
+    assert res.uncertainty.valid and res.uncertainty.hessian_positive_definite
+    for name, pull in res.pulls.items():
+        assert abs(pull) < 3.0, (name, pull, res.table())
+        assert 0 < res.errors[name] < 0.1
+    assert res.chi2_consistent, res.table()
+    assert "pull" in res.table()
+
+
+def test_closure_rejects_pseudo_data_without_a_source():
+    with pytest.raises(bt.BayestuneError, match="replicate"):
+        closure_test(lambda p: {}, SPACE, TRUTH, n_evals=5)
+
+
+def test_closure_checks_the_truth_is_inside_the_space():
+    sim = GaussianPeakSimulator(n_events=100)
+    with pytest.raises(bt.SpaceError, match="width"):
+        closure_test(sim, SPACE, {"mean": 0.0, "width": 5.0}, n_evals=5)
+
+
+def test_repeated_closure_summary():
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    summary = repeated_closure(sim, SPACE, TRUTH, seeds=[1, 2, 3], n_evals=20)
+    assert summary.pulls.shape == (3, 2)
+    mean, err = summary.pull_mean()
+    width, werr = summary.pull_width()
+    assert np.isfinite([mean, err, width, werr]).all() and err > 0 and werr > 0
+    frac1, _ = summary.coverage(1.0)
+    frac2, _ = summary.coverage(2.0)
+    assert 0.0 <= frac1 <= frac2 <= 1.0
+    assert abs(mean) < 1.5 and width < 3.0, summary.table()
+    assert "coverage" in summary.table()
+
+
+def test_pull_plot(tmp_path):
+    from bayestune.plots import plot_pulls, pull_data
+
+    sim = GaussianPeakSimulator(n_events=2_000, seed=1)
+    res = closure_test(sim, SPACE, TRUTH, n_evals=15, seed=1)
+    names, pulls = pull_data([res, res])
+    assert names == ["mean", "width"] and pulls.shape == (2, 2)
+    fig = plot_pulls([res])
+    fig.savefig(tmp_path / "pulls.png")
+    assert (tmp_path / "pulls.png").stat().st_size > 1000
+
+
+def test_hessian_covariance_of_a_linear_gaussian_model():
+    """chi2 = (d - A theta)^T V^-1 (d - A theta) has covariance (A^T V^-1 A)^-1 exactly."""
+    rng = np.random.default_rng(5)
+    x = np.linspace(0, 1, 12)
+    design = np.column_stack([np.ones_like(x), x])
+    sigma = 0.2 + 0.1 * x
+    theta_true = np.array([1.0, 2.0])
+    data = design @ theta_true + rng.normal(0, sigma)
+    vinv = np.diag(1 / sigma**2)
+    exact_cov = np.linalg.inv(design.T @ vinv @ design)
+    theta_hat = exact_cov @ design.T @ vinv @ data
+    sd = np.sqrt(np.diag(exact_cov))
+
+    def chi2(p):
+        r = data - design @ np.array([p["a"], p["b"]])
+        return float(r @ vinv @ r)
+
+    space = bt.Space([bt.Real("a", theta_hat[0] - 5 * sd[0], theta_hat[0] + 5 * sd[0]),
+                      bt.Real("b", theta_hat[1] - 5 * sd[1], theta_hat[1] + 5 * sd[1])])
+    res = bt.minimize(chi2, space, 30, seed=2)
+    unc = res.uncertainty()
+    assert unc.valid and unc.hessian_positive_definite and not unc.at_limit
+    np.testing.assert_allclose(unc.covariance, exact_cov, rtol=0.10,
+                               atol=0.10 * np.sqrt(np.outer(sd, sd)))
+    np.testing.assert_allclose([unc.x["a"], unc.x["b"]], theta_hat, atol=0.1 * sd.max())
+    assert unc.surrogate_accurate
+    assert "hessian_positive_definite=True" in repr(unc)
