@@ -128,6 +128,7 @@ def closure_test(
     store: Any = None,
     tuner_options: Mapping[str, Any] | None = None,
     callback: Callable[..., None] | None = None,
+    n_bootstrap: int = 30,
 ) -> ClosureResult:
     """Tune against pseudo-data generated at ``truth`` and compute the pulls.
 
@@ -155,6 +156,9 @@ def closure_test(
         Further keyword arguments of :class:`bayestune.Tuner` (``surrogate``, ``n_initial``...).
     callback : callable, optional
         Called with each finished trial (progress printing).
+    n_bootstrap : int
+        Bootstrap replicas for the surrogate part of the uncertainty (see
+        :func:`~bayestune.estimate_uncertainty`); 0 uses the Hessian alone.
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
@@ -173,7 +177,7 @@ def closure_test(
         result = tuner.run(n_evals, callback=callback)
     if not result.success:
         raise BayestuneError(f"the closure tune failed: {result.message}")
-    unc = estimate_uncertainty(result)
+    unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
     estimate = unc.x
     at_truth = objective.chi2(simulate(truth))
     at_tuned = objective.chi2(simulate(estimate))

@@ -20,6 +20,8 @@ The acquisition functions see only :class:`Posterior` objects, never GPy.
 
 from __future__ import annotations
 
+import copy
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -42,10 +44,12 @@ class SurrogateConfig:
     ----------
     kernel : {"matern52", "matern32", "rbf"}
         Stationary kernel with one length scale per input column (ARD).
-    warping : {None, "auto", "log"}
-        Output warping applied before standardisation (default: none). ``"log"`` suits heavy-tailed
-        objectives such as a chi2: ``w(y) = ln(y - min(y) + c)`` with ``c`` a tenth of the
-        distance between the smallest value and the median. ``"auto"`` fits both the
+    warping : {None, "auto", "log", "chi2"}
+        Output warping applied before standardisation (default: none). ``"log"`` suits
+        heavy-tailed objectives: ``w(y) = ln(y - min(y) + c)`` with ``c`` a tenth of the
+        distance between the smallest value and the median. ``"chi2"`` is ``w(y) = ln(y)`` for
+        positive objectives with a natural zero (a chi2 of order ndf at its minimum): it keeps
+        the resolution of the valley floor. ``"auto"`` fits both the
         identity and the log warping and keeps the one with the larger marginal likelihood
         of the data in the user's units (the GP evidence of ``w(y)`` times the Jacobian
         ``prod |w'(y_i)|``). With known per-point noise ``"auto"`` stays unwarped, because
@@ -68,7 +72,7 @@ class SurrogateConfig:
     """
 
     kernel: KernelName = "matern52"
-    warping: Literal[None, "log", "auto"] = None
+    warping: Literal[None, "log", "chi2", "auto"] = None
     noise: Literal["auto", "learned", "known", "fixed"] = "auto"
     n_restarts: int = 2
     lengthscale_bounds: tuple[float, float] = (1e-2, 20.0)
@@ -81,9 +85,9 @@ class SurrogateConfig:
             raise BayestuneError(
                 f"kernel must be one of {sorted(_KERNELS)}, got kernel={self.kernel!r}"
             )
-        if self.warping not in (None, "log", "auto"):
+        if self.warping not in (None, "log", "chi2", "auto"):
             raise BayestuneError(
-                f"warping must be None, 'log' or 'auto', got warping={self.warping!r}"
+                f"warping must be None, 'log', 'chi2' or 'auto', got warping={self.warping!r}"
             )
         if self.noise not in ("auto", "learned", "known", "fixed"):
             raise BayestuneError(
@@ -153,6 +157,22 @@ class LogWarp:
         return 1.0 / np.maximum(np.asarray(y, dtype=float) + self.shift, 1e-300)
 
 
+class PositiveLogWarp(LogWarp):
+    """``w(y) = ln(y)`` for positive objectives with a natural zero, such as a chi2.
+
+    Unlike :class:`LogWarp`, no shift relative to the observed minimum is added, so the
+    valley floor of a chi2 (values of order ndf) keeps its resolution while the steep walls
+    (values of order 10^4) are compressed. Falls back to :class:`LogWarp` if any value is <= 0.
+    """
+
+    def fit(self, y: np.ndarray) -> LogWarp:
+        y = np.asarray(y, dtype=float)
+        if float(np.min(y)) > 0:
+            self.shift = 0.0
+            return self
+        return super().fit(y)
+
+
 #: the log warping adds this fraction of (median - min) before taking the logarithm.
 #: It is fixed, not fitted: the likelihood of a fitted shift is unbounded as it goes to 0.
 LOG_SHIFT_FRACTION = 0.1
@@ -164,6 +184,8 @@ def _warp_candidates(option: str | None) -> list[tuple[str | None, IdentityWarp 
         return [(None, IdentityWarp())]
     if option == "log":
         return [("log", LogWarp(LOG_SHIFT_FRACTION))]
+    if option == "chi2":
+        return [("chi2", PositiveLogWarp(LOG_SHIFT_FRACTION))]
     return [(None, IdentityWarp()), ("log", LogWarp(LOG_SHIFT_FRACTION))]
 
 
@@ -263,6 +285,16 @@ class Posterior:
         model = GPy.models.GPHeteroscedasticRegression(X, z[:, None], kern)
         model.het_Gauss.variance[:] = noise[:, None]
         return Posterior(model, X, z, noise)
+
+    def with_targets(self, z: np.ndarray) -> Posterior:
+        """The same hyperparameters and inputs conditioned on other outputs ``z``, shape (n,)."""
+        import GPy
+
+        z = np.asarray(z, dtype=float)
+        kern = self._model.kern.copy()  # type: ignore[attr-defined]
+        model = GPy.models.GPHeteroscedasticRegression(self.X_train, z[:, None], kern)
+        model.het_Gauss.variance[:] = self.noise_train[:, None]
+        return Posterior(model, self.X_train, z, self.noise_train)
 
     def log_likelihood(self) -> float:
         """Log marginal likelihood of the training data in model space."""
@@ -376,6 +408,22 @@ class GPSurrogate:
         dy_dw = 1.0 / self._warp.derivative(mean)
         std = np.sqrt(var_m) * self._scale * np.abs(dy_dw)
         return mean, std
+
+    def resampled(self, rng: np.random.Generator) -> GPSurrogate:
+        """A parametric-bootstrap replica: the training outputs shifted by draws of their noise.
+
+        Hyperparameters, inputs and warping are kept; each posterior is conditioned on
+        ``z + e`` with ``e ~ N(0, noise_train)``. The spread of quantities computed from many
+        replicas (e.g. the location of the minimum) measures how much the finite, noisy
+        evaluations limit them.
+        """
+        self._check_fitted()
+        replica = copy.copy(self)
+        replica.posteriors = [
+            p.with_targets(p.z_train + rng.normal(0.0, np.sqrt(p.noise_train)))
+            for p in self.posteriors
+        ]
+        return replica
 
     def to_model_space(self, y: np.ndarray) -> np.ndarray:
         """Map objective values to model space (warp and standardise)."""

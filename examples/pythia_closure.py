@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="observable set: core, shapes or extended (default: core)")
     parser.add_argument("--full", action="store_true",
                         help="acceptance configuration: 20k events per point, 60 evaluations")
+    parser.add_argument("--store", default=None,
+                        help="campaign store (SQLite) of the tune; rerun to resume")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -84,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         options = {
             "n_evals": args.evals,
             "pseudo_data": pseudo_data,
-            "tuner_options": {"surrogate": bt.SurrogateConfig(warping="log")},
             "callback": progress,
+            "store": args.store,
         }
         print(f"Closure test: {len(obs)} observables "
               f"({sum(reference[o.id].n_bins for o in obs)} bins), {args.events} events per "

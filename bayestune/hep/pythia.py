@@ -90,6 +90,9 @@ def _make_record(event, thrust, sph, lin, need_thrust: bool, need_y23: bool) -> 
             charged_ids.append(pid)
     mom = np.asarray(charged, dtype=float).reshape(-1, 4)
     shapes: dict[str, object] = {}
+    if mom.shape[0] < 2:  # vetoed by the caller; the shape finders would complain
+        return EventRecord(mom, np.asarray(charged_ids, dtype=int),
+                           np.asarray(all_ids, dtype=int), shapes)
     if sph.analyze(event) and lin.analyze(event):
         axes = []
         for i in (1, 2, 3):
