@@ -21,7 +21,6 @@ The acquisition functions see only :class:`Posterior` objects, never GPy.
 from __future__ import annotations
 
 import copy
-
 import math
 import warnings
 from dataclasses import dataclass

@@ -119,12 +119,14 @@ def plot_ratios(
                             color="0.85")
         for j, (label, pred) in enumerate(predictions.items()):
             h = pred[name]
-            top.stairs(h.values, np.append(h.lower, h.upper[-1]) if h.is_contiguous else None,
-                       color=f"C{j}", label=label) if h.is_contiguous else \
-                top.plot(x, h.values, "s", color=f"C{j}", ms=3, label=label)
             ratio, err = ratios[label]
-            bottom.errorbar(x, ratio, yerr=err, fmt="-" if h.is_contiguous else "s",
-                            drawstyle="steps-mid", color=f"C{j}", ms=3)
+            if h.is_contiguous:
+                top.stairs(h.values, h.edges, color=f"C{j}", label=label)
+                bottom.stairs(ratio, h.edges, color=f"C{j}")
+            else:  # gapped binning: markers per bin
+                top.plot(x, h.values, "s", color=f"C{j}", ms=3, label=label)
+                bottom.plot(x, ratio, "s", color=f"C{j}", ms=3)
+            bottom.errorbar(x, ratio, yerr=err, fmt="none", color=f"C{j}")
         top.set_title((titles or {}).get(name, name), fontsize="small")
         if np.all(ref.values > 0) and ref.values.max() / ref.values.min() > 50:
             top.set_yscale("log")

@@ -108,9 +108,10 @@ class GaussianPeakSimulator:
 
     Each event gives a value ``x ~ Normal(mean, width)``; the simulator returns the unit-
     normalised histogram of ``x`` and the mean of ``x**2`` (a one-bin observable) with MC
-    statistical errors, as :class:`~bayestune.hep.histogram.Histogram` objects. The random seed
-    is derived from ``seed`` and the parameters, like :class:`~bayestune.hep.pythia.PythiaSimulator`,
-    and :meth:`replicate` makes copies with other seeds or statistics (for pseudo-data).
+    statistical errors, as :class:`~bayestune.hep.histogram.Histogram` objects. The random
+    seed is derived from ``seed`` and the parameters, like
+    :class:`~bayestune.hep.pythia.PythiaSimulator`, and :meth:`replicate` makes copies with
+    other seeds or statistics (for pseudo-data).
 
     Parameters are ``{"mean": ..., "width": ...}``.
     """

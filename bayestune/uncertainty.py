@@ -147,7 +147,9 @@ def estimate_uncertainty(
     if not (isinstance(errordef, (int, float)) and math.isfinite(errordef) and errordef > 0):
         raise ValueError(f"errordef must be > 0, got errordef={errordef!r}")
     if not isinstance(n_bootstrap, int) or n_bootstrap < 0 or n_bootstrap == 1:
-        raise ValueError(f"n_bootstrap must be 0 or an integer >= 2, got n_bootstrap={n_bootstrap!r}")
+        raise ValueError(
+            f"n_bootstrap must be 0 or an integer >= 2, got n_bootstrap={n_bootstrap!r}"
+        )
     surrogate = result.surrogate
     if surrogate is None or not surrogate.is_fitted:
         raise BayestuneError(

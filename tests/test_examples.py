@@ -20,3 +20,41 @@ def test_quickstart_runs_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "n_evals  = 12 (0 failed)" in second.stdout
     assert "learned length scales" in second.stdout
+
+
+def _needs_pythia_and_data():
+    import pytest
+
+    pytest.importorskip("pythia8mc")
+    from bayestune.hep import find_data_dir
+
+    try:
+        find_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"LEP reference data not available: {exc}")
+
+
+def test_pythia_closure_example_runs(tmp_path):
+    _needs_pythia_and_data()
+    plot = tmp_path / "pulls.png"
+    cmd = [sys.executable, str(ROOT / "examples" / "pythia_closure.py"), "--events", "400",
+           "--evals", "10", "--observables", "shapes", "--quiet", "--plot", str(plot)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode in (0, 1), run.stderr  # 1 = closure failed at this tiny budget
+    assert "pull" in run.stdout and "chi2 at truth" in run.stdout
+    assert plot.stat().st_size > 1000
+
+
+def test_pythia_aleph_example_runs(tmp_path):
+    _needs_pythia_and_data()
+    plot, yoda = tmp_path / "ratios.png", tmp_path / "tune.yoda"
+    cmd = [sys.executable, str(ROOT / "examples" / "pythia_aleph.py"), "--events", "400",
+           "--evals", "8", "--quiet", "--plot", str(plot), "--yoda", str(yoda),
+           "--store", str(tmp_path / "aleph.sqlite")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "Monash 2013" in run.stdout and "chi2/bin" in run.stdout
+    assert plot.stat().st_size > 1000
+    from bayestune.hep import read_yoda
+
+    assert "/ALEPH_1996_S3486095/d03-x01-y01" in read_yoda(yoda)

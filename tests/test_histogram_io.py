@@ -243,3 +243,48 @@ def test_binning_check_names_the_bin():
     b = Histogram.from_edges("b", [0, 1, 2.5], [1, 1], [0.1, 0.1])
     with pytest.raises(HistogramError, match="bin 1"):
         a.check_binning(b)
+
+
+class _FakeResponse:
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def read(self) -> bytes:
+        return self.payload
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_hepdata_unpacks_a_yoda_archive(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from bayestune.hep import io as hio
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = SCATTER.encode()
+        info = tarfile.TarInfo("ins1/TEST.yoda")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    urls = []
+
+    def fake_urlopen(url, timeout):
+        urls.append(url)
+        return _FakeResponse(buf.getvalue())
+
+    monkeypatch.setattr(hio.urllib.request, "urlopen", fake_urlopen)
+    files = hio.download_hepdata(428072, tmp_path, rivet="ALEPH_1996_S3486095")
+    assert urls == ["https://www.hepdata.net/record/ins428072?format=yoda"
+                    "&rivet=ALEPH_1996_S3486095"]
+    assert [f.name for f in files] == ["TEST.yoda"]
+    assert "/TEST/d01-x01-y01" in read_yoda(files[0])
+
+    monkeypatch.setattr(hio.urllib.request, "urlopen",
+                        lambda url, timeout: _FakeResponse(SCATTER.encode()))
+    plain = hio.download_hepdata("ins1", tmp_path / "plain", rivet="TEST")
+    assert plain[0].name == "TEST.yoda" and read_yoda(plain[0])

@@ -8,10 +8,10 @@ error (one standard deviation).  A scalar such as <N_ch> is a one-bin histogram.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..exceptions import BayestuneError
 
@@ -33,7 +33,7 @@ def normalise_path(path: str) -> str:
     return path
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Histogram:
     """Binned values with errors.
 
@@ -58,10 +58,14 @@ class Histogram:
     values: np.ndarray
     errors: np.ndarray
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self, name: str, lower: ArrayLike, upper: ArrayLike, values: ArrayLike, errors: ArrayLike
+    ) -> None:
+        object.__setattr__(self, "name", str(name))
+        given = {"lower": lower, "upper": upper, "values": values, "errors": errors}
         arrays = {}
-        for field_name in ("lower", "upper", "values", "errors"):
-            arr = np.atleast_1d(np.asarray(getattr(self, field_name), dtype=float)).copy()
+        for field_name, raw in given.items():
+            arr = np.atleast_1d(np.asarray(raw, dtype=float)).copy()
             if arr.ndim != 1:
                 raise HistogramError(
                     f"histogram {self.name!r}: {field_name} must be 1-D, got shape {arr.shape}"
@@ -105,7 +109,7 @@ class Histogram:
     # ----------------------------------------------------------------------------- factories
     @classmethod
     def from_edges(
-        cls, name: str, edges: Sequence[float], values: Sequence[float], errors: Sequence[float]
+        cls, name: str, edges: ArrayLike, values: ArrayLike, errors: ArrayLike
     ) -> Histogram:
         """A gap-free histogram from ``n_bins + 1`` contiguous edges."""
         edges_arr = np.asarray(edges, dtype=float)

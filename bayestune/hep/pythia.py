@@ -128,7 +128,7 @@ def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analy
     sph = p8.Sphericity(2.0, 3)
     lin = p8.Sphericity(1.0, 3)
     need_thrust, need_y23 = analysis.needs_thrust, analysis.needs_y23
-    records = []
+    records: list[EventRecord] = []
     n_fail = 0
     while len(records) < n_events:
         if not pythia.next():
