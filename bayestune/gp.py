@@ -68,6 +68,10 @@ class SurrogateConfig:
         averaged over ``n_samples`` posterior samples.
     n_samples, mcmc_steps : int
         Number of hyperparameter samples kept, and MCMC steps per walker.
+    trend : {None, "quadratic"}
+        Add a Bayesian quadratic trend (a degree-2 polynomial kernel with all cross terms) to
+        the stationary kernel. Suits chi2 surfaces, whose minimum is a rotated, elongated
+        bowl (correlated parameters such as the Lund a and b).
     """
 
     kernel: KernelName = "matern52"
@@ -78,6 +82,7 @@ class SurrogateConfig:
     fully_bayesian: bool = False
     n_samples: int = 12
     mcmc_steps: int = 150
+    trend: Literal[None, "quadratic"] = None
 
     def __post_init__(self) -> None:
         if self.kernel not in _KERNELS:
@@ -101,6 +106,8 @@ class SurrogateConfig:
                 "lengthscale_bounds must satisfy 0 < low < high, "
                 f"got lengthscale_bounds={self.lengthscale_bounds!r}"
             )
+        if self.trend not in _TRENDS:
+            raise BayestuneError(f"trend must be None or 'quadratic', got trend={self.trend!r}")
         for name in ("n_samples", "mcmc_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -203,6 +210,62 @@ def _kernel_classes() -> dict[str, type]:
 
 
 _KERNELS = ("matern52", "matern32", "rbf")
+_TRENDS = (None, "quadratic")
+
+_QUADRATIC_CLASS: type | None = None
+
+
+def _quadratic_kernel(input_dim: int) -> object:
+    """A degree-2 polynomial kernel ``v (s (x - c).(x' - c) + b)^2`` with ``c`` the cube centre.
+
+    Added to the stationary kernel it is a Bayesian quadratic trend (all linear, square and
+    cross terms), which describes the rotated, elongated bowl of a chi2 near its minimum
+    far better than axis-aligned length scales alone. GPy's ``Poly`` kernel lacks input
+    gradients, which the acquisition optimiser needs; this subclass provides them.
+    """
+    global _QUADRATIC_CLASS
+    if _QUADRATIC_CLASS is None:
+        import GPy
+
+        class QuadraticTrend(GPy.kern.Poly):  # type: ignore[misc,name-defined]
+            def __init__(self, input_dim: int, name: str = "quadratic") -> None:
+                super().__init__(input_dim, variance=1.0, scale=1.0, bias=1.0, order=2.0,
+                                 name=name)
+
+            def _AB(self, X, X2=None):  # noqa: N802,N803 - GPy's names
+                Xc = X - 0.5
+                dot = Xc @ Xc.T if X2 is None else Xc @ (X2 - 0.5).T
+                A = self.scale * dot + self.bias
+                return dot, A, A**2
+
+            def update_gradients_diag(self, dL_dKdiag, X):  # noqa: N802,N803
+                sq = np.sum((X - 0.5) ** 2, axis=1)
+                A = self.scale * sq + self.bias
+                dL_dA = dL_dKdiag * 2.0 * self.variance * A
+                self.variance.gradient = float(np.sum(dL_dKdiag * A**2))
+                self.scale.gradient = float(np.sum(dL_dA * sq))
+                self.bias.gradient = float(np.sum(dL_dA))
+
+            def gradients_X(self, dL_dK, X, X2=None):  # noqa: N802,N803
+                _, A, _ = self._AB(X, X2)
+                G = dL_dK * 2.0 * self.variance * A
+                if X2 is None:
+                    return self.scale * (G + G.T) @ (X - 0.5)
+                return self.scale * G @ (X2 - 0.5)
+
+            def gradients_X_diag(self, dL_dKdiag, X):  # noqa: N802,N803
+                Xc = X - 0.5
+                A = self.scale * np.sum(Xc**2, axis=1) + self.bias
+                return (dL_dKdiag * 4.0 * self.variance * self.scale * A)[:, None] * Xc
+
+        _QUADRATIC_CLASS = QuadraticTrend
+    return _QUADRATIC_CLASS(input_dim)
+
+
+def _stationary(kern: object) -> object:
+    """The stationary (ARD) part of a kernel that may carry a trend term."""
+    parts = getattr(kern, "parts", None)
+    return parts[0] if parts else kern
 
 
 def _log_jacobian(model: object) -> float:
@@ -432,7 +495,7 @@ class GPSurrogate:
     def lengthscales(self) -> np.ndarray:
         """ARD length scales in unit-cube coordinates, shape ``(d,)`` (median over samples)."""
         self._check_fitted()
-        values = [np.asarray(p._model.kern.lengthscale).copy()  # type: ignore[attr-defined]
+        values = [np.asarray(_stationary(p._model.kern).lengthscale).copy()  # type: ignore
                   for p in self.posteriors]
         return np.median(values, axis=0)
 
@@ -496,6 +559,12 @@ class GPSurrogate:
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale.constrain_bounded(lo, hi, warning=False)
         kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
+        if self.config.trend == "quadratic":
+            trend = _quadratic_kernel(d)
+            trend.variance.constrain_bounded(1e-4, 1e2, warning=False)  # type: ignore
+            trend.scale.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
+            trend.bias.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
+            kern = kern + trend
         Y = z[:, None]
         if noise is not None:
             model = GPy.models.GPHeteroscedasticRegression(X, Y, kern)
@@ -518,12 +587,13 @@ class GPSurrogate:
 
     def _random_theta(self, model: object, rng: np.random.Generator) -> np.ndarray:
         """A random starting point: log-uniform length scales, variance ~ 1, noise small."""
-        d = int(model.kern.input_dim)  # type: ignore[attr-defined]
+        kern = _stationary(model.kern)  # type: ignore[attr-defined]
+        d = int(kern.input_dim)  # type: ignore[attr-defined]
         lo, hi = self.config.lengthscale_bounds
-        model.kern.lengthscale[:] = np.exp(  # type: ignore[attr-defined]
+        kern.lengthscale[:] = np.exp(  # type: ignore[attr-defined]
             rng.uniform(math.log(max(lo, 0.03)), math.log(min(hi, 3.0)), size=d)
         )
-        model.kern.variance[:] = np.exp(rng.uniform(math.log(0.3), math.log(3.0)))  # type: ignore
+        kern.variance[:] = np.exp(rng.uniform(math.log(0.3), math.log(3.0)))  # type: ignore
         if self.noise_mode == "learned":
             model.Gaussian_noise.variance[:] = np.exp(  # type: ignore[attr-defined]
                 rng.uniform(math.log(1e-5), math.log(1e-1))
@@ -581,10 +651,11 @@ class GPSurrogate:
     def _log_hyperprior(model: object, learned_noise: bool) -> float:
         """Log density of the hyperprior: log-normal length scales, log-uniform signal
         variance, and the Gamma prior of a learned noise variance."""
-        ls = np.array(model.kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
+        kern = _stationary(model.kern)  # type: ignore[attr-defined]
+        ls = np.array(kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
         z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
         value = float(np.sum(-0.5 * z**2 - np.log(ls)))
-        value -= math.log(float(model.kern.variance[0]))  # type: ignore[attr-defined]
+        value -= math.log(float(kern.variance[0]))  # type: ignore[attr-defined]
         if learned_noise:
             sn2 = float(model.Gaussian_noise.variance[0])  # type: ignore[attr-defined]
             value += (NOISE_PRIOR_SHAPE - 1.0) * math.log(sn2) - NOISE_PRIOR_RATE * sn2

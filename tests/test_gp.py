@@ -187,3 +187,52 @@ def test_fit_input_validation(rng):
         GPSurrogate().predict(np.zeros((1, 2)))
     with pytest.raises(BayestuneError, match="noise='known'"):
         GPSurrogate(SurrogateConfig(noise="known")).fit(np.eye(2), np.ones(2), rng=rng)
+
+
+def test_quadratic_trend_gradients_match_finite_differences():
+    from bayestune.gp import _quadratic_kernel
+
+    rng = np.random.default_rng(0)
+    kern = _quadratic_kernel(3)
+    kern.scale[:] = 1.7
+    kern.bias[:] = 0.4
+    kern.variance[:] = 2.0
+    X, X2 = rng.uniform(size=(4, 3)), rng.uniform(size=(5, 3))
+    dL = rng.normal(size=(4, 5))
+    grad = kern.gradients_X(dL, X, X2)
+    eps = 1e-6
+    for i in range(4):
+        for j in range(3):
+            Xp, Xm = X.copy(), X.copy()
+            Xp[i, j] += eps
+            Xm[i, j] -= eps
+            fd = np.sum(dL * (kern.K(Xp, X2) - kern.K(Xm, X2))) / (2 * eps)
+            assert grad[i, j] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+    dl_diag = rng.normal(size=4)
+    gdiag = kern.gradients_X_diag(dl_diag, X)
+    Xp = X.copy()
+    Xp[1, 2] += eps
+    Xm = X.copy()
+    Xm[1, 2] -= eps
+    fd = np.sum(dl_diag * (kern.Kdiag(Xp) - kern.Kdiag(Xm))) / (2 * eps)
+    assert gdiag[1, 2] == pytest.approx(fd, rel=1e-5)
+
+
+def test_quadratic_trend_surrogate_describes_a_rotated_bowl():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(size=(25, 2))
+    d = X - np.array([0.4, 0.6])
+    hess = np.array([[50.0, 45.0], [45.0, 50.0]])  # a narrow diagonal valley
+    y = 0.5 * np.einsum("ni,ij,nj->n", d, hess, d)
+    plain = GPSurrogate(SurrogateConfig(noise="fixed")).fit(X, y, rng=np.random.default_rng(2))
+    trend = GPSurrogate(SurrogateConfig(noise="fixed", trend="quadratic")).fit(
+        X, y, rng=np.random.default_rng(2))
+    Xt = rng.uniform(size=(200, 2))
+    dt = Xt - np.array([0.4, 0.6])
+    yt = 0.5 * np.einsum("ni,ij,nj->n", dt, hess, dt)
+    err_plain = np.sqrt(np.mean((plain.predict(Xt)[0] - yt) ** 2))
+    err_trend = np.sqrt(np.mean((trend.predict(Xt)[0] - yt) ** 2))
+    assert err_trend < 0.5 * err_plain, (err_trend, err_plain)
+    assert trend.lengthscales.shape == (2,)
+    with pytest.raises(BayestuneError, match="trend="):
+        SurrogateConfig(trend="cubic")
