@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.store and args.repeats > 1:
+        parser.error("--store keeps one campaign: use it with --repeats 1")
     if args.full:
         args.events, args.evals = 20_000, 60
     if args.pseudo_events is None:
