@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import BayestuneError
+from .gp import SurrogateConfig
 from .hep.chi2 import HistogramObjective, Weights
 from .hep.histogram import Histogram
 from .result import Result
@@ -154,6 +155,8 @@ def closure_test(
         Campaign store of the tune (resumable).
     tuner_options : dict, optional
         Further keyword arguments of :class:`bayestune.Tuner` (``surrogate``, ``n_initial``...).
+        The default surrogate adds a quadratic trend to the GP
+        (``SurrogateConfig(trend="quadratic")``), which suits a chi2.
     callback : callable, optional
         Called with each finished trial (progress printing).
     n_bootstrap : int
@@ -173,6 +176,8 @@ def closure_test(
     objective = HistogramObjective(simulate, data, weights, model_uncertainty=model_uncertainty,
                                    n_params=len(space), keep_pulls=False)
     options = dict(tuner_options or {})
+    # a chi2 near its minimum is a (rotated) quadratic bowl: model it with a quadratic trend
+    options.setdefault("surrogate", SurrogateConfig(trend="quadratic"))
     with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
         result = tuner.run(n_evals, callback=callback)
     if not result.success:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
+# One BLAS thread per process keeps timings and numerics stable on small CI machines. This
+# must happen before numpy is first imported, or OpenBLAS has already started its threads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-# One BLAS thread per process keeps timings and numerics stable on small CI machines.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+# numpy may already be imported (pytest imports bayestune to resolve the warning filters),
+# so also cap the running thread pools.
+threadpool_limits(1)
 
 
 @pytest.fixture
