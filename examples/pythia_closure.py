@@ -57,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="acceptance configuration: 20k events per point, 60 evaluations")
     parser.add_argument("--store", default=None,
                         help="campaign store (SQLite) of the tune; rerun to resume")
+    parser.add_argument("--warping", default="chi2", choices=["none", "log", "chi2"],
+                        help="GP output warping (default chi2: ln of the chi2)")
+    parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
+                        help="quadratic trend in the GP (default none)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -90,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             "pseudo_data": pseudo_data,
             "callback": progress,
             "store": args.store,
+            "tuner_options": {"surrogate": bt.SurrogateConfig(
+                warping=None if args.warping == "none" else args.warping,
+                trend=None if args.trend == "none" else args.trend)},
         }
         print(f"Closure test: {len(obs)} observables "
               f"({sum(reference[o.id].n_bins for o in obs)} bins), {args.events} events per "
