@@ -23,6 +23,7 @@ import numpy as np
 
 from .exceptions import BayestuneError
 from .gp import SurrogateConfig
+from .hep.binwise import fit_binwise
 from .hep.chi2 import HistogramObjective, Weights
 from .hep.histogram import Histogram
 from .result import Result
@@ -130,6 +131,7 @@ def closure_test(
     tuner_options: Mapping[str, Any] | None = None,
     callback: Callable[..., None] | None = None,
     n_bootstrap: int = 30,
+    estimator: str = "surrogate",
 ) -> ClosureResult:
     """Tune against pseudo-data generated at ``truth`` and compute the pulls.
 
@@ -155,13 +157,20 @@ def closure_test(
         Campaign store of the tune (resumable).
     tuner_options : dict, optional
         Further keyword arguments of :class:`bayestune.Tuner` (``surrogate``, ``n_initial``...).
-        The default surrogate adds a quadratic trend to the GP
-        (``SurrogateConfig(trend="quadratic")``), which suits a chi2.
+        The default surrogate models ``ln(chi2)`` (``SurrogateConfig(warping="chi2")``): an
+        unwarped GP of a chi2 that spans 10^1-10^5 learns length scales of half the box and
+        cannot see the valley.
     callback : callable, optional
         Called with each finished trial (progress printing).
     n_bootstrap : int
         Bootstrap replicas for the surrogate part of the uncertainty (see
         :func:`~bayestune.estimate_uncertainty`); 0 uses the Hessian alone.
+    estimator : {"surrogate", "binwise"}
+        Where the estimate and its covariance come from: the GP surrogate of the chi2
+        (:func:`~bayestune.estimate_uncertainty`, default), or quadratic per-bin models of the
+        simulated histograms (:func:`~bayestune.hep.binwise.fit_binwise`, Professor style;
+        experimental: it is exact when the fitted points surround the minimum and the bins
+        are quadratic there, and unreliable when they cluster off the minimum).
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
@@ -173,16 +182,24 @@ def closure_test(
     else:
         maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
         data = dict(maker(truth, p_seed))
+    if estimator not in ("surrogate", "binwise"):
+        raise ValueError(
+            f"estimator must be 'surrogate' or 'binwise', got estimator={estimator!r}"
+        )
     objective = HistogramObjective(simulate, data, weights, model_uncertainty=model_uncertainty,
-                                   n_params=len(space), keep_pulls=False)
+                                   n_params=len(space), keep_pulls=False,
+                                   keep_bins=estimator == "binwise")
     options = dict(tuner_options or {})
-    # a chi2 near its minimum is a (rotated) quadratic bowl: model it with a quadratic trend
-    options.setdefault("surrogate", SurrogateConfig(trend="quadratic"))
+    # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
+    options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
     with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
         result = tuner.run(n_evals, callback=callback)
     if not result.success:
         raise BayestuneError(f"the closure tune failed: {result.message}")
-    unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
+    if estimator == "binwise":
+        unc = fit_binwise(result.history, space, objective).uncertainty()
+    else:
+        unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
     estimate = unc.x
     at_truth = objective.chi2(simulate(truth))
     at_tuned = objective.chi2(simulate(estimate))

@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="GP output warping (default chi2: ln of the chi2)")
     parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
                         help="quadratic trend in the GP (default none)")
+    parser.add_argument("--estimator", default="surrogate", choices=["surrogate", "binwise"],
+                        help="estimate and errors from the GP surrogate of the chi2 (default) "
+                             "or from per-bin quadratic models (binwise, experimental)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "pseudo_data": pseudo_data,
             "callback": progress,
             "store": args.store,
+            "estimator": args.estimator,
             "tuner_options": {"surrogate": bt.SurrogateConfig(
                 warping=None if args.warping == "none" else args.warping,
                 trend=None if args.trend == "none" else args.trend)},

@@ -292,6 +292,10 @@ class HistogramObjective:
         Number of tuned parameters, subtracted from the bin count for ``ndf``.
     keep_pulls : bool
         Store per-bin pulls in the evaluation ``info`` (for data/MC plots later).
+    keep_bins : bool
+        Store the simulated bin values and errors in ``info["bins"]``
+        (``{name: [values, errors]}``), which bin-by-bin surrogates
+        (:mod:`bayestune.hep.binwise`) are fitted to.
 
     Calling the objective returns an :class:`~bayestune.Evaluation` with ``value`` = chi2,
     ``variance`` = its MC-noise variance, and ``info`` holding ``chi2_per_observable``,
@@ -307,6 +311,7 @@ class HistogramObjective:
         model_uncertainty: float = 0.0,
         n_params: int = 0,
         keep_pulls: bool = True,
+        keep_bins: bool = False,
     ) -> None:
         if not callable(simulate):
             raise TypeError(f"simulate must be callable, got {type(simulate).__name__}")
@@ -321,6 +326,7 @@ class HistogramObjective:
         self.model_uncertainty = f
         self.n_params = int(n_params)
         self.keep_pulls = keep_pulls
+        self.keep_bins = keep_bins
         known = set(self.reference) | {normalise_path(h.name) for h in self.reference.values()}
         unknown = sorted(self.weights.names() - known)
         if unknown:
@@ -335,7 +341,8 @@ class HistogramObjective:
                     model_uncertainty=self.model_uncertainty, n_params=self.n_params)
 
     def __call__(self, params: dict[str, Any]) -> Evaluation:
-        result = self.chi2(self.simulate(params))
+        simulated = self.simulate(params)
+        result = self.chi2(simulated)
         info: dict[str, Any] = {
             "chi2_per_observable": result.per_observable,
             "n_bins": result.n_bins,
@@ -343,6 +350,9 @@ class HistogramObjective:
         }
         if self.keep_pulls:
             info["pulls"] = {k: v.tolist() for k, v in result.pulls.items()}
+        if self.keep_bins:
+            info["bins"] = {k: [simulated[k].values.tolist(), simulated[k].errors.tolist()]
+                            for k in result.per_observable}
         return Evaluation(result.value, result.variance, info)
 
     def __repr__(self) -> str:
