@@ -505,11 +505,14 @@ class GPSurrogate:
         self._check_fitted()
         model = self.posteriors[0]._model
         out: dict[str, float | str | list[float]] = {
-            "signal_variance": float(model.kern.variance[0]),  # type: ignore[attr-defined]
+            "signal_variance": float(_stationary(model.kern).variance[0]),  # type: ignore
             "lengthscales": [float(v) for v in self.lengthscales],
             "noise_mode": str(self.noise_mode),
             "warping": str(self.warping),
         }
+        if self.config.trend == "quadratic":
+            trend = model.kern.parts[1]  # type: ignore[attr-defined]
+            out["trend_variance"] = float(trend.variance[0])
         if self.noise_mode == "learned":
             out["noise_variance"] = float(model.Gaussian_noise.variance[0])  # type: ignore
         return out

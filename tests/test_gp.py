@@ -234,5 +234,6 @@ def test_quadratic_trend_surrogate_describes_a_rotated_bowl():
     err_trend = np.sqrt(np.mean((trend.predict(Xt)[0] - yt) ** 2))
     assert err_trend < 0.5 * err_plain, (err_trend, err_plain)
     assert trend.lengthscales.shape == (2,)
+    assert trend.hyperparameters["trend_variance"] > 0
     with pytest.raises(BayestuneError, match="trend="):
         SurrogateConfig(trend="cubic")
