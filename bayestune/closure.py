@@ -25,6 +25,7 @@ from .exceptions import BayestuneError
 from .gp import SurrogateConfig
 from .hep.binwise import fit_binwise
 from .hep.chi2 import HistogramObjective, Weights
+from .hep.composite import BinEmulator, CompositeChi2Engine
 from .hep.histogram import Histogram
 from .result import Result
 from .space import Dimension, Real, Space
@@ -165,12 +166,15 @@ def closure_test(
     n_bootstrap : int
         Bootstrap replicas for the surrogate part of the uncertainty (see
         :func:`~bayestune.estimate_uncertainty`); 0 uses the Hessian alone.
-    estimator : {"surrogate", "binwise"}
+    estimator : {"surrogate", "binwise", "composite"}
         Where the estimate and its covariance come from: the GP surrogate of the chi2
         (:func:`~bayestune.estimate_uncertainty`, default), or quadratic per-bin models of the
         simulated histograms (:func:`~bayestune.hep.binwise.fit_binwise`, Professor style;
         experimental: it is exact when the fitted points surround the minimum and the bins
-        are quadratic there, and unreliable when they cluster off the minimum).
+        are quadratic there, and unreliable when they cluster off the minimum), or
+        ``"composite"``: the campaign itself runs :class:`~bayestune.hep.composite.
+        CompositeChi2Engine` (GP emulators of the bins, EI of the chi2 computed from them)
+        and the estimate minimises the chi2 of the emulated bins (experimental).
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
@@ -182,22 +186,30 @@ def closure_test(
     else:
         maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
         data = dict(maker(truth, p_seed))
-    if estimator not in ("surrogate", "binwise"):
+    if estimator not in ("surrogate", "binwise", "composite"):
         raise ValueError(
-            f"estimator must be 'surrogate' or 'binwise', got estimator={estimator!r}"
+            "estimator must be 'surrogate', 'binwise' or 'composite', "
+            f"got estimator={estimator!r}"
         )
     objective = HistogramObjective(simulate, data, weights, model_uncertainty=model_uncertainty,
                                    n_params=len(space), keep_pulls=False,
-                                   keep_bins=estimator == "binwise")
+                                   keep_bins=estimator in ("binwise", "composite"))
     options = dict(tuner_options or {})
     # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
     options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
+    if estimator == "composite":
+        options.pop("surrogate", None)
+        options.setdefault("engine", CompositeChi2Engine(space, objective))
     with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
         result = tuner.run(n_evals, callback=callback)
     if not result.success:
         raise BayestuneError(f"the closure tune failed: {result.message}")
     if estimator == "binwise":
         unc = fit_binwise(result.history, space, objective).uncertainty()
+    elif estimator == "composite":
+        emulator = BinEmulator(space, objective).fit(result.history,
+                                                     np.random.default_rng([seed, 7]))
+        unc = emulator.uncertainty()
     else:
         unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
     estimate = unc.x

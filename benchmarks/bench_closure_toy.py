@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evals", type=int, default=40)
-    parser.add_argument("--estimators", default="surrogate,binwise")
+    parser.add_argument("--estimators", default="surrogate,composite,binwise")
     args = parser.parse_args(argv)
     sim = GaussianPeakSimulator(n_events=5_000, seed=1)
 

@@ -61,9 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="GP output warping (default chi2: ln of the chi2)")
     parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
                         help="quadratic trend in the GP (default none)")
-    parser.add_argument("--estimator", default="surrogate", choices=["surrogate", "binwise"],
+    parser.add_argument("--estimator", default="surrogate",
+                        choices=["surrogate", "binwise", "composite"],
                         help="estimate and errors from the GP surrogate of the chi2 (default) "
-                             "or from per-bin quadratic models (binwise, experimental)")
+                             "or from per-bin quadratic models (binwise, experimental), or run "
+                             "the composite bin-emulator engine (composite, experimental)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)

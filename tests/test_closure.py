@@ -102,3 +102,30 @@ def test_hessian_covariance_of_a_linear_gaussian_model():
     np.testing.assert_allclose([unc.x["a"], unc.x["b"]], theta_hat, atol=0.1 * sd.max())
     assert unc.surrogate_accurate
     assert "hessian_positive_definite=True" in repr(unc)
+
+
+def test_composite_engine_finds_the_valley_quickly():
+    from bayestune.hep import HistogramObjective
+    from bayestune.hep.composite import CompositeChi2Engine
+
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    pseudo = sim.replicate(seed=10_003, n_events=20_000)(TRUTH)
+    obj = HistogramObjective(sim, pseudo, keep_pulls=False, keep_bins=True)
+    res = bt.minimize(obj, SPACE, 15, seed=3, engine=CompositeChi2Engine(SPACE, obj))
+    proposed = [t for t in res.history.completed if t.source == "composite-chi2"]
+    assert len(proposed) == 10
+    # the truth's chi2 is ~26; every composite proposal after the first two is near it
+    assert np.median([t.value for t in proposed[2:]]) < 60.0
+    assert abs(res.x["mean"] - 0.3) < 0.05 and abs(res.x["width"] - 1.1) < 0.03
+    with pytest.raises(bt.BayestuneError, match="keep_bins=True"):
+        CompositeChi2Engine(SPACE, HistogramObjective(sim, pseudo))
+
+
+def test_closure_with_the_composite_estimator():
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    res = closure_test(sim, SPACE, TRUTH, n_evals=20, seed=4, estimator="composite",
+                       pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
+                                                                     n_events=20_000)(truth))
+    assert res.uncertainty.valid and not res.uncertainty.at_limit
+    assert all(abs(p) < 3.0 for p in res.pulls.values()), res.table()
+    assert all(0 < e < 0.1 for e in res.errors.values())
