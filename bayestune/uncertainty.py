@@ -23,6 +23,7 @@ the minimum (its posterior standard deviation of the objective there is below ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ from .space import Real
 if TYPE_CHECKING:
     from .result import Result
 
-__all__ = ["Uncertainty", "estimate_uncertainty"]
+__all__ = ["Uncertainty", "estimate_uncertainty", "RealCoordinates", "minuit_fit",
+           "uncertainty_from_minuit"]
 
 
 @dataclass
@@ -158,60 +160,91 @@ def estimate_uncertainty(
         )
     space = result.space
     x0 = dict(start if start is not None else result.x)
-    dims = [d for d in space if isinstance(d, Real)]
-    if not dims:
-        raise BayestuneError("estimate_uncertainty needs at least one Real parameter")
-    names = [d.name for d in dims]
-    base_unit = space.to_unit(space.validate(x0))
-    cols = [space.columns_of(n).start for n in names]
+    to_unit = RealCoordinates(space, x0)
+    names = to_unit.names
 
-    def unit_of(values: np.ndarray) -> np.ndarray:
-        u = base_unit.copy()
-        for c, d, v in zip(cols, dims, values):
-            u[c] = d.encode(float(v))[0]
-        return u
-
-    def minimise(model: Any, start_values: list[float], hesse: bool):
-        from iminuit import Minuit
-
+    def surrogate_mean(model: Any) -> Callable[..., float]:
         def mean(*values: float) -> float:
-            return float(model.predict(unit_of(np.asarray(values))[None, :])[0][0])
+            return float(model.predict(to_unit(np.asarray(values))[None, :])[0][0])
 
-        m = Minuit(mean, *start_values, name=names)
-        m.errordef = errordef
-        for d in dims:
-            m.limits[d.name] = (d.low, d.high)
-            m.errors[d.name] = 0.05 * (d.high - d.low)
-        m.migrad()
-        if hesse:
-            m.hesse()
-        return m
+        return mean
 
-    m = minimise(surrogate, [float(x0[n]) for n in names], hesse=True)
+    limits = [(d.low, d.high) for d in to_unit.dims]
+    m = minuit_fit(surrogate_mean(surrogate), names, [float(x0[n]) for n in names], limits,
+                   errordef)
     values = np.array(m.values)
     k = len(names)
-    cov_h = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
     cov_s = np.zeros((k, k))
     if n_bootstrap:
         rng = np.random.default_rng(seed)
         minima = [
-            np.array(minimise(surrogate.resampled(rng), list(values), hesse=False).values)
+            np.array(minuit_fit(surrogate_mean(surrogate.resampled(rng)), names, list(values),
+                                limits, errordef, hesse=False).values)
             for _ in range(n_bootstrap)
         ]
         cov_s = np.atleast_2d(np.cov(np.array(minima), rowvar=False))
+    std = float(surrogate.predict(to_unit(values)[None, :])[1][0])
+    return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=std, covariance_extra=cov_s)
+
+
+class RealCoordinates:
+    """Maps values of a space's real parameters to a full unit-cube row.
+
+    The other parameters stay at their values in ``base``. ``names`` and ``dims`` list the
+    real parameters in space order.
+    """
+
+    def __init__(self, space: Any, base: dict[str, Any]) -> None:
+        self.dims = [d for d in space if isinstance(d, Real)]
+        if not self.dims:
+            raise BayestuneError("uncertainties need at least one Real parameter")
+        self.names = [d.name for d in self.dims]
+        self._base = space.to_unit(space.validate(base))
+        self._cols = [space.columns_of(n).start for n in self.names]
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        u = self._base.copy()
+        for c, d, v in zip(self._cols, self.dims, values):
+            u[c] = d.encode(float(v))[0]
+        return u
+
+
+def minuit_fit(
+    fcn: Callable[..., float], names: list[str], start: Sequence[float],
+    limits: Sequence[tuple[float, float]], errordef: float, *, hesse: bool = True,
+) -> Any:
+    """MIGRAD (then HESSE) of ``fcn(*values)`` inside ``limits``; returns the Minuit object."""
+    from iminuit import Minuit
+
+    m = Minuit(fcn, *start, name=names)
+    m.errordef = errordef
+    for n, (lo, hi) in zip(names, limits):
+        m.limits[n] = (lo, hi)
+        m.errors[n] = 0.05 * (hi - lo)
+    m.migrad()
+    if hesse:
+        m.hesse()
+    return m
+
+
+def uncertainty_from_minuit(
+    m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
+    fun_std: float, covariance_extra: np.ndarray | None = None,
+) -> Uncertainty:
+    """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance)."""
+    names = list(m.parameters)
+    k = len(names)
+    cov_h = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
+    cov_s = np.zeros((k, k)) if covariance_extra is None else covariance_extra
     cov = cov_h + cov_s
-    x = dict(x0)
-    for n, v in zip(names, values):
-        x[n] = float(v)
-    std = float(surrogate.predict(unit_of(values)[None, :])[1][0])
+    x = dict(base)
+    x.update({n: float(v) for n, v in zip(names, m.values)})
     errors = {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
-    at_limit = [
-        d.name for d in dims
-        if min(x[d.name] - d.low, d.high - x[d.name]) < 0.5 * errors[d.name]
-    ]
-    posdef = bool(m.fmin.has_posdef_covar) if m.fmin is not None else False
+    at_limit = [n for n, (lo, hi) in zip(names, limits)
+                if min(x[n] - lo, hi - x[n]) < 0.5 * errors[n]]
     return Uncertainty(
-        x=x, errors=errors, covariance=cov, names=names, fun=float(m.fval), fun_std=std,
-        errordef=float(errordef), valid=bool(m.valid), hessian_positive_definite=posdef,
+        x=x, errors=errors, covariance=cov, names=names, fun=float(m.fval), fun_std=fun_std,
+        errordef=float(errordef), valid=bool(m.valid),
+        hessian_positive_definite=bool(m.fmin.has_posdef_covar) if m.fmin else False,
         at_limit=at_limit, covariance_hessian=cov_h, covariance_surrogate=cov_s, minuit=m,
     )

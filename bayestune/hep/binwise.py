@@ -31,7 +31,7 @@ import numpy as np
 from ..exceptions import BayestuneError
 from ..history import History
 from ..space import Real, Space
-from ..uncertainty import Uncertainty
+from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
 
 __all__ = ["BinwiseModel", "fit_binwise"]
@@ -105,36 +105,16 @@ class BinwiseModel:
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | None = None) -> Uncertainty:
         """Minimise the rebuilt chi2 inside the fitted box; HESSE covariance."""
-        from iminuit import Minuit
-
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
 
         def fcn(*values: float) -> float:
             return self.chi2(values)[0]
 
-        m = Minuit(fcn, *x0, name=self.names)
-        m.errordef = errordef
-        for i, n in enumerate(self.names):
-            m.limits[n] = (lo[i], hi[i])
-            m.errors[n] = 0.05 * (hi[i] - lo[i])
-        m.migrad()
-        m.hesse()
-        values = np.array(m.values)
-        k = len(self.names)
-        cov = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
-        errors = {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(self.names)}
-        at_limit = [n for i, n in enumerate(self.names)
-                    if min(values[i] - lo[i], hi[i] - values[i]) < 0.5 * errors[n]]
-        x = dict(self._fixed)
-        x.update({n: float(v) for n, v in zip(self.names, values)})
-        return Uncertainty(
-            x=x, errors=errors, covariance=cov, names=list(self.names), fun=float(m.fval),
-            fun_std=self.chi2(values)[1], errordef=float(errordef), valid=bool(m.valid),
-            hessian_positive_definite=bool(m.fmin.has_posdef_covar) if m.fmin else False,
-            at_limit=at_limit, covariance_hessian=cov, covariance_surrogate=np.zeros((k, k)),
-            minuit=m,
-        )
+        limits = list(zip(lo, hi))
+        m = minuit_fit(fcn, self.names, list(x0), limits, errordef)
+        return uncertainty_from_minuit(m, self._fixed, limits, errordef,
+                                       fun_std=self.chi2(np.array(m.values))[1])
 
 
 def fit_binwise(

@@ -24,8 +24,8 @@ from ..engines import Engine
 from ..exceptions import BayestuneError
 from ..gp import GPSurrogate, SurrogateConfig
 from ..history import History
-from ..space import Real, Space
-from ..uncertainty import Uncertainty
+from ..space import Space
+from ..uncertainty import RealCoordinates, Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
 
 __all__ = ["BinEmulator", "CompositeChi2Engine"]
@@ -133,52 +133,26 @@ class BinEmulator:
         the PCA truncation residual and the model-uncertainty floor -- not an evaluation's MC
         error, because the emulated mean averages over all evaluations.
         """
-        from iminuit import Minuit
-
-        dims = [d for d in self.space if isinstance(d, Real)]
-        names = [d.name for d in dims]
         base = dict(start if start is not None else self._best_params)
-        base_unit = self.space.to_unit(self.space.validate(base))
-        cols = [self.space.columns_of(n).start for n in names]
+        to_unit = RealCoordinates(self.space, base)
         obj = self.objective
 
-        def unit_of(values: np.ndarray) -> np.ndarray:
-            u = base_unit.copy()
-            for c, d, v in zip(cols, dims, values):
-                u[c] = d.encode(float(v))[0]
-            return u
+        def variance(var: np.ndarray) -> np.ndarray:
+            return (self.data_err**2 + var + self._resid_var
+                    + (obj.model_uncertainty * self.data) ** 2)
 
         def fcn(*values: float) -> float:
-            mean, var = self.predict_bins(unit_of(np.asarray(values))[None, :])
-            v = (self.data_err**2 + var[0] + self._resid_var
-                 + (obj.model_uncertainty * self.data) ** 2)
-            return float(np.sum(self.weights * (mean[0] - self.data) ** 2 / v))
+            mean, var = self.predict_bins(to_unit(np.asarray(values))[None, :])
+            return float(np.sum(self.weights * (mean[0] - self.data) ** 2 / variance(var[0])))
 
-        m = Minuit(fcn, *[float(base[n]) for n in names], name=names)
-        m.errordef = errordef
-        for d in dims:
-            m.limits[d.name] = (d.low, d.high)
-            m.errors[d.name] = 0.02 * (d.high - d.low)
-        m.migrad()
-        m.hesse()
-        k = len(names)
-        cov = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
-        errors = {n: float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
-        x = dict(base)
-        x.update({n: float(v) for n, v in zip(names, m.values)})
-        at_limit = [d.name for d in dims
-                    if min(x[d.name] - d.low, d.high - x[d.name]) < 0.5 * errors[d.name]]
-        mean, var = self.predict_bins(unit_of(np.array(m.values))[None, :])
-        v = self.data_err**2 + var[0] + self._resid_var + (obj.model_uncertainty * self.data) ** 2
-        fun_std = float(np.sqrt(np.sum(self.weights**2 * 4 * (mean[0] - self.data) ** 2
-                                       * var[0] / v**2)))
-        return Uncertainty(
-            x=x, errors=errors, covariance=cov, names=names, fun=float(m.fval),
-            fun_std=fun_std, errordef=float(errordef), valid=bool(m.valid),
-            hessian_positive_definite=bool(m.fmin.has_posdef_covar) if m.fmin else False,
-            at_limit=at_limit, covariance_hessian=cov, covariance_surrogate=np.zeros((k, k)),
-            minuit=m,
-        )
+        limits = [(d.low, d.high) for d in to_unit.dims]
+        m = minuit_fit(fcn, to_unit.names, [float(base[n]) for n in to_unit.names], limits,
+                       errordef)
+        mean, var = self.predict_bins(to_unit(np.array(m.values))[None, :])
+        r = mean[0] - self.data
+        fun_std = float(np.sqrt(np.sum(self.weights**2 * 4 * r**2 * var[0]
+                                       / variance(var[0]) ** 2)))
+        return uncertainty_from_minuit(m, base, limits, errordef, fun_std=fun_std)
 
     def chi2(self, bins: np.ndarray) -> np.ndarray:
         """chi2 of bin arrays (..., B) with an evaluation's typical MC error in the variance."""
