@@ -104,12 +104,12 @@ def plot_ratios(
     names = [n for n in reference if reference[n].n_bins > 1]
     nrows = -(-len(names) // ncols)
     fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows))
-    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[2, 1] * nrows, hspace=0.05,
-                            wspace=0.3)
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.35, wspace=0.3)
     for i, name in enumerate(names):
         r, c = divmod(i, ncols)
-        top = fig.add_subplot(grid[2 * r, c])
-        bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+        cell = outer[r, c].subgridspec(2, 1, height_ratios=[2, 1], hspace=0.05)
+        top = fig.add_subplot(cell[0])
+        bottom = fig.add_subplot(cell[1], sharex=top)
         ref = reference[name]
         x = ref.centres
         top.errorbar(x, ref.values, yerr=ref.errors, xerr=0.5 * ref.widths, fmt="o", ms=3,
