@@ -63,6 +63,7 @@ class BinwiseModel:
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any]):
         self.space = space
         self.objective = objective
+        self._used = objective.used_bins()
         self.dims = dims
         self.names = [d.name for d in dims]
         self._centre = centre
@@ -89,17 +90,14 @@ class BinwiseModel:
 
     def chi2(self, values: Sequence[float] | np.ndarray) -> tuple[float, float]:
         """The rebuilt chi2 and its standard deviation from the polynomials' errors."""
-        obj = self.objective
-        total, var = 0.0, 0.0
-        for name, (pred, err) in self.predict(values).items():
-            ref = obj.reference[name]
-            w = obj.weights.bin_weights(name, ref)
-            used = w > 0
-            d, sd = ref.values, ref.errors
-            v = sd**2 + err**2 + (obj.model_uncertainty * d) ** 2
-            r = pred - d
-            total += float(np.sum((w * r**2 / v)[used]))
-            var += float(np.sum((w**2 * 4.0 * r**2 * err**2 / v**2)[used]))
+        used, f = self._used, self.objective.model_uncertainty
+        predictions = self.predict(values)
+        pred = used.flatten({n: p for n, (p, _) in predictions.items()})
+        err = used.flatten({n: e for n, (_, e) in predictions.items()})
+        v = used.errors**2 + err**2 + (f * used.data) ** 2
+        r = pred - used.data
+        total = float(np.sum(used.weights * r**2 / v))
+        var = float(np.sum(used.weights**2 * 4.0 * r**2 * err**2 / v**2))
         return total, math.sqrt(var)
 
     def uncertainty(self, errordef: float = 1.0,

@@ -27,7 +27,7 @@ import numpy as np
 from ..objective import Evaluation
 from .histogram import Histogram, HistogramError, normalise_path
 
-__all__ = ["Weights", "HistogramObjective", "Chi2", "chi2"]
+__all__ = ["Weights", "HistogramObjective", "Chi2", "UsedBins", "chi2"]
 
 
 @dataclass(frozen=True)
@@ -275,6 +275,32 @@ def _as_mapping(reference: Mapping[str, Histogram] | Iterable[Histogram]) -> dic
     return out
 
 
+@dataclass(frozen=True)
+class UsedBins:
+    """The bins with non-zero weight of a reference, flattened in observable order.
+
+    Attributes
+    ----------
+    masks : dict
+        Observable name -> bool mask of its used bins.
+    data, errors, weights : ndarray, shape (B,)
+        Reference values, their errors and the chi2 weights of the ``B`` used bins.
+    """
+
+    masks: dict[str, np.ndarray]
+    data: np.ndarray
+    errors: np.ndarray
+    weights: np.ndarray
+
+    def flatten(self, per_observable: Mapping[str, Any]) -> np.ndarray:
+        """Concatenate ``per_observable[name]`` (full-length arrays) over the used bins."""
+        return _flatten(self.masks, per_observable)
+
+
+def _flatten(masks: Mapping[str, np.ndarray], per_observable: Mapping[str, Any]) -> np.ndarray:
+    return np.concatenate([np.asarray(per_observable[n])[m] for n, m in masks.items()])
+
+
 class HistogramObjective:
     """An objective comparing simulated histograms with reference data through a chi2.
 
@@ -334,6 +360,18 @@ class HistogramObjective:
                 f"weights name observable(s) {unknown} that are not in the reference "
                 f"({sorted(self.reference)})"
             )
+
+    def used_bins(self) -> UsedBins:
+        """The reference bins that enter the chi2 (non-zero weight), flattened."""
+        masks, weights = {}, {}
+        for name, ref in self.reference.items():
+            w = self.weights.bin_weights(name, ref)
+            if np.any(w > 0):
+                masks[name], weights[name] = w > 0, w
+        refs = {n: self.reference[n] for n in masks}
+        return UsedBins(masks, _flatten(masks, {n: h.values for n, h in refs.items()}),
+                        _flatten(masks, {n: h.errors for n, h in refs.items()}),
+                        _flatten(masks, weights))
 
     def chi2(self, simulated: Mapping[str, Histogram]) -> Chi2:
         """The chi2 breakdown of already simulated histograms."""

@@ -49,27 +49,14 @@ class BinEmulator:
         self.objective = objective
         self.max_components = max_components
         self.explained = explained
-        names, data, data_err, weights = [], [], [], []
-        for name, ref in objective.reference.items():
-            w = objective.weights.bin_weights(name, ref)
-            used = w > 0
-            if not used.any():
-                continue
-            names.append((name, used))
-            data.append(ref.values[used])
-            data_err.append(ref.errors[used])
-            weights.append(w[used])
-        self._names = names
-        self.data = np.concatenate(data)
-        self.data_err = np.concatenate(data_err)
-        self.weights = np.concatenate(weights)
+        self.used = objective.used_bins()
+        self.data = self.used.data
+        self.data_err = self.used.errors
+        self.weights = self.used.weights
 
     def _bins_of(self, trials: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        vals, errs = [], []
-        for t in trials:
-            bins = t.info["bins"]
-            vals.append(np.concatenate([np.asarray(bins[n][0])[used] for n, used in self._names]))
-            errs.append(np.concatenate([np.asarray(bins[n][1])[used] for n, used in self._names]))
+        vals = [self.used.flatten({n: v for n, (v, _) in t.info["bins"].items()}) for t in trials]
+        errs = [self.used.flatten({n: e for n, (_, e) in t.info["bins"].items()}) for t in trials]
         return np.array(vals), np.array(errs)
 
     def fit(self, history: History, rng: np.random.Generator) -> BinEmulator:
@@ -99,8 +86,10 @@ class BinEmulator:
             gp.fit(X, scores[:, k], np.maximum(score_var[:, k], 1e-12), rng=rng)
             self._gps.append(gp)
         self.sim_err = np.median(E, axis=0)
-        pred = self.chi2(self.mean_bins(X))
-        self._best_params = dict(trials[int(np.argmin(pred))].params)
+        #: unit coordinates of the fitted trials and the chi2 of their emulated mean bins
+        self.train_unit = X
+        self.train_chi2 = self.chi2(self.mean_bins(X))
+        self._best_params = dict(trials[int(np.argmin(self.train_chi2))].params)
         return self
 
     def sample_bins(self, U: np.ndarray, n_samples: int,
@@ -193,9 +182,7 @@ class CompositeChi2Engine(Engine):
     def propose(self, history: History, n: int,
                 rng: np.random.Generator) -> list[dict[str, Any]]:
         emu = self.emulator(history, rng)
-        done = [t for t in history.completed if "bins" in t.info]
-        U_done = self.space.to_unit([t.params for t in done])
-        pred_done = emu.chi2(emu.mean_bins(U_done))
+        U_done, pred_done = emu.train_unit, emu.train_chi2
         best = float(np.min(pred_done))
         d = self.space.n_columns
         cand = [qmc.Sobol(d, scramble=True, seed=rng).random(self.n_candidates)]
@@ -203,8 +190,7 @@ class CompositeChi2Engine(Engine):
             for width in (0.01, 0.03, 0.1):
                 cand.append(np.clip(U_done[i] + width * rng.normal(size=(64, d)), 0.0, 1.0))
         U = np.vstack(cand)
-        pending = [t for t in history.pending]
-        chosen: list[np.ndarray] = [self.space.to_unit(t.params) for t in pending]
+        chosen: list[np.ndarray] = [self.space.to_unit(t.params) for t in history.pending]
         out = []
         for _ in range(n):
             draws = emu.chi2(emu.sample_bins(U, self.n_samples, rng))  # (S, q)

@@ -212,12 +212,17 @@ class PythiaSimulator:
         """Deterministic seeds, one per chunk, from ``seed`` and the parameter values."""
         text = json.dumps({k: repr(v) for k, v in sorted(dict(params).items())})
         digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        n_chunks = math.ceil(self.n_events / self.chunk_events)
-        state = np.random.SeedSequence([self.seed, digest]).generate_state(n_chunks, np.uint64)
+        state = np.random.SeedSequence([self.seed, digest]).generate_state(self.n_chunks,
+                                                                           np.uint64)
         return [int(s % (_SEED_MAX - 1)) + 1 for s in state]
 
+    @property
+    def n_chunks(self) -> int:
+        """Number of chunks the events of one call are split into."""
+        return math.ceil(self.n_events / self.chunk_events)
+
     def _chunks(self) -> list[int]:
-        n_chunks = math.ceil(self.n_events / self.chunk_events)
+        n_chunks = self.n_chunks
         sizes = [self.n_events // n_chunks] * n_chunks
         for i in range(self.n_events - sum(sizes)):
             sizes[i] += 1
