@@ -38,8 +38,9 @@ _BEGIN = re.compile(r"^BEGIN\s+YODA_(\w+?)(?:_V(\d+))?\s+(\S+)\s*$")
 
 
 def _read_text(source: str | Path) -> tuple[str, str]:
-    """Return (text, label) for a path, or for literal YODA text passed as a string."""
-    if isinstance(source, str) and "\n" in source:
+    """Return (text, label) for a path, or for literal text passed as a string (multi-line,
+    or a one-line JSON document)."""
+    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith(("{", "["))):
         return source, "<text>"
     path = Path(source)
     if not path.exists():
@@ -328,8 +329,7 @@ def read_csv(source: str | Path, *, name: str | None = None) -> Histogram:
 
 def read_json(source: str | Path) -> dict[str, Histogram]:
     """Read histograms written by :func:`write_json` (a list of, or one, histogram record)."""
-    text, label = _read_text(source) if not (isinstance(source, str) and source.lstrip()
-                                             .startswith(("{", "["))) else (source, "<text>")
+    text, label = _read_text(source)
     data = json.loads(text)
     records = data if isinstance(data, list) else [data]
     out = {}
