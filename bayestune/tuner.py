@@ -19,9 +19,10 @@ from .acqopt import AcqOptimizerConfig
 from .acquisition import AcquisitionFunction
 from .engines import Engine, GPEngine, make_engine
 from .exceptions import BayestuneError, CampaignError
+from .execution import ExecutionConfig, run_campaign
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
-from .objective import Evaluation, Outcome, Status, as_outcome, evaluate
+from .objective import Evaluation, Outcome, Status, as_outcome
 from .result import Result, parameters_at_limit
 from .space import Dimension, Space
 from .store import CampaignStore
@@ -234,28 +235,57 @@ class Tuner:
         return self.tell(trial, result)
 
     # ------------------------------------------------------------------ loop
-    def run(self, n_evals: int, callback: Callable[[Trial], None] | None = None) -> Result:
+    def run(
+        self,
+        n_evals: int,
+        callback: Callable[[Trial], None] | None = None,
+        *,
+        n_workers: int = 1,
+        executor: Any = None,
+        batch: bool = False,
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> Result:
         """Evaluate until the campaign has ``n_evals`` finished trials, then summarise.
 
         Finished trials already in the store (a resumed campaign) count towards
-        ``n_evals``. A failing objective is recorded and the loop continues; after
-        ``max_consecutive_failures`` failures in a row it stops with
-        :class:`CampaignError` (everything finished so far stays in the store).
+        ``n_evals``; points that were in flight when it stopped are evaluated first. A
+        failing objective is recorded and the loop continues; after
+        ``max_consecutive_failures`` failures in a row it stops with :class:`CampaignError`
+        (everything finished so far stays in the store). Ctrl-C stops the evaluations in
+        flight, keeps every finished one, and re-raises ``KeyboardInterrupt``.
+
+        Parameters
+        ----------
+        n_evals : int
+            Finished trials (completed or failed) the campaign should have.
+        callback : callable, optional
+            Called with each finished :class:`Trial`, in the driver process.
+        n_workers : int
+            Evaluations in flight at once. With ``n_workers > 1`` and no ``executor`` each
+            evaluation runs in its own local process (see :class:`IsolatedProcessExecutor`).
+        executor : concurrent.futures.Executor or dask.distributed.Client, optional
+            Where evaluations run. The objective must be picklable unless it is a
+            ``ThreadPoolExecutor``.
+        batch : bool
+            Propose ``n_workers`` points jointly and wait for all of them; default is
+            asynchronous (a new point whenever any evaluation finishes).
+        timeout : float, optional
+            Seconds after which an evaluation is stopped and recorded as failed.
+        retries : int
+            Extra attempts of a failed evaluation before the failure is recorded.
         """
         if self.objective is None:
             raise BayestuneError("run() needs an objective; pass it to Tuner(space, objective)")
         if not isinstance(n_evals, (int, np.integer)) or n_evals < 1:
             raise BayestuneError(f"n_evals must be a positive integer, got n_evals={n_evals!r}")
-        while self.history.n_finished < n_evals:
-            trial = self.ask()
-            assert isinstance(trial, Trial)
-            done = self.tell(trial, evaluate(self.objective, trial.params))
-            if callback is not None:
-                callback(done)
-            self._check_failures()
+        config = ExecutionConfig(n_workers=n_workers, executor=executor, batch=batch,
+                                 timeout=timeout, retries=retries)
+        run_campaign(self, int(n_evals), config, callback)
         return self.result()
 
-    def _check_failures(self) -> None:
+    def check_failures(self) -> None:
+        """Raise :class:`CampaignError` when the last evaluations all failed."""
         finished = [t for t in self.history if t.status is not Status.PENDING]
         tail = finished[-self.max_consecutive_failures:]
         if len(tail) == self.max_consecutive_failures and all(
