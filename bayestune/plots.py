@@ -1,7 +1,7 @@
 """Plots people expect from a tune. Each plot has a ``*_data`` function that computes the
 numbers and a ``plot_*`` function that draws them (so the numbers can be tested and reused).
 
-Matplotlib is imported lazily, with the non-interactive ``Agg`` backend unless one is set.
+Matplotlib is imported lazily and the active backend is left alone (Jupyter, Qt, Agg ...).
 """
 
 from __future__ import annotations
@@ -20,14 +20,7 @@ __all__ = ["pull_data", "plot_pulls", "ratio_data", "plot_ratios", "convergence_
 
 
 def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
-        try:
-            matplotlib.use("Agg", force=False)
-        except Exception:  # noqa: BLE001 - an interactive backend already in use is fine
-            pass
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the caller's backend (Agg when there is no display)
 
     return plt
 

@@ -10,6 +10,7 @@ Only the driver process writes the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
@@ -102,6 +103,21 @@ class CampaignStore:
             raise StoreError(f"cannot open campaign store {target!r}: {exc}") from None
         self.space = space
         self.seed = self._init_meta(space, seed, metadata or {})
+
+    @classmethod
+    def open(cls, path: str | Path) -> CampaignStore:
+        """Open an existing store with the space recorded in it (never creates a file)."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"no campaign store at {str(path)!r}")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{str(path)!r} is not a bayestune campaign store: {exc}") from None
+        if row is None:
+            raise StoreError(f"{str(path)!r} is not a bayestune campaign store (no space)")
+        return cls(path, Space.from_json(row[0]))
 
     # ------------------------------------------------------------------ metadata
     def _meta(self) -> dict[str, str]:

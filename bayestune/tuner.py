@@ -69,6 +69,9 @@ class Tuner:
         Acquisition maximiser options.
     max_consecutive_failures : int
         :meth:`run` stops with :class:`CampaignError` after this many failures in a row.
+    metadata : dict, optional
+        Extra JSON-serialisable information recorded in a new store (e.g. the campaign
+        file the command line ran).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Tuner:
         surrogate: SurrogateConfig | None = None,
         optimizer: AcqOptimizerConfig | None = None,
         max_consecutive_failures: int = 10,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.space = _as_space(space)
         if objective is not None and not callable(objective):
@@ -121,7 +125,8 @@ class Tuner:
             metadata={"engine": engine if isinstance(engine, str) else type(engine).__name__,
                       "acquisition": acquisition if isinstance(acquisition, str)
                       else type(acquisition).__name__,
-                      "n_initial": self.n_initial, "initial_design": initial_design},
+                      "n_initial": self.n_initial, "initial_design": initial_design,
+                      **(metadata or {})},
         )
         self.seed = self.store.seed
         self._reissued: set[int] = set()

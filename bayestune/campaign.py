@@ -1,0 +1,481 @@
+"""Campaign files: a tuning campaign described in TOML, validated with precise errors.
+
+A campaign file names the search space, the objective, the budget and the options of the
+tuner, the surrogate and the execution; ``bayestune run CAMPAIGN.toml`` runs it and running
+it again resumes it from its store. Minimal example::
+
+    [campaign]
+    n_evals = 30
+    seed = 1
+
+    [[parameters]]
+    name = "x1"
+    type = "real"
+    low = -5.0
+    high = 10.0
+
+    [[parameters]]
+    name = "x2"
+    type = "real"
+    low = 0.0
+    high = 15.0
+
+    [objective]
+    type = "python"
+    function = "bayestune.testfunctions:branin"   # a factory: called with [objective.options]
+    options = {}
+
+Tables and keys (anything else is an error):
+
+``[campaign]``
+    ``n_evals`` (required), ``name``, ``store`` (default: the file name with ``.sqlite``,
+    next to it), ``seed``, ``start`` (list of points evaluated first, e.g. the current tune),
+    ``uncertainty`` (report Delta-chi2 uncertainties; default true for histogram objectives).
+``[[parameters]]``
+    ``name``, ``type`` (``real``, ``integer``, ``categorical``), ``low``, ``high``, ``log``,
+    ``choices``.
+``[objective]``
+    ``type = "python"``: ``function = "module:attr"``; with ``options`` the attribute is a
+    factory called as ``attr(**options)`` that returns the objective.
+    ``type = "histograms"``: ``simulate = "module:attr"`` (``simulate_options`` as for
+    ``options``) returning ``{name: Histogram}``; ``reference`` (file or list of files:
+    YODA, HEPData YAML, CSV, JSON); ``weights`` (table or Professor weight file);
+    ``model_uncertainty``.
+    ``type = "pythia"``: Pythia 8 against the LEP1 data; ``observables`` (set name or list
+    of ids), ``n_events``, ``n_workers``, ``data``, ``weights``, ``model_uncertainty``,
+    ``fixed`` (other Pythia settings), ``seed``.
+``[tuner]``
+    ``engine``, ``acquisition``, ``n_initial``, ``initial_design``, ``noisy``,
+    ``max_consecutive_failures``.
+``[surrogate]``
+    Fields of :class:`~bayestune.SurrogateConfig`.
+``[execution]``
+    ``n_workers``, ``batch``, ``timeout``, ``retries``.
+``[closure]``
+    ``truth`` (point, or ``"monash"`` for Pythia), ``pseudo_seed``, ``pseudo_events``,
+    ``n_repeats``.
+
+Relative paths are relative to the campaign file, and the campaign file's folder is put on
+``sys.path`` so that ``module:attr`` may name a module next to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import BayestuneError
+from .gp import SurrogateConfig
+from .space import Categorical, Dimension, Integer, Real, Space
+
+__all__ = ["Campaign", "CampaignFileError", "load_campaign"]
+
+_TABLES = ("campaign", "parameters", "objective", "tuner", "surrogate", "execution", "closure")
+
+
+class CampaignFileError(BayestuneError):
+    """A campaign file is missing, is not valid TOML, or does not follow the schema."""
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a table"}
+
+
+def _describe(value: Any) -> str:
+    kind = "a boolean" if isinstance(value, bool) else _TYPE_NAMES.get(type(value),
+                                                                       type(value).__name__)
+    return f"{value!r} ({kind})"
+
+
+class _Table:
+    """A TOML table being validated; ``where`` is how errors name it (``[execution]``)."""
+
+    def __init__(self, data: Any, where: str, source: str) -> None:
+        self.where, self.source = where, source
+        if not isinstance(data, dict):
+            self.fail(f"expected a table, found {_describe(data)}")
+        self.data: dict[str, Any] = data
+
+    def fail(self, message: str, key: str | None = None) -> None:
+        place = self.where if key is None else f"{self.where} {key}"
+        raise CampaignFileError(f"{self.source}: {place}: {message}")
+
+    def check_keys(self, allowed: tuple[str, ...] | list[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(f"unknown key {key!r}; expected one of {', '.join(allowed)}")
+
+    def get(self, key: str, kinds: tuple[type, ...], default: Any = None, *,
+            required: bool = False, expected: str | None = None) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(f"missing required key {key!r}"
+                          + (f" ({expected})" if expected else ""))
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            want = expected or " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.fail(f"expected {want}, found {_describe(value)}", key)
+        return value
+
+    def positive_int(self, key: str, default: Any = None, *, required: bool = False,
+                     minimum: int = 1) -> Any:
+        value = self.get(key, (int,), default, required=required,
+                         expected=f"an integer >= {minimum}")
+        if value is not None and value < minimum:
+            self.fail(f"expected an integer >= {minimum}, found {_describe(value)}", key)
+        return value
+
+
+def load_object(spec: str, where: str = "object") -> Any:
+    """Import ``"package.module:attr"`` (``attr`` may be dotted) and return the attribute."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise CampaignFileError(f"{where}: expected 'module:attribute', found {spec!r}")
+    module_name, attr = spec.split(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CampaignFileError(f"{where}: cannot import module {module_name!r} ({exc})") from exc
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise CampaignFileError(f"{where}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class Campaign:
+    """A validated campaign file.
+
+    Attributes
+    ----------
+    path : Path
+        The campaign file.
+    text : str
+        Its TOML text (recorded in the store, so ``status``/``report`` can rebuild it).
+    space : Space
+    n_evals : int
+    store : Path
+    seed : int or None
+    objective_spec : dict
+        The ``[objective]`` table.
+    tuner_options, execution_options : dict
+        Keyword arguments of :class:`~bayestune.Tuner` and of :meth:`Tuner.run`.
+    surrogate : SurrogateConfig or None
+    start : list of dict
+        Points evaluated before the tuner proposes any.
+    closure : dict
+        The ``[closure]`` table.
+    uncertainty : bool
+        Whether reports compute Delta-chi2 uncertainties.
+    """
+
+    path: Path
+    text: str
+    space: Space
+    n_evals: int
+    store: Path
+    seed: int | None
+    objective_spec: dict[str, Any]
+    tuner_options: dict[str, Any] = field(default_factory=dict)
+    execution_options: dict[str, Any] = field(default_factory=dict)
+    surrogate: SurrogateConfig | None = None
+    start: list[dict[str, Any]] = field(default_factory=list)
+    closure: dict[str, Any] = field(default_factory=dict)
+    uncertainty: bool = False
+    name: str = ""
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def objective_type(self) -> str:
+        return str(self.objective_spec.get("type", "python"))
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the campaign file, relative to its folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.folder / p
+
+    def _importable(self) -> None:
+        folder = str(self.folder.resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+    # ------------------------------------------------------------------ objective
+    def build_objective(self) -> Callable[[dict[str, Any]], Any]:
+        """The objective the campaign file describes (built fresh on every call)."""
+        self._importable()
+        kind = self.objective_type
+        if kind == "python":
+            return self._callable("function", "options")
+        reference = self.reference()
+        if kind == "histograms":
+            simulate = self._callable("simulate", "simulate_options")
+        else:
+            simulate = self._pythia(reference)
+        from .hep.chi2 import HistogramObjective
+
+        return HistogramObjective(simulate, reference, self._weights(),
+                                  model_uncertainty=self.objective_spec.get(
+                                      "model_uncertainty", 0.0),
+                                  n_params=len(self.space), keep_pulls=False, keep_bins=True)
+
+    def _callable(self, key: str, options_key: str) -> Callable[[dict[str, Any]], Any]:
+        where = f"{self.path}: [objective] {key}"
+        obj = load_object(self.objective_spec[key], where)
+        if options_key in self.objective_spec:
+            try:
+                obj = obj(**self.objective_spec[options_key])
+            except TypeError as exc:
+                raise CampaignFileError(
+                    f"{self.path}: [objective] {options_key}: calling "
+                    f"{self.objective_spec[key]} with them failed: {exc}") from exc
+        if not callable(obj):
+            raise CampaignFileError(f"{where}: {self.objective_spec[key]!r} is not callable")
+        return obj  # type: ignore[no-any-return]
+
+    def reference(self) -> dict[str, Any]:
+        """Reference histograms of a histogram or Pythia objective."""
+        spec = self.objective_spec
+        if self.objective_type == "pythia":
+            from .hep import lep
+
+            return lep.load_reference(self._observables(), spec.get("data"))
+        from .hep.io import read_histograms
+
+        files = spec["reference"] if isinstance(spec["reference"], list) else [spec["reference"]]
+        out: dict[str, Any] = {}
+        for name in files:
+            path = self.resolve(name)
+            if not path.exists():
+                raise CampaignFileError(
+                    f"{self.path}: [objective] reference: file not found: {str(path)!r}")
+            out.update(read_histograms(path))
+        return out
+
+    def _observables(self) -> list[Any]:
+        from .hep import lep
+
+        try:
+            return lep.observables(self.objective_spec.get("observables", "core"))
+        except (KeyError, ValueError) as exc:
+            raise CampaignFileError(f"{self.path}: [objective] observables: {exc}") from exc
+
+    def _weights(self) -> Any:
+        from .hep.chi2 import Weights
+
+        spec = self.objective_spec.get("weights")
+        if isinstance(spec, str):
+            return Weights.from_file(str(self.resolve(spec)))
+        if spec is None and self.objective_type == "pythia":
+            return Weights({o.id: o.weight for o in self._observables()})
+        return Weights(spec)
+
+    def _pythia(self, reference: Mapping[str, Any]) -> Any:
+        from .hep.pythia import PythiaSimulator
+
+        spec = self.objective_spec
+        return PythiaSimulator(self._observables(), reference,
+                               n_events=spec.get("n_events", 5000),
+                               seed=spec.get("seed", self.seed or 1),
+                               n_workers=spec.get("n_workers", 1),
+                               fixed=spec.get("fixed", {}))
+
+    def closure_truth(self) -> dict[str, Any]:
+        """The ``[closure] truth`` point (``"monash"``: Monash values of the parameters)."""
+        truth = self.closure.get("truth")
+        if truth == "monash":
+            from .hep import lep
+
+            monash = lep.monash_parameters(self.objective_spec.get("data"))
+            missing = [n for n in self.space.names if n not in monash]
+            if missing:
+                raise CampaignFileError(
+                    f"{self.path}: [closure] truth: no Monash value for {missing}")
+            return {n: float(monash[n]["value"]) for n in self.space.names}
+        if not isinstance(truth, dict):
+            raise CampaignFileError(
+                f"{self.path}: [closure] truth: expected a table of parameter values or "
+                f"'monash', found {truth!r}")
+        return dict(self.space.validate(truth))
+
+
+def _parse_parameter(table: _Table) -> Dimension:
+    kind = table.get("type", (str,), "real")
+    if kind not in ("real", "integer", "categorical"):
+        table.fail(f"expected 'real', 'integer' or 'categorical', found {_describe(kind)}",
+                   "type")
+    allowed = ["name", "type", "choices"] if kind == "categorical" else [
+        "name", "type", "low", "high", "log"]
+    table.check_keys(allowed)
+    name = table.get("name", (str,), required=True)
+    try:
+        if kind == "categorical":
+            return Categorical(name, table.get("choices", (list,), required=True))
+        cls = Real if kind == "real" else Integer
+        numbers = (int, float) if kind == "real" else (int,)
+        low = table.get("low", numbers, required=True)
+        high = table.get("high", numbers, required=True)
+        return cls(name, low, high, log=table.get("log", (bool,), False))
+    except BayestuneError as exc:
+        if isinstance(exc, CampaignFileError):
+            raise
+        table.fail(str(exc))
+        raise  # unreachable: fail() raises
+
+
+def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
+    kind = table.get("type", (str,), "python")
+    common = ["type", "model_uncertainty", "weights"]
+    allowed = {
+        "python": ["type", "function", "options"],
+        "histograms": [*common, "simulate", "simulate_options", "reference"],
+        "pythia": [*common, "observables", "n_events", "n_workers", "data", "fixed", "seed"],
+    }
+    if kind not in allowed:
+        table.fail(f"expected 'python', 'histograms' or 'pythia', found {_describe(kind)}",
+                   "type")
+    table.check_keys(allowed[kind])
+    if kind == "python":
+        table.get("function", (str,), required=True, expected="'module:attribute'")
+        table.get("options", (dict,))
+    if kind == "histograms":
+        table.get("simulate", (str,), required=True, expected="'module:attribute'")
+        table.get("simulate_options", (dict,))
+        table.get("reference", (str, list), required=True, expected="a file or list of files")
+    if kind in ("histograms", "pythia"):
+        f = table.get("model_uncertainty", (float,), 0.0)
+        if f < 0:
+            table.fail(f"expected a number >= 0, found {_describe(f)}", "model_uncertainty")
+        table.get("weights", (str, dict))
+    if kind == "pythia":
+        table.get("observables", (str, list))
+        table.positive_int("n_events")
+        table.positive_int("n_workers")
+        table.get("data", (str,))
+        table.get("fixed", (dict,))
+        table.positive_int("seed", minimum=0)
+    return dict(table.data)
+
+
+def load_campaign(path: str | Path, *, store: str | Path | None = None) -> Campaign:
+    """Read and validate a campaign file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+    store : str or Path, optional
+        Overrides ``[campaign] store``.
+
+    Raises
+    ------
+    CampaignFileError
+        Naming the file, the table, the key, what was expected and what was found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CampaignFileError(f"campaign file not found: {str(path)!r}")
+    text = path.read_text()
+    return parse_campaign(text, path, store=store)
+
+
+def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = None) -> Campaign:
+    """Validate campaign TOML ``text`` as if read from ``path``."""
+    path = Path(path).resolve()
+    source = str(path.name)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignFileError(f"{source}: not valid TOML: {exc}") from None
+    top = _Table(data, "top level", source)
+    top.check_keys(list(_TABLES))
+
+    camp = _Table(data.get("campaign", {}), "[campaign]", source)
+    camp.check_keys(["name", "n_evals", "store", "seed", "start", "uncertainty"])
+    n_evals = camp.positive_int("n_evals", required=True)
+    seed = camp.positive_int("seed", minimum=0)
+
+    raw_params = top.get("parameters", (list,), required=True,
+                         expected="a list of [[parameters]] tables")
+    if not raw_params:
+        top.fail("expected at least one [[parameters]] table", "parameters")
+    dims = [_parse_parameter(_Table(p, f"[[parameters]] #{i + 1}", source))
+            for i, p in enumerate(raw_params)]
+    try:
+        space = Space(dims)
+    except BayestuneError as exc:
+        raise CampaignFileError(f"{source}: [[parameters]]: {exc}") from None
+
+    if "objective" not in data:
+        top.fail("missing required table [objective]")
+    objective = _parse_objective(_Table(data["objective"], "[objective]", source), source)
+
+    tuner = _Table(data.get("tuner", {}), "[tuner]", source)
+    tuner.check_keys(["engine", "acquisition", "n_initial", "initial_design", "noisy",
+                      "max_consecutive_failures"])
+    tuner_options = dict(tuner.data)
+    for key in ("engine", "acquisition", "initial_design"):
+        tuner.get(key, (str,))
+    tuner.positive_int("n_initial", minimum=2)
+    tuner.get("noisy", (bool,))
+    tuner.positive_int("max_consecutive_failures")
+
+    surrogate = None
+    if "surrogate" in data:
+        sur = _Table(data["surrogate"], "[surrogate]", source)
+        fields = list(SurrogateConfig.__dataclass_fields__)
+        sur.check_keys(fields)
+        options = dict(sur.data)
+        if "lengthscale_bounds" in options:
+            options["lengthscale_bounds"] = tuple(options["lengthscale_bounds"])
+        for key in ("warping", "trend"):
+            if options.get(key) == "none":
+                options[key] = None
+        try:
+            surrogate = SurrogateConfig(**options)
+        except (BayestuneError, TypeError, ValueError) as exc:
+            sur.fail(str(exc))
+
+    exe = _Table(data.get("execution", {}), "[execution]", source)
+    exe.check_keys(["n_workers", "batch", "timeout", "retries"])
+    exe.positive_int("n_workers")
+    exe.get("batch", (bool,))
+    timeout = exe.get("timeout", (float,))
+    if timeout is not None and timeout <= 0:
+        exe.fail(f"expected a positive number of seconds, found {_describe(timeout)}", "timeout")
+    exe.positive_int("retries", minimum=0)
+
+    closure = _Table(data.get("closure", {}), "[closure]", source)
+    closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats"])
+    closure.get("truth", (dict, str))
+    closure.positive_int("pseudo_seed", minimum=0)
+    closure.positive_int("pseudo_events")
+    closure.positive_int("n_repeats")
+
+    start = []
+    for i, point in enumerate(camp.get("start", (list,), [])):
+        try:
+            start.append(space.validate(point))
+        except BayestuneError as exc:
+            camp.fail(f"point #{i + 1}: {exc}", "start")
+
+    default_store = path.with_suffix(".sqlite")
+    store_path = Path(store) if store is not None else (
+        path.parent / camp.get("store", (str,), default_store.name))
+    uncertainty = camp.get("uncertainty", (bool,), objective.get("type") != "python")
+    return Campaign(path=path, text=text, space=space, n_evals=n_evals, store=store_path,
+                    seed=seed, objective_spec=objective, tuner_options=tuner_options,
+                    execution_options=dict(exe.data), surrogate=surrogate, start=start,
+                    closure=dict(closure.data), uncertainty=uncertainty,
+                    name=camp.get("name", (str,), path.stem))
