@@ -22,10 +22,11 @@ from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Status
 from .result import Result
+from .scans import PosteriorSamples, Profile
 from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
 from .tuner import Tuner, minimize
-from .uncertainty import Uncertainty, estimate_uncertainty
+from .uncertainty import Uncertainty, estimate_uncertainty, refine
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,6 @@ __all__ = [
     "GPSurrogate", "History", "Integer", "LowerConfidenceBound", "NoisyExpectedImprovement",
     "NumericalWarning", "ObjectiveError", "ProbabilityOfImprovement", "Real", "Result", "Space",
     "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
-    "Tuner", "Uncertainty", "estimate_uncertainty", "minimize",
+    "Tuner", "Uncertainty", "estimate_uncertainty", "minimize", "refine", "Profile",
+    "PosteriorSamples",
 ]

@@ -14,9 +14,12 @@ import numpy as np
 if TYPE_CHECKING:
     from .closure import ClosureResult
     from .hep.histogram import Histogram
+    from .scans import PosteriorSamples, Profile, Profile2D
+    from .uncertainty import Uncertainty
 
 __all__ = ["pull_data", "plot_pulls", "ratio_data", "plot_ratios", "convergence_data",
-           "plot_convergence"]
+           "plot_convergence", "plot_profiles", "plot_profile2d", "ellipse_data", "plot_corner",
+           "plot_correlation"]
 
 
 def _pyplot():
@@ -161,5 +164,133 @@ def plot_convergence(values: Sequence[float | None], ax: Any = None, *, log: boo
     ax.set_xlabel("trial")
     ax.set_ylabel("objective")
     ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------- uncertainties
+def plot_profiles(profiles: Mapping[str, Profile], ncols: int = 3,
+                  uncertainty: Uncertainty | None = None):
+    """Delta-chi2 profiles with the ``Delta = errordef`` line (and the Hessian parabola)."""
+    plt = _pyplot()
+    n = len(profiles)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    for ax, (name, prof) in zip(axes.flat, profiles.items()):
+        ax.plot(prof.values, prof.delta, "-", color="C0", label="profile")
+        if uncertainty is not None and name in uncertainty.errors:
+            err = uncertainty.errors[name]
+            if np.isfinite(err) and err > 0:
+                x0 = uncertainty.x[name]
+                parab = prof.errordef * ((prof.values - x0) / err) ** 2
+                ax.plot(prof.values, parab, ":", color="C1", label="Hessian")
+        ax.axhline(prof.errordef, color="C3", ls="--", lw=1)
+        lo, hi = prof.interval()
+        for edge in (lo, hi):
+            if np.isfinite(edge):
+                ax.axvline(edge, color="0.5", lw=0.8)
+        ax.set_ylim(0, max(4 * prof.errordef, 1.1 * min(np.max(prof.delta), 9 * prof.errordef)))
+        ax.set_xlabel(name, fontsize="small")
+        ax.set_ylabel("$\\Delta\\chi^2$" if prof.errordef == 1 else "$\\Delta(-\\ln L)$")
+    axes.flat[0].legend(fontsize="x-small")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_profile2d(profile: Profile2D, ax: Any = None):
+    """Contours of a two-parameter profile at the 1 and 2 sigma levels (2 d.o.f.)."""
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+    else:
+        fig = ax.figure
+    scale = 2.0 * profile.errordef  # levels 2.30 and 6.18 are for Delta chi2
+    mesh = ax.pcolormesh(profile.x_values, profile.y_values, profile.delta.T, shading="auto",
+                         cmap="viridis_r", vmax=10 * profile.errordef)
+    ax.contour(profile.x_values, profile.y_values, profile.delta.T,
+               levels=[2.30 * scale / 2, 6.18 * scale / 2], colors=["w", "0.8"])
+    fig.colorbar(mesh, ax=ax, label="$\\Delta$")
+    ax.set_xlabel(profile.x_name)
+    ax.set_ylabel(profile.y_name)
+    fig.tight_layout()
+    return fig
+
+
+def ellipse_data(mean: Sequence[float], cov: np.ndarray, n_sigma: float = 1.0,
+                 n_points: int = 100) -> np.ndarray:
+    """Points ``(n_points, 2)`` of the ``n_sigma`` ellipse of a 2x2 covariance."""
+    cov = np.asarray(cov, dtype=float)
+    vals, vecs = np.linalg.eigh(cov)
+    t = np.linspace(0, 2 * np.pi, n_points)
+    circle = np.stack([np.cos(t), np.sin(t)])
+    return (np.asarray(mean)[:, None] + n_sigma * vecs @ (np.sqrt(np.clip(vals, 0, None))[:, None]
+                                                          * circle)).T
+
+
+def plot_corner(samples: PosteriorSamples, uncertainty: Uncertainty | None = None,
+                bins: int = 30):
+    """Corner plot of posterior samples; the Hessian 1-sigma ellipse and error bars on top."""
+    plt = _pyplot()
+    k = len(samples.names)
+    fig, axes = plt.subplots(k, k, figsize=(2.3 * k + 0.8, 2.3 * k + 0.8), squeeze=False)
+    data = samples.samples
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(data[:, i], bins=bins, histtype="step", color="C0", density=True)
+                lo, hi = samples.interval(samples.names[i])
+                ax.axvspan(lo, hi, color="C0", alpha=0.15)
+                if uncertainty is not None:
+                    x0, err = uncertainty.x[samples.names[i]], uncertainty.errors[samples.names[i]]
+                    ax.axvline(x0, color="C3", lw=1)
+                    ax.axvspan(x0 - err, x0 + err, color="C3", alpha=0.1)
+                ax.set_yticks([])
+            else:
+                ax.hist2d(data[:, j], data[:, i], bins=bins, cmap="Blues")
+                if uncertainty is not None:
+                    names = uncertainty.names
+                    a, b = names.index(samples.names[j]), names.index(samples.names[i])
+                    cov = uncertainty.covariance[np.ix_([a, b], [a, b])]
+                    if np.all(np.isfinite(cov)):
+                        mean = [uncertainty.x[samples.names[j]], uncertainty.x[samples.names[i]]]
+                        ell = ellipse_data(mean, cov)
+                        ax.plot(ell[:, 0], ell[:, 1], color="C3", lw=1.2)
+            if i == k - 1:
+                ax.set_xlabel(samples.names[j], fontsize="small")
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(samples.names[i], fontsize="small")
+            elif j > 0:
+                ax.set_yticklabels([])
+            ax.tick_params(labelsize="x-small")
+    fig.suptitle("posterior samples (blue), Hessian 1$\\sigma$ (red)", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_correlation(uncertainty: Uncertainty, ax: Any = None):
+    """The correlation matrix of the tuned parameters, with the numbers written in."""
+    plt = _pyplot()
+    corr = uncertainty.correlation
+    k = len(uncertainty.names)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.0 * k + 2.5, 0.9 * k + 2))
+    else:
+        fig = ax.figure
+    im = ax.imshow(corr, vmin=-1, vmax=1, cmap="RdBu_r")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize="x-small")
+    ax.set_xticks(range(k), uncertainty.names, rotation=45, ha="right", fontsize="small")
+    ax.set_yticks(range(k), uncertainty.names, fontsize="small")
+    fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return fig

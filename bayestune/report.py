@@ -221,14 +221,11 @@ def _uncertainty_section(result: Result, sections: list[tuple[str, str]],
         return
     sections.append(("Uncertainties (Delta chi2 = 1 on the surrogate)",
                      f"<pre>{html.escape(repr(unc))}</pre>"))
-    from . import uncertainty as u
+    from .plots import plot_corner, plot_correlation, plot_profiles
 
-    if hasattr(u, "plot_profiles"):
-        attempt("profiles", lambda: u.plot_profiles(unc, result))
-    if hasattr(u, "plot_correlation"):
-        attempt("correlation", lambda: u.plot_correlation(unc))
-    if hasattr(u, "plot_corner"):
-        attempt("corner", lambda: u.plot_corner(unc, result))
+    attempt("profiles", lambda: plot_profiles(unc.profiles(n_points=15), uncertainty=unc))
+    attempt("correlation", lambda: plot_correlation(unc))
+    attempt("corner", lambda: plot_corner(unc.sample_posterior(2000, n_surrogates=4), unc))
 
 
 def _ratio_figure(result: Result, reference: Mapping[str, Any]) -> Any:

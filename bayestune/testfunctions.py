@@ -17,7 +17,7 @@ import numpy as np
 from .space import Real, Space
 
 __all__ = ["TestProblem", "branin", "hartmann6", "rosenbrock", "levy", "PROBLEMS",
-           "GaussianPeakSimulator"]
+           "GaussianPeakSimulator", "ExponentialFitToy"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,30 @@ class GaussianPeakSimulator:
             "x2": Histogram.scalar("/TOY/x2", float(x2.mean()),
                                    float(x2.std() / math.sqrt(self.n_events))),
         }
+
+
+class ExponentialFitToy:
+    """chi2 of a fit of ``y = A exp(-k x)`` to Gaussian pseudo-data made with a given seed.
+
+    A cheap objective with a slightly non-parabolic chi2 and a known truth
+    (``A = 2, k = 0.8``), for coverage tests of the uncertainties: over many seeds the
+    one-sigma intervals of a correct method cover the truth 68 % of the time.
+    """
+
+    __test__ = False
+
+    truth = {"A": 2.0, "k": 0.8}
+    x = np.linspace(0.0, 4.0, 12)
+    sigma = 0.08
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng([seed, 0xC0FE])
+        self.seed = seed
+        self.space = Space([Real("A", 1.0, 3.0), Real("k", 0.3, 1.5)])
+        self.data = self.model(self.truth) + rng.normal(0.0, self.sigma, self.x.size)
+
+    def model(self, params: dict[str, Any]) -> np.ndarray:
+        return params["A"] * np.exp(-params["k"] * self.x)
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return float(np.sum(((self.data - self.model(params)) / self.sigma) ** 2))

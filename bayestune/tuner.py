@@ -234,9 +234,10 @@ class Tuner:
         outcome = result if isinstance(result, Outcome) else as_outcome(result)
         return self.store.finish(number, outcome)
 
-    def add(self, params: dict[str, Any], result: float | Evaluation | Outcome) -> Trial:
+    def add(self, params: dict[str, Any], result: float | Evaluation | Outcome,
+            source: str = "user") -> Trial:
         """Record an evaluation made outside the tuner (e.g. a known tune) as a trial."""
-        trial = self.store.add_pending(self.space.validate(params), "user")
+        trial = self.store.add_pending(self.space.validate(params), source)
         return self.tell(trial, result)
 
     # ------------------------------------------------------------------ loop

@@ -30,13 +30,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import BayestuneError
-from .space import Real
+from .scans import (
+    Eigentune,
+    PosteriorSamples,
+    Profile,
+    Profile2D,
+    eigentunes,
+    profile_1d,
+    profile_2d,
+    sample_posterior,
+)
+from .surface import FunctionSurface, GPSurface, RealCoordinates, Surface, minuit_fit
 
 if TYPE_CHECKING:
     from .result import Result
 
-__all__ = ["Uncertainty", "estimate_uncertainty", "RealCoordinates", "minuit_fit",
-           "uncertainty_from_minuit"]
+__all__ = ["Uncertainty", "estimate_uncertainty", "refine", "RealCoordinates", "minuit_fit",
+           "uncertainty_from_minuit", "Eigentune", "PosteriorSamples", "Profile", "Profile2D"]
 
 
 @dataclass
@@ -68,6 +78,14 @@ class Uncertainty:
     hessian_positive_definite : bool
     at_limit : list of str
         Parameters whose minimum is at (or within 0.5 sigma of) a bound.
+    minos : dict
+        MINOS asymmetric intervals ``{name: (lower, upper)}`` (``lower < 0``), when
+        requested; ``minos_valid`` says whether each was found inside the bounds.
+    rescaled : bool
+        The covariance was multiplied by ``scale_factor = fun / ndf`` (> 1), PDG-style,
+        because the minimum chi2 per degree of freedom is above one.
+    surface : Surface
+        The function that was minimised (profiles, eigentunes and posterior sampling use it).
     """
 
     x: dict[str, Any]
@@ -83,6 +101,12 @@ class Uncertainty:
     covariance_hessian: np.ndarray | None = field(default=None, repr=False)
     covariance_surrogate: np.ndarray | None = field(default=None, repr=False)
     minuit: Any = field(default=None, repr=False)
+    limits: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    minos: dict[str, tuple[float, float]] = field(default_factory=dict)
+    minos_valid: dict[str, bool] = field(default_factory=dict)
+    rescaled: bool = False
+    scale_factor: float = 1.0
+    surface: Any = field(default=None, repr=False)
 
     @property
     def correlation(self) -> np.ndarray:
@@ -112,10 +136,49 @@ class Uncertainty:
         ]
         if self.at_limit:
             flags.append(f"at_limit={self.at_limit}")
+        if self.rescaled:
+            flags.append(f"rescaled by chi2/ndf={self.scale_factor:.3g}")
         lines = [f"Uncertainty(fun={self.fun:.6g}, " + ", ".join(flags) + ")"]
         for n in self.names:
-            lines.append(f"  {n:<{width}} = {self.x[n]:.6g} +- {self.errors[n]:.3g}")
+            line = f"  {n:<{width}} = {self.x[n]:.6g} +- {self.errors[n]:.3g}"
+            if n in self.minos:
+                lo, hi = self.minos[n]
+                line += f"  (MINOS {lo:+.3g} / {hi:+.3g}"
+                line += ")" if self.minos_valid.get(n, True) else ", at a bound)"
+            lines.append(line)
         return "\n".join(lines)
+
+    # -------------------------------------------------------------- derived scans
+    def _require_surface(self) -> Surface:
+        if self.surface is None:
+            raise BayestuneError("this Uncertainty has no surface to scan (built by hand?)")
+        return self.surface  # type: ignore[no-any-return]
+
+    def profile(self, name: str, n_points: int = 25, span: float = 3.0) -> Profile:
+        """Delta-chi2 profile of one parameter: the others minimised at each value.
+
+        The scan covers ``x +- span * error`` clipped to the bounds. ``delta`` is in units
+        of the objective (``Delta chi2`` for ``errordef=1``).
+        """
+        return profile_1d(self, name, n_points=n_points, span=span)
+
+    def profiles(self, n_points: int = 25, span: float = 3.0) -> dict[str, Profile]:
+        """:meth:`profile` of every varied parameter."""
+        return {n: self.profile(n, n_points, span) for n in self.names}
+
+    def profile2d(self, x: str, y: str, n_points: int = 15, span: float = 3.0) -> Profile2D:
+        """Delta-chi2 on a grid of two parameters, the others minimised at each node."""
+        return profile_2d(self, x, y, n_points=n_points, span=span)
+
+    def eigentunes(self, delta: float | None = None) -> list[Eigentune]:
+        """Professor-style eigentunes: shifts along each covariance eigenvector, both ways,
+        until the objective rises by ``delta`` (default ``errordef``) on the surface."""
+        return eigentunes(self, delta)
+
+    def sample_posterior(self, n_samples: int = 4000, **kwargs: Any) -> PosteriorSamples:
+        """Posterior samples of ``exp(-(f - f_min) / (2 errordef))``: see
+        :func:`sample_posterior`."""
+        return sample_posterior(self, n_samples, **kwargs)
 
 
 def estimate_uncertainty(
@@ -125,6 +188,9 @@ def estimate_uncertainty(
     start: dict[str, Any] | None = None,
     n_bootstrap: int = 0,
     seed: int | None = 0,
+    minos: bool = False,
+    rescale: bool = False,
+    ndf: int | None = None,
 ) -> Uncertainty:
     """Hessian uncertainties of a finished tune from its surrogate.
 
@@ -141,6 +207,13 @@ def estimate_uncertainty(
         minimum from noisy evaluations (0: Hessian only; 20-50 is typical).
     seed : int, optional
         Seed of the bootstrap draws.
+    minos : bool
+        Also run MINOS for asymmetric intervals (``Uncertainty.minos``).
+    rescale : bool
+        Multiply the covariance by ``chi2_min / ndf`` when that exceeds one (flagged as
+        ``rescaled``). Needs ``ndf`` or an objective that reports ``info["ndf"]``.
+    ndf : int, optional
+        Degrees of freedom of the chi2 (default: ``info["ndf"]`` of the evaluations).
 
     Returns
     -------
@@ -184,59 +257,111 @@ def estimate_uncertainty(
         ]
         cov_s = np.atleast_2d(np.cov(np.array(minima), rowvar=False))
     std = float(surrogate.predict(to_unit(values)[None, :])[1][0])
-    return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=std, covariance_extra=cov_s)
+    if rescale and ndf is None:
+        ndfs = [t.info["ndf"] for t in result.history.completed if "ndf" in t.info]
+        if not ndfs:
+            raise ValueError("rescale=True needs ndf= (the evaluations report no info['ndf'])")
+        ndf = int(ndfs[-1])
+    surface = GPSurface(surrogate, to_unit)
+    return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=std, covariance_extra=cov_s,
+                                   surface=surface, minos=minos,
+                                   ndf=ndf if rescale else None)
 
 
-class RealCoordinates:
-    """Maps values of a space's real parameters to a full unit-cube row.
+def refine(
+    tuner: Any,
+    errordef: float = 1.0,
+    *,
+    max_rounds: int = 3,
+    scale: float = 1.0,
+    **options: Any,
+) -> Uncertainty:
+    """Spend evaluations around the minimum until its uncertainty can be trusted.
 
-    The other parameters stay at their values in ``base``. ``names`` and ``dims`` list the
-    real parameters in space order.
+    Each round evaluates the centre and the ``2 k`` points at ``+- scale`` sigma along the
+    eigenvectors of the current covariance (the Hessian ellipse), with the tuner's
+    objective, records them in its store (source ``"refine"``), refits and re-estimates.
+    It stops when the minimum is valid, the Hessian positive definite and the surrogate
+    accurate enough to resolve ``Delta = errordef`` -- or after ``max_rounds`` rounds.
+
+    Parameters
+    ----------
+    tuner : Tuner
+        A tuner with an objective (its campaign is extended).
+    errordef : float
+    max_rounds : int
+    scale : float
+        Distance of the design points from the minimum, in sigma.
+    **options
+        Passed to :func:`estimate_uncertainty` (``n_bootstrap``, ``minos``, ...).
     """
+    from .objective import evaluate
 
-    def __init__(self, space: Any, base: dict[str, Any]) -> None:
-        self.dims = [d for d in space if isinstance(d, Real)]
-        if not self.dims:
-            raise BayestuneError("uncertainties need at least one Real parameter")
-        self.names = [d.name for d in self.dims]
-        self._base = space.to_unit(space.validate(base))
-        self._cols = [space.columns_of(n).start for n in self.names]
+    if tuner.objective is None:
+        raise BayestuneError("refine() needs a tuner with an objective")
+    if not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ValueError(f"max_rounds must be a positive integer, got max_rounds={max_rounds!r}")
+    unc = estimate_uncertainty(tuner.result(), errordef, **options)
+    for _ in range(max_rounds):
+        if unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate:
+            break
+        for point in _ellipse_design(unc, scale):
+            tuner.add(point, evaluate(tuner.objective, point), source="refine")
+        unc = estimate_uncertainty(tuner.result(), errordef, start=unc.x, **options)
+    return unc
 
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        u = self._base.copy()
-        for c, d, v in zip(self._cols, self.dims, values):
-            u[c] = d.encode(float(v))[0]
-        return u
 
-
-def minuit_fit(
-    fcn: Callable[..., float], names: list[str], start: Sequence[float],
-    limits: Sequence[tuple[float, float]], errordef: float, *, hesse: bool = True,
-) -> Any:
-    """MIGRAD (then HESSE) of ``fcn(*values)`` inside ``limits``; returns the Minuit object."""
-    from iminuit import Minuit
-
-    m = Minuit(fcn, *start, name=names)
-    m.errordef = errordef
-    for n, (lo, hi) in zip(names, limits):
-        m.limits[n] = (lo, hi)
-        m.errors[n] = 0.05 * (hi - lo)
-    m.migrad()
-    if hesse:
-        m.hesse()
-    return m
+def _ellipse_design(unc: Uncertainty, scale: float) -> list[dict[str, Any]]:
+    """The minimum and +- ``scale`` sigma along each covariance eigenvector, in bounds."""
+    names = unc.names
+    centre = np.array([unc.x[n] for n in names])
+    lo = np.array([lim[0] for lim in unc.limits])
+    hi = np.array([lim[1] for lim in unc.limits])
+    cov = np.asarray(unc.covariance, dtype=float)
+    if np.all(np.isfinite(cov)) and np.all(np.linalg.eigvalsh(cov) > 0):
+        vals, vecs = np.linalg.eigh(cov)
+        steps = [np.sqrt(v) * vecs[:, j] for j, v in enumerate(vals)]
+    else:  # no usable Hessian: a small axis-aligned star
+        steps = [0.05 * (hi - lo) * np.eye(len(names))[j] for j in range(len(names))]
+    rows = [centre] + [centre + sign * scale * s for s in steps for sign in (1.0, -1.0)]
+    points = []
+    for row in rows:
+        point = dict(unc.x)
+        point.update({n: float(v) for n, v in zip(names, np.clip(row, lo, hi))})
+        points.append(point)
+    return points
 
 
 def uncertainty_from_minuit(
     m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
-    fun_std: float, covariance_extra: np.ndarray | None = None,
+    fun_std: float, covariance_extra: np.ndarray | None = None, surface: Surface | None = None,
+    minos: bool = False, ndf: int | None = None,
 ) -> Uncertainty:
-    """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance)."""
+    """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance).
+
+    ``surface`` is the minimised function (default: Minuit's own); ``minos`` runs MINOS;
+    ``ndf`` rescales the covariance by ``fval / ndf`` when that exceeds one.
+    """
     names = list(m.parameters)
     k = len(names)
+    if surface is None:
+        surface = FunctionSurface(lambda X: np.array([m.fcn(list(row)) for row in X]))
     cov_h = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
     cov_s = np.zeros((k, k)) if covariance_extra is None else covariance_extra
-    cov = cov_h + cov_s
+    scale = 1.0
+    if ndf is not None:
+        if ndf < 1:
+            raise ValueError(f"ndf must be >= 1 to rescale, got ndf={ndf!r}")
+        scale = max(1.0, float(m.fval) / ndf)
+    cov = (cov_h + cov_s) * scale
+    merrors: dict[str, tuple[float, float]] = {}
+    mvalid: dict[str, bool] = {}
+    if minos and m.valid:
+        m.minos()
+        for n in names:
+            me = m.merrors[n]
+            merrors[n] = (float(me.lower) * math.sqrt(scale), float(me.upper) * math.sqrt(scale))
+            mvalid[n] = bool(me.is_valid and not (me.at_lower_limit or me.at_upper_limit))
     x = dict(base)
     x.update({n: float(v) for n, v in zip(names, m.values)})
     errors = {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
@@ -247,4 +372,6 @@ def uncertainty_from_minuit(
         errordef=float(errordef), valid=bool(m.valid),
         hessian_positive_definite=bool(m.fmin.has_posdef_covar) if m.fmin else False,
         at_limit=at_limit, covariance_hessian=cov_h, covariance_surrogate=cov_s, minuit=m,
+        limits=list(limits), minos=merrors, minos_valid=mvalid, rescaled=scale > 1.0,
+        scale_factor=scale, surface=surface,
     )
