@@ -231,14 +231,14 @@ class Campaign:
                                   n_params=len(self.space), keep_pulls=False, keep_bins=True)
 
     def _callable(self, key: str, options_key: str) -> Callable[[dict[str, Any]], Any]:
-        where = f"{self.path}: [objective] {key}"
+        where = f"{self.path.name}: [objective] {key}"
         obj = load_object(self.objective_spec[key], where)
         if options_key in self.objective_spec:
             try:
                 obj = obj(**self.objective_spec[options_key])
             except TypeError as exc:
                 raise CampaignFileError(
-                    f"{self.path}: [objective] {options_key}: calling "
+                    f"{self.path.name}: [objective] {options_key}: calling "
                     f"{self.objective_spec[key]} with them failed: {exc}") from exc
         if not callable(obj):
             raise CampaignFileError(f"{where}: {self.objective_spec[key]!r} is not callable")
@@ -259,7 +259,7 @@ class Campaign:
             path = self.resolve(name)
             if not path.exists():
                 raise CampaignFileError(
-                    f"{self.path}: [objective] reference: file not found: {str(path)!r}")
+                    f"{self.path.name}: [objective] reference: file not found: {str(path)!r}")
             out.update(read_histograms(path))
         return out
 
@@ -269,7 +269,7 @@ class Campaign:
         try:
             return lep.observables(self.objective_spec.get("observables", "core"))
         except (KeyError, ValueError) as exc:
-            raise CampaignFileError(f"{self.path}: [objective] observables: {exc}") from exc
+            raise CampaignFileError(f"{self.path.name}: [objective] observables: {exc}") from exc
 
     def _weights(self) -> Any:
         from .hep.chi2 import Weights
@@ -277,8 +277,8 @@ class Campaign:
         spec = self.objective_spec.get("weights")
         if isinstance(spec, str):
             return Weights.from_file(str(self.resolve(spec)))
-        if spec is None and self.objective_type == "pythia":
-            return Weights({o.id: o.weight for o in self._observables()})
+        if self.objective_type == "pythia":  # observables.yaml weights, then the file's
+            return Weights({o.id: o.weight for o in self._observables()} | dict(spec or {}))
         return Weights(spec)
 
     def _pythia(self, reference: Mapping[str, Any]) -> Any:
@@ -301,11 +301,11 @@ class Campaign:
             missing = [n for n in self.space.names if n not in monash]
             if missing:
                 raise CampaignFileError(
-                    f"{self.path}: [closure] truth: no Monash value for {missing}")
-            return {n: float(monash[n]["value"]) for n in self.space.names}
+                    f"{self.path.name}: [closure] truth: no Monash value for {missing}")
+            return {n: float(monash[n]["monash2013_value"]) for n in self.space.names}
         if not isinstance(truth, dict):
             raise CampaignFileError(
-                f"{self.path}: [closure] truth: expected a table of parameter values or "
+                f"{self.path.name}: [closure] truth: expected a table of parameter values or "
                 f"'monash', found {truth!r}")
         return dict(self.space.validate(truth))
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .exceptions import BayestuneError, CampaignError
+from .exceptions import BayestuneError
 
 __all__ = ["main"]
 
@@ -336,8 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, CampaignFileError) as exc:
         print(f"bayestune: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (BayestuneError, CampaignError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback (BAYESTUNE_DEBUG=1)
+        text = str(exc).strip()
+        message = text.splitlines()[0] if text else ""
+        if not isinstance(exc, BayestuneError | OSError):
+            message = f"{type(exc).__name__}: {message}"
         print(f"bayestune: error: {message}", file=sys.stderr)
         if os.environ.get("BAYESTUNE_DEBUG"):
             raise

@@ -273,7 +273,9 @@ def refine(
     errordef: float = 1.0,
     *,
     max_rounds: int = 3,
+    min_rounds: int = 1,
     scale: float = 1.0,
+    tolerance: float = 0.2,
     **options: Any,
 ) -> Uncertainty:
     """Spend evaluations around the minimum until its uncertainty can be trusted.
@@ -281,17 +283,21 @@ def refine(
     Each round evaluates the centre and the ``2 k`` points at ``+- scale`` sigma along the
     eigenvectors of the current covariance (the Hessian ellipse), with the tuner's
     objective, records them in its store (source ``"refine"``), refits and re-estimates.
-    It stops when the minimum is valid, the Hessian positive definite and the surrogate
-    accurate enough to resolve ``Delta = errordef`` -- or after ``max_rounds`` rounds.
+    After at least ``min_rounds`` rounds it stops once the minimum is valid, the Hessian
+    positive definite, the surrogate accurate enough to resolve ``Delta = errordef``, and
+    the minimum moved by less than ``tolerance`` sigma in the last round -- or after
+    ``max_rounds`` rounds. The flags of the returned object say which held.
 
     Parameters
     ----------
     tuner : Tuner
         A tuner with an objective (its campaign is extended).
     errordef : float
-    max_rounds : int
+    max_rounds, min_rounds : int
     scale : float
         Distance of the design points from the minimum, in sigma.
+    tolerance : float
+        Largest accepted shift of the minimum in one round, in sigma.
     **options
         Passed to :func:`estimate_uncertainty` (``n_bootstrap``, ``minos``, ...).
     """
@@ -301,13 +307,21 @@ def refine(
         raise BayestuneError("refine() needs a tuner with an objective")
     if not isinstance(max_rounds, int) or max_rounds < 1:
         raise ValueError(f"max_rounds must be a positive integer, got max_rounds={max_rounds!r}")
+    if not isinstance(min_rounds, int) or not 0 <= min_rounds <= max_rounds:
+        raise ValueError(f"min_rounds must be an integer in [0, max_rounds], "
+                         f"got min_rounds={min_rounds!r}")
     unc = estimate_uncertainty(tuner.result(), errordef, **options)
-    for _ in range(max_rounds):
-        if unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate:
+    shift = math.inf
+    for round_ in range(max_rounds):
+        good = unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate
+        if round_ >= min_rounds and good and (round_ == 0 or shift < tolerance):
             break
         for point in _ellipse_design(unc, scale):
             tuner.add(point, evaluate(tuner.objective, point), source="refine")
-        unc = estimate_uncertainty(tuner.result(), errordef, start=unc.x, **options)
+        new = estimate_uncertainty(tuner.result(), errordef, start=unc.x, **options)
+        shift = max(abs(new.x[n] - unc.x[n]) / new.errors[n] if new.errors[n] > 0 else math.inf
+                    for n in new.names)
+        unc = new
     return unc
 
 

@@ -2,7 +2,8 @@
 
 Each toy fits ``y = A exp(-k x)`` to its own Gaussian pseudo-data (12 points, sigma 0.08;
 ``bayestune.testfunctions.ExponentialFitToy``) with ``bt.minimize`` (20 evaluations of
-the chi2), then takes the Hessian errors of the surrogate (``estimate_uncertainty``) and
+the chi2) and ``refine`` (a local design on the Hessian ellipse until the surrogate resolves
+Delta chi2 = 1; ``--no-refine`` skips it), takes the Hessian errors of the surrogate and
 records whether ``|estimate - truth| < error`` for each parameter. Also reported: the same
 with MINOS intervals, and the pull mean and width.
 
@@ -28,14 +29,19 @@ import numpy as np  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
-def toy(seed: int, n_evals: int) -> dict:
+def toy(seed: int, n_evals: int, refine: bool) -> dict:
     import bayestune as bt
     from bayestune.testfunctions import ExponentialFitToy
 
     problem = ExponentialFitToy(seed)
-    res = bt.minimize(problem, problem.space, n_evals, seed=seed)
-    unc = bt.estimate_uncertainty(res, minos=True)
-    out = {"seed": seed, "valid": unc.valid, "accurate": unc.surrogate_accurate}
+    tuner = bt.Tuner(problem.space, problem, seed=seed)
+    tuner.run(n_evals)
+    if refine:
+        unc = bt.refine(tuner, max_rounds=3, minos=True)
+    else:
+        unc = bt.estimate_uncertainty(tuner.result(), minos=True)
+    out = {"seed": seed, "valid": unc.valid, "accurate": unc.surrogate_accurate,
+           "n_evals": tuner.history.n_finished}
     for n in problem.space.names:
         diff = unc.x[n] - problem.truth[n]
         lo, hi = unc.minos.get(n, (-unc.errors[n], unc.errors[n]))
@@ -49,16 +55,22 @@ def main() -> None:
     parser.add_argument("--toys", type=int, default=200)
     parser.add_argument("--evals", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-refine", dest="refine", action="store_false",
+                        help="skip refine() (surrogate after the campaign only)")
     args = parser.parse_args()
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(toy, range(args.toys), [args.evals] * args.toys))
+        rows = list(pool.map(toy, range(args.toys), [args.evals] * args.toys,
+                             [args.refine] * args.toys))
     names = ["A", "k"]
     hesse = np.array([[r[n]["hesse"] for n in names] for r in rows], dtype=float)
     minos = np.array([[r[n]["minos"] for n in names] for r in rows], dtype=float)
     pulls = np.array([[r[n]["pull"] for n in names] for r in rows])
     n = len(rows)
-    print(f"{n} toys, {args.evals} evaluations each, {time.perf_counter() - start:.0f} s")
+    mean_evals = np.mean([r["n_evals"] for r in rows])
+    print(f"{n} toys, {args.evals} evaluations each"
+          + (f" then refine() (mean {mean_evals:.1f} evaluations)" if args.refine else "")
+          + f", {time.perf_counter() - start:.0f} s")
     print(f"{'parameter':10s} {'HESSE cover':>12s} {'MINOS cover':>12s} {'pull mean':>10s} "
           f"{'pull width':>10s}")
     summary = {}

@@ -194,8 +194,9 @@ def _coverage_toy(seed: int, n_evals: int = 20) -> np.ndarray:
     from bayestune.testfunctions import ExponentialFitToy
 
     toy = ExponentialFitToy(seed)
-    res = bt.minimize(toy, toy.space, n_evals, seed=seed)
-    unc = estimate_uncertainty(res)
+    tuner = bt.Tuner(toy.space, toy, seed=seed)
+    tuner.run(n_evals)
+    unc = bt.refine(tuner, max_rounds=3)
     return np.array([abs(unc.x[n] - toy.truth[n]) < unc.errors[n] for n in toy.space.names])
 
 

@@ -222,6 +222,7 @@ def chi2(
     per_obs: dict[str, float] = {}
     n_bins: dict[str, int] = {}
     pulls: dict[str, np.ndarray] = {}
+    simulated = match_simulated(simulated, reference)
     for name, ref in reference.items():
         w_bins = weights.bin_weights(name, ref)
         if not np.any(w_bins > 0):
@@ -259,6 +260,25 @@ def chi2(
         raise HistogramError("no observable has a non-zero weight: the chi2 would be empty")
     ndf = int(sum(n_bins.values())) - int(n_params)
     return Chi2(total, variance, per_obs, n_bins, ndf, pulls)
+
+
+def match_simulated(
+    simulated: Mapping[str, Histogram], reference: Mapping[str, Histogram]
+) -> dict[str, Histogram]:
+    """Simulated histograms keyed like the reference.
+
+    A simulated histogram matches a reference one by key, or else by its histogram path
+    (``/REF`` stripped), so a simulator may key its output by short names.
+    """
+    by_path = {normalise_path(h.name): h for h in simulated.values()}
+    out = {}
+    for name, ref in reference.items():
+        sim = simulated.get(name)
+        if sim is None:
+            sim = by_path.get(normalise_path(ref.name), by_path.get(normalise_path(name)))
+        if sim is not None:
+            out[name] = sim
+    return out
 
 
 def _as_mapping(reference: Mapping[str, Histogram] | Iterable[Histogram]) -> dict[str, Histogram]:
@@ -323,6 +343,8 @@ class HistogramObjective:
         (``{name: [values, errors]}``), which bin-by-bin surrogates
         (:mod:`bayestune.hep.binwise`) are fitted to.
 
+    Notes
+    -----
     Calling the objective returns an :class:`~bayestune.Evaluation` with ``value`` = chi2,
     ``variance`` = its MC-noise variance, and ``info`` holding ``chi2_per_observable``,
     ``n_bins``, ``ndf`` and (optionally) ``pulls``.
@@ -379,7 +401,7 @@ class HistogramObjective:
                     model_uncertainty=self.model_uncertainty, n_params=self.n_params)
 
     def __call__(self, params: dict[str, Any]) -> Evaluation:
-        simulated = self.simulate(params)
+        simulated = match_simulated(self.simulate(params), self.reference)
         result = self.chi2(simulated)
         info: dict[str, Any] = {
             "chi2_per_observable": result.per_observable,
