@@ -35,6 +35,8 @@ class Trial:
         Seconds spent in the objective.
     source : str
         Who proposed the point (``"design"``, ``"gp:ei"``, ``"skopt"``, ``"user"``, ...).
+    reports : tuple of (step, value)
+        Intermediate values the trial reported while running (e.g. per epoch).
     """
 
     number: int
@@ -48,6 +50,7 @@ class Trial:
     source: str = ""
     created: float = 0.0
     finished: float | None = None
+    reports: tuple[tuple[float, float], ...] = ()
 
     @property
     def ok(self) -> bool:

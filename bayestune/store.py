@@ -5,17 +5,22 @@ random generator that produced it; ``tell`` fills in the outcome and commits at 
 database runs in write-ahead-log mode with ``synchronous=FULL``, so a committed trial
 survives ``kill -9`` and power loss. Resuming a campaign is reopening its file.
 
-Only the driver process writes the store.
+Intermediate values that a running trial reports (for example a validation score per
+epoch, see :class:`~bayestune.scheduler.TrialHandle`) go to a ``reports`` table as they
+arrive. Only the driver process writes the store; its methods may be called from the
+driver's threads (one lock serialises them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import sqlite3
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +52,25 @@ CREATE TABLE IF NOT EXISTS trials (
     finished  REAL,
     duration  REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS reports (
+    number  INTEGER NOT NULL,
+    step    REAL NOT NULL,
+    value   REAL NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (number, step)
+);
 """
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Serialise a store method with the store's lock (driver threads share the store)."""
+
+    @functools.wraps(method)
+    def wrapper(self: CampaignStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _json_default(obj: Any) -> Any:
@@ -94,13 +117,15 @@ class CampaignStore:
             raise StoreError(f"store path must be a file, got a directory: {str(self.path)!r}")
         target = ":memory:" if self.path is None else str(self.path)
         try:
-            self._conn = sqlite3.connect(target, isolation_level=None)
+            self._conn = sqlite3.connect(target, isolation_level=None,
+                                         check_same_thread=False)
             if self.path is not None:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open campaign store {target!r}: {exc}") from None
+        self._lock = threading.RLock()
         self.space = space
         self.seed = self._init_meta(space, seed, metadata or {})
 
@@ -165,6 +190,7 @@ class CampaignStore:
         return json.loads(self._meta().get("metadata", "{}"))
 
     # ------------------------------------------------------------------ trials
+    @_locked
     def add_pending(
         self, params: dict[str, Any], source: str, rng_state: Mapping[str, Any] | None = None
     ) -> Trial:
@@ -182,6 +208,7 @@ class CampaignStore:
             )
         return Trial(number=number, params=dict(params), source=source, created=now)
 
+    @_locked
     def finish(self, number: int, outcome: Outcome) -> Trial:
         """Record the outcome of a pending trial and commit it immediately."""
         row = self._conn.execute("SELECT status FROM trials WHERE number = ?",
@@ -201,6 +228,7 @@ class CampaignStore:
             )
         return self.trial(number)
 
+    @_locked
     def trial(self, number: int) -> Trial:
         """One trial by number."""
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM trials WHERE number = ?",
@@ -209,17 +237,41 @@ class CampaignStore:
             raise StoreError(f"no trial number {number} in this campaign")
         return _row_to_trial(row)
 
+    @_locked
     def history(self) -> History:
-        """All trials in order."""
+        """All trials in order, with their intermediate reports."""
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY number").fetchall()
-        return History([_row_to_trial(r) for r in rows])
+        reports = self.reports()
+        return History([_row_to_trial(r, tuple(reports.get(r[0], ()))) for r in rows])
 
+    @_locked
+    def add_report(self, number: int, step: float, value: float) -> None:
+        """Record an intermediate value of a running trial (committed at once).
+
+        A second report of the same step replaces the first (a retried evaluation).
+        """
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)",
+                               (int(number), float(step), float(value), time.time()))
+
+    @_locked
+    def reports(self) -> dict[int, list[tuple[float, float]]]:
+        """Intermediate reports ``{trial number: [(step, value), ...]}`` in step order."""
+        out: dict[int, list[tuple[float, float]]] = {}
+        for number, step, value in self._conn.execute(
+                "SELECT number, step, value FROM reports ORDER BY number, step"):
+            out.setdefault(number, []).append((step, value))
+        return out
+
+    @_locked
     def rng_state(self, number: int) -> dict[str, Any] | None:
         """The generator state recorded with trial ``number`` (for audits)."""
         row = self._conn.execute("SELECT rng_state FROM trials WHERE number = ?",
                                  (number,)).fetchone()
         return None if row is None or row[0] is None else json.loads(row[0])
 
+    @_locked
     def close(self) -> None:
         """Close the database connection."""
         self._conn.close()
@@ -236,8 +288,9 @@ _COLUMNS = (
 )
 
 
-def _row_to_trial(row: tuple[Any, ...]) -> Trial:
+def _row_to_trial(row: tuple[Any, ...],
+                  reports: tuple[tuple[float, float], ...] = ()) -> Trial:
     number, params, status, value, variance, error, info, duration, source, created, fin = row
     return Trial(number=number, params=json.loads(params), status=Status(status), value=value,
                  variance=variance, error=error, info=json.loads(info), duration=duration,
-                 source=source, created=created, finished=fin)
+                 source=source, created=created, finished=fin, reports=reports)
