@@ -17,11 +17,13 @@ from .exceptions import (
     ObjectiveError,
     SpaceError,
     StoreError,
+    TrialStopped,
 )
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Status
 from .result import Result
+from .scheduler import ASHA, TrialHandle
 from .scans import PosteriorSamples, Profile
 from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
@@ -37,5 +39,5 @@ __all__ = [
     "NumericalWarning", "ObjectiveError", "ProbabilityOfImprovement", "Real", "Result", "Space",
     "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
     "Tuner", "Uncertainty", "estimate_uncertainty", "minimize", "refine", "Profile",
-    "PosteriorSamples",
+    "PosteriorSamples", "ASHA", "TrialHandle", "TrialStopped",
 ]

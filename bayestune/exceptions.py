@@ -31,6 +31,13 @@ class CampaignError(BayestuneError):
     """The campaign cannot continue (for example every evaluation fails)."""
 
 
+class TrialStopped(BayestuneError):
+    """Raise inside an objective to end a trial that the scheduler stopped.
+
+    The trial is recorded as complete with its last reported value.
+    """
+
+
 class BayestuneWarning(UserWarning):
     """Base class of all bayestune warnings."""
 

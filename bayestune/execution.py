@@ -366,9 +366,11 @@ class _Running:
 class _Dispatcher:
     """Submits trials to an executor and turns futures into outcomes (with retries)."""
 
-    def __init__(self, objective: Callable[..., Any], config: ExecutionConfig) -> None:
+    def __init__(self, objective: Callable[..., Any], config: ExecutionConfig,
+                 handles: Callable[[Any], Any] | None = None) -> None:
         self.objective = objective
         self.config = config
+        self.handles = handles
         self.owned = config.executor is None
         if config.executor is None:
             simple = config.n_workers == 1 and config.timeout is None
@@ -382,9 +384,17 @@ class _Dispatcher:
                         else self.executor)
         self.in_flight: dict[cf.Future[Any], _Running] = {}
 
+    @property
+    def in_process(self) -> bool:
+        """Evaluations run in this process (trial handles can talk to the driver directly)."""
+        return isinstance(self.executor, (_InlineExecutor, cf.ThreadPoolExecutor))
+
     def submit(self, trial: Trial, attempt: int = 1) -> None:
+        args: tuple[Any, ...] = (self.objective, trial.params)
+        if self.handles is not None:
+            args += (self.handles(trial),)
         try:
-            future = self.executor.submit(evaluate, self.objective, trial.params)
+            future = self.executor.submit(evaluate, *args)
         except cf.BrokenExecutor as exc:
             raise CampaignError(
                 f"the executor is broken and accepts no more work ({exc}); finished "
@@ -454,20 +464,32 @@ def run_campaign(
     n_evals: int,
     config: ExecutionConfig,
     callback: Callable[[Trial], None] | None = None,
+    stop_when: Callable[[Any], bool] | None = None,
 ) -> None:
     """Evaluate until ``tuner``'s store holds ``n_evals`` finished trials.
 
     Every outcome is committed through ``tuner.tell`` as soon as it arrives. On
     ``KeyboardInterrupt`` the evaluations in flight are stopped, their trials stay pending
     (a resumed campaign hands them out again first), and the interrupt is re-raised.
+    ``stop_when(history)``, checked after each finished trial, ends the campaign early.
     """
+    from .scheduler import HandleFactory, driver_host
+
     dispatcher = _Dispatcher(tuner.objective, config)
+    factory = None
+    if tuner.wants_handle:
+        remote = not dispatcher.in_process
+        host = driver_host() if _is_dask_client(config.executor) else "127.0.0.1"
+        factory = HandleFactory(tuner.store, tuner.scheduler, remote, host)
+        dispatcher.handles = factory
     interrupted = False
+    stopping = False
     try:
         while True:
             free = config.n_workers - len(dispatcher.in_flight)
             needed = n_evals - tuner.history.n_finished - len(dispatcher.in_flight)
-            if free > 0 and needed > 0 and not (config.batch and dispatcher.in_flight):
+            if (free > 0 and needed > 0 and not stopping
+                    and not (config.batch and dispatcher.in_flight)):
                 for trial in tuner.ask(min(free, needed)):
                     dispatcher.submit(trial)
             if not dispatcher.in_flight:
@@ -477,8 +499,12 @@ def run_campaign(
                 if callback is not None:
                     callback(done)
                 tuner.check_failures()
+                if stop_when is not None and stop_when(tuner.history):
+                    stopping = True
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
         dispatcher.close(interrupted)
+        if factory is not None:
+            factory.close()

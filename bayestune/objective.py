@@ -13,11 +13,11 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from .exceptions import ObjectiveError
+from .exceptions import ObjectiveError, TrialStopped
 
 __all__ = ["Evaluation", "Outcome", "Status", "evaluate", "Objective"]
 
@@ -104,17 +104,36 @@ def as_outcome(result: Any, duration: float = 0.0) -> Outcome:
     return Outcome(Status.COMPLETE, value=value, variance=variance, info=info, duration=duration)
 
 
-def evaluate(objective: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> Outcome:
-    """Call ``objective(params)`` and capture its result or its failure.
+def evaluate(
+    objective: Callable[..., Any], params: dict[str, Any], trial: Any = None
+) -> Outcome:
+    """Call ``objective(params)`` (or ``objective(params, trial)``) and capture the outcome.
 
     Exceptions (but not ``KeyboardInterrupt``/``SystemExit``) are recorded with their type,
-    message and the innermost frames of the traceback.
+    message and the innermost frames of the traceback. With a trial handle, an objective
+    that raises :class:`~bayestune.exceptions.TrialStopped` completes with its last
+    reported value, and a trial the scheduler stopped has ``info["stopped_at"]``.
     """
     start = time.perf_counter()
     try:
-        result = objective(dict(params))
+        if trial is None:
+            result = objective(dict(params))
+        else:
+            try:
+                result = objective(dict(params), trial)
+            except TrialStopped:
+                if trial.last is None:
+                    return Outcome.failed("TrialStopped raised before any report",
+                                          time.perf_counter() - start)
+                result = trial.last[1]
     except Exception as exc:  # noqa: BLE001 - any error of user code becomes a failed trial
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
         reason = f"{type(exc).__name__}: {exc}\n" + "".join(tb)
         return Outcome.failed(reason, time.perf_counter() - start)
-    return as_outcome(result, time.perf_counter() - start)
+    finally:
+        if trial is not None:
+            trial.close()
+    outcome = as_outcome(result, time.perf_counter() - start)
+    if trial is not None and trial.should_stop() and trial.last is not None:
+        outcome = replace(outcome, info={**outcome.info, "stopped_at": trial.last[0]})
+    return outcome

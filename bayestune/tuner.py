@@ -24,6 +24,7 @@ from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Outcome, Status, as_outcome
 from .result import Result, parameters_at_limit
+from .scheduler import ASHA, wants_trial_handle
 from .space import Dimension, Space
 from .store import CampaignStore
 
@@ -72,6 +73,10 @@ class Tuner:
     metadata : dict, optional
         Extra JSON-serialisable information recorded in a new store (e.g. the campaign
         file the command line ran).
+    scheduler : ASHA, optional
+        Early stopping of trials that report intermediate values (the objective then takes
+        ``(params, trial)``, see :mod:`bayestune.scheduler`); the GP is fitted to the values
+        at the highest rung with enough trials (BOHB-style).
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class Tuner:
         optimizer: AcqOptimizerConfig | None = None,
         max_consecutive_failures: int = 10,
         metadata: dict[str, Any] | None = None,
+        scheduler: ASHA | None = None,
     ) -> None:
         self.space = _as_space(space)
         if objective is not None and not callable(objective):
@@ -114,6 +120,12 @@ class Tuner:
         self.n_initial = int(n_initial)
         self.initial_design = initial_design
         self.max_consecutive_failures = max_consecutive_failures
+        if scheduler is not None and not isinstance(scheduler, ASHA):
+            raise BayestuneError(f"scheduler must be an ASHA instance, got {scheduler!r}")
+        self.scheduler = scheduler
+        #: the objective takes ``(params, trial)`` and receives a TrialHandle
+        self.wants_handle = scheduler is not None or (
+            objective is not None and wants_trial_handle(objective))
         self._noisy_option = noisy
         self._acquisition_option = acquisition
         self._surrogate_config = surrogate
@@ -159,6 +171,17 @@ class Tuner:
                                              self._surrogate_config, self._optimizer_config)
         return self._engines[key]
 
+    def model_history(self, history: History | None = None) -> History:
+        """The trials as the surrogate sees them.
+
+        Without a scheduler, the history itself. With one, every completed trial carries
+        its value at a common training budget (see :meth:`ASHA.model_history`).
+        """
+        history = history if history is not None else self.history
+        if self.scheduler is None:
+            return history
+        return self.scheduler.model_history(history, n_min=max(self.space.n_columns + 1, 4))
+
     # ------------------------------------------------------------------ ask / tell
     def ask(self, n: int | None = None) -> Trial | list[Trial]:
         """Propose the next point (``n=None``) or ``n`` points, recorded as pending.
@@ -201,7 +224,7 @@ class Tuner:
             source = f"design:{self.initial_design}"
         else:
             engine = self._engine(history)
-            points = engine.propose(history, count, rng)
+            points = engine.propose(self.model_history(history), count, rng)
             source = engine.source
         trials = []
         for point in points:
@@ -251,6 +274,7 @@ class Tuner:
         batch: bool = False,
         timeout: float | None = None,
         retries: int = 0,
+        stop_when: Callable[[History], bool] | None = None,
     ) -> Result:
         """Evaluate until the campaign has ``n_evals`` finished trials, then summarise.
 
@@ -280,6 +304,10 @@ class Tuner:
             Seconds after which an evaluation is stopped and recorded as failed.
         retries : int
             Extra attempts of a failed evaluation before the failure is recorded.
+        stop_when : callable, optional
+            ``stop_when(history) -> bool``, checked after every finished trial: when true,
+            no new trial is started and the loop ends once those in flight are done (e.g.
+            a total budget of training epochs).
         """
         if self.objective is None:
             raise BayestuneError("run() needs an objective; pass it to Tuner(space, objective)")
@@ -287,7 +315,7 @@ class Tuner:
             raise BayestuneError(f"n_evals must be a positive integer, got n_evals={n_evals!r}")
         config = ExecutionConfig(n_workers=n_workers, executor=executor, batch=batch,
                                  timeout=timeout, retries=retries)
-        run_campaign(self, int(n_evals), config, callback)
+        run_campaign(self, int(n_evals), config, callback, stop_when)
         return self.result()
 
     def check_failures(self) -> None:
@@ -309,13 +337,14 @@ class Tuner:
         The surrogate is refitted to all completed trials. For a noisy objective the
         recommendation is the evaluated point with the lowest posterior mean.
         """
-        history = self.history
+        full = self.history
+        history = self.model_history(full)
         done = history.completed
         noisy = self.is_noisy(history)
         if not done:
-            return Result(x={}, fun=float("nan"), history=history, space=self.space,
+            return Result(x={}, fun=float("nan"), history=full, space=self.space,
                           noisy=noisy, success=False,
-                          message=f"no evaluation completed ({len(history.failed)} failed)")
+                          message=f"no evaluation completed ({len(full.failed)} failed)")
         surrogate = self._fit_final_surrogate(history)
         fun_std = None
         if noisy and surrogate is not None:
@@ -330,10 +359,12 @@ class Tuner:
             if surrogate is not None:
                 fun_std = float(surrogate.predict(self.space.to_unit(best.params))[1][0])
             how = "best observed value"
-        return Result(x=dict(best.params), fun=fun, fun_std=fun_std, history=history,
+        if self.scheduler is not None and history is not full:
+            how += f" at the common budget of {len(done)} trials"
+        return Result(x=dict(best.params), fun=fun, fun_std=fun_std, history=full,
                       space=self.space, surrogate=surrogate, noisy=noisy, success=True,
                       at_limit=parameters_at_limit(self.space, best.params),
-                      message=f"{history.n_finished} evaluations, {how} (trial {best.number})")
+                      message=f"{full.n_finished} evaluations, {how} (trial {best.number})")
 
     def _fit_final_surrogate(self, history: History) -> GPSurrogate | None:
         if len(history.completed) < 2:
