@@ -23,8 +23,8 @@ from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Status
 from .result import Result
-from .scheduler import ASHA, TrialHandle
 from .scans import PosteriorSamples, Profile
+from .scheduler import ASHA, TrialHandle
 from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
 from .tuner import Tuner, minimize

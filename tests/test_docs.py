@@ -31,6 +31,7 @@ PAGES = [
     "tutorials/quickstart.md",
     "tutorials/uncertainties.md",
     "tutorials/cluster.md",
+    "tutorials/nn-hyperparameters.md",
     "tutorials/pythia-closure.md",
     "tutorials/aleph-tune.md",
 ]

@@ -58,3 +58,23 @@ def test_pythia_aleph_example_runs(tmp_path):
     from bayestune.hep import read_yoda
 
     assert "/ALEPH_1996_S3486095/d03-x01-y01" in read_yoda(yoda)
+
+
+def test_nn_hyperparameters_example_runs(tmp_path):
+    import json
+
+    import pytest
+
+    pytest.importorskip("sklearn")
+    plot, out = tmp_path / "roc.png", tmp_path / "nn.json"
+    cmd = [sys.executable, str(ROOT / "examples" / "nn_hyperparameters.py"), "--epochs", "3",
+           "--configs", "4", "--train", "800", "--valid", "800", "--min-epochs", "1",
+           "--methods", "random", "gp+asha", "--plot", str(plot), "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "ROC curves written" in proc.stdout and plot.stat().st_size > 5000
+    summary = json.loads(out.read_text())
+    assert summary["budget"] == 12
+    row = summary["rows"][0]
+    assert 0.5 < row["random"] <= 1 and 0.5 < row["gp+asha"] <= 1
+    assert "gp+asha_epochs_to_random_final" in row

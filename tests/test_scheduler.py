@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bayestune as bt
-from bayestune import ASHA, Categorical, Integer, Real, Space, Status, Tuner, TrialStopped
+from bayestune import ASHA, Categorical, Integer, Real, Space, Status, TrialStopped, Tuner
 from bayestune.scheduler import epochs_used, wants_trial_handle
 
 
