@@ -25,7 +25,8 @@ from .gp import GPSurrogate, SurrogateConfig
 from .history import History
 from .space import Categorical, Integer, Real, Space
 
-__all__ = ["Engine", "GPEngine", "SkoptEngine", "GPyOptEngine", "make_engine"]
+__all__ = ["Engine", "GPEngine", "MultiFidelityGPEngine", "SkoptEngine", "GPyOptEngine",
+           "make_engine"]
 
 
 class Engine(ABC):
@@ -102,8 +103,7 @@ class GPEngine(Engine):
     def propose(
         self, history: History, n: int, rng: np.random.Generator
     ) -> list[dict[str, Any]]:
-        self.fit(history, rng)
-        posteriors = list(self.surrogate.posteriors)
+        posteriors = self._posteriors(history, rng)
         pending = [t.params for t in history.pending]
         if pending:
             posteriors = [p.fantasize(self.space.to_unit(pending)) for p in posteriors]
@@ -118,10 +118,116 @@ class GPEngine(Engine):
                 posteriors = [p.fantasize(x[None, :]) for p in posteriors]
         return chosen
 
+    def _posteriors(self, history: History, rng: np.random.Generator) -> list[Any]:
+        """Fit the surrogate; the posteriors the acquisition function works on."""
+        self.fit(history, rng)
+        return list(self.surrogate.posteriors)
+
     def _anchors(self, history: History, k: int = 3) -> np.ndarray:
         """Unit-cube positions of the ``k`` best completed trials."""
         best = sorted(history.completed, key=lambda t: t.value)[:k]  # type: ignore[arg-type,return-value]
         return self.space.to_unit([t.params for t in best])
+
+
+class FixedColumnPosterior:
+    """A posterior over ``(x, c)`` seen as a posterior over ``x`` with the last column at ``c``.
+
+    The multi-fidelity engine uses it to maximise the acquisition at full training budget
+    while the GP is fitted to all budgets. ``z_train`` holds the posterior means at ``c`` of
+    the evaluated configurations (the incumbents of EI), in model space.
+    """
+
+    def __init__(self, inner: Any, value: float = 1.0) -> None:
+        self.inner = inner
+        self.value = value
+        configs = np.unique(inner.X_train[:, :-1], axis=0)
+        self.X_train = configs
+        self.z_train = inner.predict(self._full(configs))[0]
+        self.noise_train = np.zeros(len(configs))
+
+    def _full(self, X: np.ndarray) -> np.ndarray:
+        X = np.atleast_2d(X)
+        return np.hstack([X, np.full((len(X), 1), self.value)])
+
+    @property
+    def dim(self) -> int:
+        return int(self.inner.dim) - 1
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner.predict(self._full(X))  # type: ignore[no-any-return]
+
+    def predict_with_grad(
+        self, X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        mu, var, dmu, dvar = self.inner.predict_with_grad(self._full(X))
+        return mu, var, dmu[:, :-1], dvar[:, :-1]
+
+    def joint(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.inner.joint(self._full(X))  # type: ignore[no-any-return]
+
+    def fantasize(self, X_new: np.ndarray) -> FixedColumnPosterior:
+        return FixedColumnPosterior(self.inner.fantasize(self._full(X_new)), self.value)
+
+
+class MultiFidelityGPEngine(GPEngine):
+    """GP over the configuration and the training budget, for campaigns with early stopping.
+
+    Every value a trial reported at a rung of the scheduler (and its final value) is a
+    training point ``(x, b)`` with the budget ``b`` scaled to [0, 1] logarithmically between
+    the first rung and the full budget; the ARD kernel learns how informative short trainings
+    are about full ones. The acquisition is maximised at full budget. Compared with fitting
+    only the trials that reached one common budget, stopped trials keep informing the model.
+
+    Parameters
+    ----------
+    space : Space
+    scheduler : ASHA
+        Defines the rungs and the full budget.
+    acquisition, surrogate, optimizer
+        As for :class:`GPEngine`.
+    """
+
+    name = "gp-mf"
+
+    def __init__(self, space: Space, scheduler: Any, acquisition: str | AcquisitionFunction = "ei",
+                 surrogate: SurrogateConfig | None = None,
+                 optimizer: AcqOptimizerConfig | None = None) -> None:
+        super().__init__(space, acquisition, surrogate, optimizer)
+        self.scheduler = scheduler
+
+    @property
+    def source(self) -> str:
+        return f"gp-mf:{self.acquisition.name}"
+
+    def budget_coordinate(self, level: float) -> float:
+        """``log(level / first rung) / log(full / first rung)`` in [0, 1]."""
+        lo, hi = self.scheduler.min_resource, self.scheduler.max_resource
+        if hi <= lo:
+            return 1.0
+        return float(np.clip(math.log(level / lo) / math.log(hi / lo), 0.0, 1.0))
+
+    def _training_data(self, history: History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows, values, variances = [], [], []
+        levels = [*self.scheduler.rungs, self.scheduler.max_resource]
+        for t in history.completed:
+            u = self.space.to_unit(t.params)
+            for level in levels:
+                v = self.scheduler.value_at_rung(t, level)
+                if level == self.scheduler.max_resource and t.reports and \
+                        t.reports[-1][0] >= level * (1 - 1e-12):
+                    v = t.value
+                if v is None or not math.isfinite(v):
+                    continue
+                rows.append(np.append(u, self.budget_coordinate(level)))
+                values.append(float(v))
+                variances.append(np.nan if t.variance is None else float(t.variance))
+        if not rows:
+            return np.empty((0, self.space.n_columns + 1)), np.empty(0), np.empty(0)
+        return np.array(rows), np.array(values), np.array(variances)
+
+    def _posteriors(self, history: History, rng: np.random.Generator) -> list[Any]:
+        self.fit(history, rng)
+        return [FixedColumnPosterior(p, 1.0) for p in self.surrogate.posteriors]
 
 
 # ----------------------------------------------------------------------- peer engines

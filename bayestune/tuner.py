@@ -17,7 +17,7 @@ import numpy as np
 
 from .acqopt import AcqOptimizerConfig
 from .acquisition import AcquisitionFunction
-from .engines import Engine, GPEngine, make_engine
+from .engines import Engine, GPEngine, MultiFidelityGPEngine, make_engine
 from .exceptions import BayestuneError, CampaignError
 from .execution import ExecutionConfig, run_campaign
 from .gp import GPSurrogate, SurrogateConfig
@@ -75,8 +75,10 @@ class Tuner:
         file the command line ran).
     scheduler : ASHA, optional
         Early stopping of trials that report intermediate values (the objective then takes
-        ``(params, trial)``, see :mod:`bayestune.scheduler`); the GP is fitted to the values
-        at the highest rung with enough trials (BOHB-style).
+        ``(params, trial)``, see :mod:`bayestune.scheduler`). With the ``"gp"`` engine the
+        proposals come from :class:`~bayestune.engines.MultiFidelityGPEngine` (a GP over the
+        configuration and the training budget, maximised at full budget); the
+        recommendation compares trials at the highest budget that enough of them reached.
     """
 
     def __init__(
@@ -167,8 +169,13 @@ class Tuner:
             acquisition = "nei" if self.is_noisy(history) else "ei"
         key = f"{self._engine_option}:{acquisition}"
         if key not in self._engines:
-            self._engines[key] = make_engine(self._engine_option, self.space, acquisition,
-                                             self._surrogate_config, self._optimizer_config)
+            if self._engine_option == "gp" and self.scheduler is not None:
+                self._engines[key] = MultiFidelityGPEngine(
+                    self.space, self.scheduler, acquisition, self._surrogate_config,
+                    self._optimizer_config)
+            else:
+                self._engines[key] = make_engine(self._engine_option, self.space, acquisition,
+                                                 self._surrogate_config, self._optimizer_config)
         return self._engines[key]
 
     def model_history(self, history: History | None = None) -> History:
@@ -224,7 +231,10 @@ class Tuner:
             source = f"design:{self.initial_design}"
         else:
             engine = self._engine(history)
-            points = engine.propose(self.model_history(history), count, rng)
+            # a multi-fidelity engine reads every budget itself; others see one budget
+            seen = history if isinstance(engine, MultiFidelityGPEngine) else \
+                self.model_history(history)
+            points = engine.propose(seen, count, rng)
             source = engine.source
         trials = []
         for point in points:
@@ -370,7 +380,7 @@ class Tuner:
         if len(history.completed) < 2:
             return None
         engine = self._engine(history)
-        if not isinstance(engine, GPEngine):
+        if not isinstance(engine, GPEngine) or isinstance(engine, MultiFidelityGPEngine):
             engine = GPEngine(self.space, "ei", self._surrogate_config, self._optimizer_config)
         rng = np.random.default_rng([self.seed, len(history), 1])
         return engine.fit(history, rng)
