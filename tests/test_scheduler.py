@@ -184,3 +184,36 @@ def test_report_validation():
     with pytest.raises(bt.BayestuneError, match="scheduler must be an ASHA instance"):
         Tuner(SPACE, train, scheduler="asha")
     assert np.isfinite(curve({"lr": 0.01, "depth": 4, "optimizer": "adam"}, 1))
+
+
+def test_multifidelity_engine_sees_every_budget_and_proposes_at_full_budget():
+    from bayestune.engines import FixedColumnPosterior, MultiFidelityGPEngine
+
+    tuner = Tuner(SPACE, train, seed=6, scheduler=ASHA(3, 27, 3))
+    tuner.run(14)
+    engine = tuner._engine(tuner.history)
+    assert isinstance(engine, MultiFidelityGPEngine)
+    assert [engine.budget_coordinate(b) for b in (3, 9, 27)] == [0.0, 0.5, 1.0]
+    X, y, _ = engine._training_data(tuner.history)
+    reached = sum(1 + sum(step >= r for r in (9, 27) for step in [t.reports[-1][0]])
+                  for t in tuner.history.completed)
+    assert X.shape == (reached, SPACE.n_columns + 1) and len(y) == reached
+    assert set(np.round(X[:, -1], 6)) <= {0.0, 0.5, 1.0}
+    assert all(t.source.startswith("gp-mf:") for t in tuner.history[SPACE.n_columns + 2:]
+               if t.source != "user" and not t.source.startswith("design"))
+
+    posts = engine._posteriors(tuner.history, np.random.default_rng(0))
+    inner = engine.surrogate.posteriors[0]
+    U = np.random.default_rng(1).uniform(size=(4, SPACE.n_columns))
+    mu, var = posts[0].predict(U)
+    mu_full, var_full = inner.predict(np.hstack([U, np.ones((4, 1))]))
+    np.testing.assert_allclose(mu, mu_full) and np.testing.assert_allclose(var, var_full)
+    # gradients with respect to the configuration columns, by finite differences
+    _, _, dmu, _ = posts[0].predict_with_grad(U[:1])
+    eps = 1e-6
+    for j in range(SPACE.n_columns):
+        step = np.zeros_like(U[:1])
+        step[0, j] = eps
+        fd = (posts[0].predict(U[:1] + step)[0] - posts[0].predict(U[:1] - step)[0]) / (2 * eps)
+        assert dmu[0, j] == pytest.approx(fd[0], rel=1e-3, abs=1e-6)
+    assert isinstance(posts[0].fantasize(U[:1]), FixedColumnPosterior)
