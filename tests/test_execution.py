@@ -292,7 +292,7 @@ def _count(store: Path, status: str) -> int:
 def test_sigint_stops_cleanly_and_resume_finishes_without_duplicates(tmp_path):
     script, store = tmp_path / "campaign.py", tmp_path / "campaign.sqlite"
     script.write_text(SCRIPT)
-    n_evals = 14
+    n_evals = 40  # long enough that the interrupt lands mid-campaign on a loaded machine
     proc = subprocess.Popen([sys.executable, str(script), str(store), str(n_evals)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
