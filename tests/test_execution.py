@@ -260,8 +260,12 @@ def test_dask_worker_that_dies_and_a_timeout_are_recorded(dask_client):
 # ------------------------------------------------------------------------- Ctrl-C
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from bayestune import Real, Space, Tuner
+
+    # A shell that starts a job in the background makes it ignore SIGINT, and children
+    # inherit that; restore the interactive behaviour (Ctrl-C -> KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def slow_bowl(p):
         time.sleep(0.4)
