@@ -39,6 +39,7 @@ from typing import Any
 from .exceptions import BayestuneError, CampaignError
 from .history import Trial
 from .objective import Outcome, evaluate
+from .scheduler import HandleFactory, driver_host
 
 __all__ = [
     "ExecutionConfig",
@@ -473,8 +474,6 @@ def run_campaign(
     (a resumed campaign hands them out again first), and the interrupt is re-raised.
     ``stop_when(history)``, checked after each finished trial, ends the campaign early.
     """
-    from .scheduler import HandleFactory, driver_host
-
     dispatcher = _Dispatcher(tuner.objective, config)
     factory = None
     if tuner.wants_handle:

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", nargs="+", default=["random", "gp", "gp+asha", "asha"])
     parser.add_argument("--train", type=int, default=4000, help="training events")
     parser.add_argument("--valid", type=int, default=20000, help="validation events")
-    parser.add_argument("--min-epochs", type=int, default=3,
+    parser.add_argument("--min-epochs", type=int, default=1,
                         help="first ASHA rung (rungs at min-epochs x 3^k)")
     parser.add_argument("--plot", default=None, help="ROC curves of the best configuration")
     parser.add_argument("--json", default=None, help="write the per-seed figures here")
