@@ -191,7 +191,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         result = tuner.result()
     reference = None
     if campaign is not None and campaign.objective_type != "python":
-        reference = campaign.reference()
+        try:
+            reference = campaign.reference()
+        except Exception as exc:  # noqa: BLE001 - the report goes on without ratio plots
+            print(f"bayestune: data/MC ratios skipped: {exc}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.store).with_suffix("").with_name(
         Path(args.store).stem + "_report")
     report = write_report(result, out, title=title, uncertainty=uncertainty,
