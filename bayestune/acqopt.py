@@ -63,14 +63,16 @@ class AcqOptimizerConfig:
     n_starts : int
         Number of L-BFGS-B starts taken from the best candidates.
     n_anchor_starts : int
-        Number of extra starts near each anchor point (best evaluated points).
+        Number of extra starts near each anchor point (the three best evaluated points,
+        jittered by 0.02 in the unit cube): they let the optimiser find the acquisition
+        maximum next to the incumbent, where local convergence happens.
     maxiter : int
         L-BFGS-B iteration limit.
     """
 
     n_candidates: int = 2048
     n_starts: int = 8
-    n_anchor_starts: int = 2
+    n_anchor_starts: int = 6
     maxiter: int = 200
 
     def __post_init__(self) -> None:
