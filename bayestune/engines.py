@@ -212,10 +212,7 @@ class MultiFidelityGPEngine(GPEngine):
         for t in history.completed:
             u = self.space.to_unit(t.params)
             for level in levels:
-                v = self.scheduler.value_at_rung(t, level)
-                if level == self.scheduler.max_resource and t.reports and \
-                        t.reports[-1][0] >= level * (1 - 1e-12):
-                    v = t.value
+                v = self.scheduler.value_at_level(t, level)
                 if v is None or not math.isfinite(v):
                     continue
                 rows.append(np.append(u, self.budget_coordinate(level)))

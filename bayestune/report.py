@@ -20,16 +20,11 @@ from typing import Any
 import numpy as np
 
 from .exceptions import BayestuneError, BayestuneWarning
+from .plots import _pyplot
 from .result import Result
 from .space import Categorical, Integer
 
 __all__ = ["Report", "slice_data", "plot_slices", "plot_lengthscales", "write_report"]
-
-
-def _pyplot() -> Any:
-    from .plots import _pyplot as plots_pyplot
-
-    return plots_pyplot()
 
 
 # ----------------------------------------------------------------------- slices

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .exceptions import BayestuneError
+from .surface import minuit_fit
 
 if TYPE_CHECKING:
     from .uncertainty import Uncertainty
@@ -112,16 +113,8 @@ class _Profiler:
             point[self.names.index(n)] = v
         if not free:
             return float(self.surface.values(point[None, :])[0]), point
-        from iminuit import Minuit
-
-        m = Minuit(self.surface, *point, name=self.names)
-        m.errordef = self.unc.errordef
-        for n, (lo, hi) in zip(self.names, self.unc.limits):
-            m.limits[n] = (lo, hi)
-            m.errors[n] = 0.05 * (hi - lo)
-        for n in fixed:
-            m.fixed[n] = True
-        m.migrad()
+        m = minuit_fit(self.surface, self.names, list(point), self.unc.limits,
+                       self.unc.errordef, hesse=False, fixed=list(fixed))
         return float(m.fval), np.array(m.values)
 
     def sweep(self, grid: list[dict[str, float]]) -> np.ndarray:

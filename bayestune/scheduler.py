@@ -139,6 +139,16 @@ class ASHA:
             return trial.value  # an objective that never reports ran the full length
         return None
 
+    def value_at_level(self, trial: Trial, level: float) -> float | None:
+        """:meth:`value_at_rung`, except that at ``max_resource`` a trial that ran the full
+        length counts with its final value (what the objective returned)."""
+        if level >= self.max_resource * (1 - 1e-12):
+            ran_full = (trial.reports[-1][0] >= level * (1 - 1e-12) if trial.reports
+                        else trial.info.get("stopped_at") is None)
+            if ran_full:
+                return trial.value
+        return self.value_at_rung(trial, level)
+
     def model_history(self, history: History, n_min: int) -> History:
         """The history as the GP should see it: values at one common budget.
 
@@ -155,19 +165,12 @@ class ASHA:
                     continue
                 if t.status is not Status.COMPLETE:
                     continue
-                v = t.value if level == self.max_resource and _ran_full(t, level) \
-                    else self.value_at_rung(t, level)
+                v = self.value_at_level(t, level)
                 if v is not None and math.isfinite(v):
                     rows.append(replace(t, value=float(v)))
             if sum(r.status is Status.COMPLETE for r in rows) >= n_min or level == levels[-1]:
                 return History(rows)
         return history  # pragma: no cover - the loop always returns
-
-
-def _ran_full(trial: Trial, max_resource: float) -> bool:
-    if not trial.reports:
-        return trial.info.get("stopped_at") is None
-    return trial.reports[-1][0] >= max_resource * (1 - 1e-12)
 
 
 # ----------------------------------------------------------------------- handles
@@ -336,11 +339,3 @@ def driver_host() -> str:
 def epochs_used(history: History) -> float:
     """Total training steps of a campaign: each trial's last reported step."""
     return float(sum(t.reports[-1][0] for t in history if t.reports))
-
-
-def best_at_full_budget(history: History, max_resource: float) -> Trial | None:
-    """The best completed trial that ran the full ``max_resource``."""
-    full = [t for t in history.completed if t.reports and t.reports[-1][0] >= max_resource
-            and t.value is not None]
-    return min(full, key=lambda t: t.value) if full else None  # type: ignore[arg-type,return-value]
-

@@ -8,7 +8,7 @@ into posterior samples; :class:`FunctionSurface` wraps any vectorised function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,8 +94,12 @@ class GPSurface(Surface):
 def minuit_fit(
     fcn: Callable[..., float], names: list[str], start: Sequence[float],
     limits: Sequence[tuple[float, float]], errordef: float, *, hesse: bool = True,
+    fixed: Collection[str] = (),
 ) -> Any:
-    """MIGRAD (then HESSE) of ``fcn(*values)`` inside ``limits``; returns the Minuit object."""
+    """MIGRAD (then HESSE) of ``fcn(*values)`` inside ``limits``; returns the Minuit object.
+
+    Parameters named in ``fixed`` stay at their start values.
+    """
     from iminuit import Minuit
 
     m = Minuit(fcn, *start, name=names)
@@ -103,6 +107,8 @@ def minuit_fit(
     for n, (lo, hi) in zip(names, limits):
         m.limits[n] = (lo, hi)
         m.errors[n] = 0.05 * (hi - lo)
+    for n in fixed:
+        m.fixed[n] = True
     m.migrad()
     if hesse:
         m.hesse()
