@@ -22,6 +22,7 @@ from .exceptions import (
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Status
+from .quadratic import QuadraticSurface, fit_quadratic
 from .result import Result
 from .scans import PosteriorSamples, Profile
 from .scheduler import ASHA, TrialHandle
@@ -39,5 +40,6 @@ __all__ = [
     "NumericalWarning", "ObjectiveError", "ProbabilityOfImprovement", "Real", "Result", "Space",
     "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
     "Tuner", "Uncertainty", "estimate_uncertainty", "minimize", "refine", "Profile",
-    "PosteriorSamples", "ASHA", "TrialHandle", "TrialStopped",
+    "PosteriorSamples", "ASHA", "TrialHandle", "TrialStopped", "QuadraticSurface",
+    "fit_quadratic",
 ]

@@ -30,7 +30,7 @@ from .hep.histogram import Histogram
 from .result import Result
 from .space import Dimension, Real, Space
 from .tuner import Tuner
-from .uncertainty import Uncertainty, estimate_uncertainty
+from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty, refine
 
 __all__ = ["ClosureResult", "ClosureSummary", "closure_test", "repeated_closure"]
 
@@ -133,6 +133,8 @@ def closure_test(
     callback: Callable[..., None] | None = None,
     n_bootstrap: int = 30,
     estimator: str = "surrogate",
+    refine_rounds: int = 0,
+    optimiser: str | None = None,
 ) -> ClosureResult:
     """Tune against pseudo-data generated at ``truth`` and compute the pulls.
 
@@ -174,7 +176,18 @@ def closure_test(
         are quadratic there, and unreliable when they cluster off the minimum), or
         ``"composite"``: the campaign itself runs :class:`~bayestune.hep.composite.
         CompositeChi2Engine` (GP emulators of the bins, EI of the chi2 computed from them)
-        and the estimate minimises the chi2 of the emulated bins (experimental).
+        and the estimate minimises the chi2 of the emulated bins (experimental), or
+        ``"quadratic"``: a weighted least-squares quadratic through the lowest chi2 values
+        (``estimate_uncertainty(..., surface="quadratic")``), best after ``refine_rounds``.
+    refine_rounds : int
+        Rounds of :func:`~bayestune.refine` at the end of the tune, each ``2 k + 1``
+        evaluations placed where the chi2 rises by three times its MC noise; they are part
+        of ``n_evals`` (the Bayesian optimisation gets the rest).
+    optimiser : {"gp", "composite"}, optional
+        Engine of the tune: the GP of the chi2 (the tuner's default) or
+        :class:`~bayestune.hep.composite.CompositeChi2Engine`, which emulates the bins and
+        converges much closer to the minimum of a many-bin chi2 (default: ``"composite"``
+        for ``estimator="composite"``, else ``"gp"``).
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
@@ -186,30 +199,50 @@ def closure_test(
     else:
         maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
         data = dict(maker(truth, p_seed))
-    if estimator not in ("surrogate", "binwise", "composite"):
+    if estimator not in ("surrogate", "quadratic", "binwise", "composite"):
         raise ValueError(
-            "estimator must be 'surrogate', 'binwise' or 'composite', "
+            "estimator must be 'surrogate', 'quadratic', 'binwise' or 'composite', "
             f"got estimator={estimator!r}"
         )
-    objective = HistogramObjective(simulate, data, weights, model_uncertainty=model_uncertainty,
-                                   n_params=len(space), keep_pulls=False,
-                                   keep_bins=estimator in ("binwise", "composite"))
+    n_real = sum(isinstance(d, Real) for d in space)
+    n_refine = refine_rounds * (2 * n_real + 1) if isinstance(refine_rounds, int) else -1
+    if n_refine < 0 or n_evals - n_refine < 2 * len(space) + 2:
+        raise ValueError(
+            f"refine_rounds must be an integer >= 0 that leaves the optimisation at least "
+            f"{2 * len(space) + 2} of n_evals={n_evals} (each round takes {2 * n_real + 1}), "
+            f"got refine_rounds={refine_rounds!r}"
+        )
+    optimiser = optimiser or ("composite" if estimator == "composite" else "gp")
+    if optimiser not in ("gp", "composite"):
+        raise ValueError(f"optimiser must be 'gp' or 'composite', got optimiser={optimiser!r}")
+    objective = HistogramObjective(
+        simulate, data, weights, model_uncertainty=model_uncertainty, n_params=len(space),
+        keep_pulls=False, keep_bins=estimator in ("binwise", "composite") or optimiser != "gp")
     options = dict(tuner_options or {})
     # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
     options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
-    if estimator == "composite":
-        options.pop("surrogate", None)
+    if optimiser == "composite":
         options.setdefault("engine", CompositeChi2Engine(space, objective))
+    surface = "quadratic" if estimator == "quadratic" else "gp"
     with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
-        result = tuner.run(n_evals, callback=callback)
-    if not result.success:
-        raise BayestuneError(f"the closure tune failed: {result.message}")
+        result = tuner.run(n_evals - n_refine, callback=callback)
+        if not result.success:
+            raise BayestuneError(f"the closure tune failed: {result.message}")
+        done = sum(t.source == "refine" for t in result.history.completed)
+        rounds = refine_rounds - done // (2 * n_real + 1)  # a resumed store has some already
+        if rounds > 0:
+            refine(tuner, max_rounds=rounds, min_rounds=rounds, delta="noise", seed=seed,
+                   callback=callback, surface=surface)
+            result = tuner.result()
     if estimator == "binwise":
         unc = fit_binwise(result.history, space, objective).uncertainty()
     elif estimator == "composite":
         emulator = BinEmulator(space, objective).fit(result.history,
                                                      np.random.default_rng([seed, 7]))
         unc = emulator.uncertainty()
+    elif estimator == "quadratic":  # the GP (with its bootstrap) when no quadratic fits
+        unc = estimate_or_gp(result, 1.0, None, {"surface": "quadratic", "seed": seed,
+                                                 "n_bootstrap": n_bootstrap})
     else:
         unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
     estimate = unc.x

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .exceptions import BayestuneError
-from .surface import minuit_fit
+from .surface import Surface, minuit_fit
 
 if TYPE_CHECKING:
     from .uncertainty import Uncertainty
@@ -208,17 +208,9 @@ def eigentunes(unc: Uncertainty, delta: float | None = None) -> list[Eigentune]:
         step = math.sqrt(max(evals[j], 1e-300)) * evecs[:, j]
         points, reached = [], []
         for sign in (1.0, -1.0):
-            t_max = _max_step(centre, sign * step, lo, hi)
-
-            def rise(t: float, move: np.ndarray = sign * step) -> float:
-                return surface(*(centre + t * move)) - unc.fun - delta
-
-            if rise(t_max) < 0:
-                t, ok = t_max, False
-            else:
-                t, ok = brentq(rise, 0.0, t_max, xtol=1e-6 * max(t_max, 1e-12)), True
+            row, ok = shift_until_rise(surface, centre, sign * step, unc.fun + delta, lo, hi)
             point = dict(unc.x)
-            point.update({n: float(v) for n, v in zip(unc.names, centre + sign * t * step)})
+            point.update({n: float(v) for n, v in zip(unc.names, row)})
             points.append(point)
             reached.append(ok)
         out.append(Eigentune(rank, float(evals[j]),
@@ -227,9 +219,27 @@ def eigentunes(unc: Uncertainty, delta: float | None = None) -> list[Eigentune]:
     return out
 
 
-def _max_step(centre: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Largest ``t`` with ``centre + t * step`` inside the box (capped at 10 sigma)."""
-    t = 10.0
+def shift_until_rise(
+    surface: Surface, centre: np.ndarray, step: np.ndarray, level: float, lo: np.ndarray,
+    hi: np.ndarray, t_cap: float = 10.0,
+) -> tuple[np.ndarray, bool]:
+    """The point ``centre + t step`` (``0 < t <= t_cap``, inside the box) where the surface
+    reaches ``level``; returns it and whether ``level`` was reached (else the last point)."""
+    t_max = _max_step(centre, step, lo, hi, t_cap)
+
+    def rise(t: float) -> float:
+        return surface(*(centre + t * step)) - level
+
+    if rise(t_max) < 0:
+        return centre + t_max * step, False
+    t = brentq(rise, 0.0, t_max, xtol=1e-6 * max(t_max, 1e-12)) if rise(0.0) < 0 else 0.0
+    return centre + t * step, True
+
+
+def _max_step(centre: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              t_cap: float = 10.0) -> float:
+    """Largest ``t <= t_cap`` with ``centre + t * step`` inside the box."""
+    t = t_cap
     for c, s, a, b in zip(centre, step, lo, hi):
         if s > 0:
             t = min(t, (b - c) / s)

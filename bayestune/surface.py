@@ -95,10 +95,12 @@ def minuit_fit(
     fcn: Callable[..., float], names: list[str], start: Sequence[float],
     limits: Sequence[tuple[float, float]], errordef: float, *, hesse: bool = True,
     fixed: Collection[str] = (),
+    migrad: bool = True,
 ) -> Any:
     """MIGRAD (then HESSE) of ``fcn(*values)`` inside ``limits``; returns the Minuit object.
 
-    Parameters named in ``fixed`` stay at their start values.
+    Parameters named in ``fixed`` stay at their start values; ``migrad=False`` only runs
+    HESSE at the start (the local curvature there).
     """
     from iminuit import Minuit
 
@@ -109,7 +111,8 @@ def minuit_fit(
         m.errors[n] = 0.05 * (hi - lo)
     for n in fixed:
         m.fixed[n] = True
-    m.migrad()
+    if migrad:
+        m.migrad()
     if hesse:
         m.hesse()
     return m

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import BayestuneError
+from .quadratic import fit_quadratic
 from .scans import (
     Eigentune,
     PosteriorSamples,
@@ -39,6 +40,7 @@ from .scans import (
     profile_1d,
     profile_2d,
     sample_posterior,
+    shift_until_rise,
 )
 from .surface import FunctionSurface, GPSurface, RealCoordinates, Surface, minuit_fit
 
@@ -191,6 +193,8 @@ def estimate_uncertainty(
     minos: bool = False,
     rescale: bool = False,
     ndf: int | None = None,
+    surface: str = "gp",
+    n_points: int | None = None,
 ) -> Uncertainty:
     """Hessian uncertainties of a finished tune from its surrogate.
 
@@ -214,6 +218,16 @@ def estimate_uncertainty(
         ``rescaled``). Needs ``ndf`` or an objective that reports ``info["ndf"]``.
     ndf : int, optional
         Degrees of freedom of the chi2 (default: ``info["ndf"]`` of the evaluations).
+    surface : {"gp", "quadratic"}
+        What is minimised: the GP surrogate's posterior mean (default), or a weighted
+        least-squares quadratic through the ``n_points`` lowest evaluations
+        (:func:`~bayestune.quadratic.fit_quadratic`). The quadratic suits noisy chi2 values
+        near a well-sampled minimum (for example after :func:`refine`); the covariance of its
+        coefficients gives the location part of the covariance analytically (delta method),
+        so ``n_bootstrap`` is not used, and ``fun_std`` is the fit's standard deviation of the
+        rise at one sigma (its constant term does not enter the errors).
+    n_points : int, optional
+        Evaluations in the quadratic fit (default: twice its number of coefficients).
 
     Returns
     -------
@@ -225,6 +239,16 @@ def estimate_uncertainty(
         raise ValueError(
             f"n_bootstrap must be 0 or an integer >= 2, got n_bootstrap={n_bootstrap!r}"
         )
+    if surface not in ("gp", "quadratic"):
+        raise ValueError(f"surface must be 'gp' or 'quadratic', got surface={surface!r}")
+    if rescale and ndf is None:
+        ndfs = [t.info["ndf"] for t in result.history.completed if "ndf" in t.info]
+        if not ndfs:
+            raise ValueError("rescale=True needs ndf= (the evaluations report no info['ndf'])")
+        ndf = int(ndfs[-1])
+    if surface == "quadratic":
+        return _quadratic_uncertainty(result, errordef, start=start, minos=minos,
+                                      ndf=ndf if rescale else None, n_points=n_points)
     surrogate = result.surrogate
     if surrogate is None or not surrogate.is_fitted:
         raise BayestuneError(
@@ -257,15 +281,42 @@ def estimate_uncertainty(
         ]
         cov_s = np.atleast_2d(np.cov(np.array(minima), rowvar=False))
     std = float(surrogate.predict(to_unit(values)[None, :])[1][0])
-    if rescale and ndf is None:
-        ndfs = [t.info["ndf"] for t in result.history.completed if "ndf" in t.info]
-        if not ndfs:
-            raise ValueError("rescale=True needs ndf= (the evaluations report no info['ndf'])")
-        ndf = int(ndfs[-1])
-    surface = GPSurface(surrogate, to_unit)
     return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=std, covariance_extra=cov_s,
-                                   surface=surface, minos=minos,
+                                   surface=GPSurface(surrogate, to_unit), minos=minos,
                                    ndf=ndf if rescale else None)
+
+
+def _quadratic_uncertainty(result: Result, errordef: float, *, start: dict[str, Any] | None,
+                           minos: bool, ndf: int | None, n_points: int | None) -> Uncertainty:
+    """Minimum and covariance of a quadratic fitted to the lowest evaluations."""
+    space = result.space
+    x0 = dict(start if start is not None else result.x)
+    coords = RealCoordinates(space, x0)
+    names = coords.names
+    others = {n: v for n, v in x0.items() if n not in names}
+    trials = [t for t in result.history.completed
+              if all(t.params.get(n) == v for n, v in others.items())]
+    quad = fit_quadratic(trials, names, n_points=n_points)
+    if not quad.positive_definite:
+        raise BayestuneError(
+            f"the quadratic through the {quad.n_points} evaluations near the minimum has no "
+            f"minimum (Hessian eigenvalues {np.linalg.eigvalsh(quad.hessian())}): evaluate "
+            f"more points around it (refine(tuner, delta='noise', surface='quadratic')) or "
+            f"use surface='gp'"
+        )
+    limits = [(float(d.low), float(d.high)) for d in coords.dims]
+    lo, hi = np.array(limits).T
+    begin = np.array([float(x0[n]) for n in names])
+    # start at the quadratic's own minimum (clipped into the bounds)
+    own = begin - np.linalg.solve(quad.hessian(), quad.gradient_design(begin) @ quad.coef)
+    m = minuit_fit(quad, names, list(np.clip(own, lo, hi)), limits, errordef)
+    values = np.array(m.values)
+    cov_loc = quad.location_covariance(values)
+    cov_h = np.array(m.covariance) if m.covariance is not None else None
+    rise = quad.rise_std(values, cov_h) if cov_h is not None and np.all(np.isfinite(cov_h)) \
+        else float("inf")
+    return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=rise,
+                                   covariance_extra=cov_loc, surface=quad, minos=minos, ndf=ndf)
 
 
 def refine(
@@ -276,16 +327,21 @@ def refine(
     min_rounds: int = 1,
     scale: float = 1.0,
     tolerance: float = 0.2,
+    delta: float | str | None = None,
+    seed: int | None = 0,
+    callback: Callable[..., None] | None = None,
     **options: Any,
 ) -> Uncertainty:
     """Spend evaluations around the minimum until its uncertainty can be trusted.
 
-    Each round evaluates the centre and the ``2 k`` points at ``+- scale`` sigma along the
-    eigenvectors of the current covariance (the Hessian ellipse), with the tuner's
-    objective, records them in its store (source ``"refine"``), refits and re-estimates.
+    Each round evaluates the centre and ``2 k`` points along the axes of the current
+    covariance ellipse (its eigenvectors in the first round, a random rotation of them in
+    later rounds, so that a quadratic's cross terms become determined), records them in the
+    tuner's store (source ``"refine"``), refits and re-estimates. The points sit at
+    ``+- scale`` sigma, or, with ``delta``, where the current surface has risen by ``delta``.
     After at least ``min_rounds`` rounds it stops once the minimum is valid, the Hessian
-    positive definite, the surrogate accurate enough to resolve ``Delta = errordef``, and
-    the minimum moved by less than ``tolerance`` sigma in the last round -- or after
+    positive definite, the surface accurate enough to resolve ``Delta = errordef``, and the
+    minimum moved by less than ``tolerance`` sigma in the last round -- or after
     ``max_rounds`` rounds. The flags of the returned object say which held.
 
     Parameters
@@ -295,11 +351,21 @@ def refine(
     errordef : float
     max_rounds, min_rounds : int
     scale : float
-        Distance of the design points from the minimum, in sigma.
+        Distance of the design points from the minimum, in sigma (without ``delta``).
     tolerance : float
         Largest accepted shift of the minimum in one round, in sigma.
+    delta : float or "noise", optional
+        Rise of the objective at the design points. A noisy objective needs rises well above
+        its noise for the curvature to show: ``"noise"`` takes three times the median
+        standard deviation of the ten lowest evaluations (at least ``9 errordef``). The
+        first round places the points on the GP surrogate; later rounds on the surface
+        named in ``options`` (``surface="quadratic"``), when that has a minimum.
+    seed : int, optional
+        Seed of the rotations.
+    callback : callable, optional
+        Called with each finished :class:`~bayestune.Trial`.
     **options
-        Passed to :func:`estimate_uncertainty` (``n_bootstrap``, ``minos``, ...).
+        Passed to :func:`estimate_uncertainty` (``surface``, ``n_bootstrap``, ``minos``...).
     """
     from .objective import evaluate
 
@@ -310,34 +376,107 @@ def refine(
     if not isinstance(min_rounds, int) or not 0 <= min_rounds <= max_rounds:
         raise ValueError(f"min_rounds must be an integer in [0, max_rounds], "
                          f"got min_rounds={min_rounds!r}")
-    unc = estimate_uncertainty(tuner.result(), errordef, **options)
+    if delta is not None and delta != "noise" and not (
+            isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta must be > 0, 'noise' or None, got delta={delta!r}")
+    rng = np.random.default_rng(seed)
+    unc = estimate_or_gp(tuner.result(), errordef, None, options)
     shift = math.inf
     for round_ in range(max_rounds):
         good = unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate
         if round_ >= min_rounds and good and (round_ == 0 or shift < tolerance):
             break
-        for point in _ellipse_design(unc, scale):
-            tuner.add(point, evaluate(tuner.objective, point), source="refine")
-        new = estimate_uncertainty(tuner.result(), errordef, start=unc.x, **options)
+        design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
+        rise = _design_rise(tuner.result(), errordef, delta)
+        rotation = np.eye(len(design.names)) if round_ == 0 \
+            else _random_rotation(len(design.names), rng)
+        for point in _ellipse_design(design, scale, rise, rotation):
+            trial = tuner.add(point, evaluate(tuner.objective, point), source="refine")
+            if callback is not None:
+                callback(trial)
+        new = estimate_or_gp(tuner.result(), errordef, unc.x, options)
         shift = max(abs(new.x[n] - unc.x[n]) / new.errors[n] if new.errors[n] > 0 else math.inf
                     for n in new.names)
         unc = new
     return unc
 
 
-def _ellipse_design(unc: Uncertainty, scale: float) -> list[dict[str, Any]]:
-    """The minimum and +- ``scale`` sigma along each covariance eigenvector, in bounds."""
+def estimate_or_gp(result: Result, errordef: float, start: dict[str, Any] | None,
+                    options: dict[str, Any]) -> Uncertainty:
+    """``estimate_uncertainty`` with ``options``; the GP surface when a quadratic cannot be
+    fitted yet or has no minimum (the design then comes from the GP)."""
+    opts = dict(options)
+    if start is not None:
+        opts["start"] = start
+    if opts.get("surface", "gp") == "quadratic":
+        try:
+            unc = estimate_uncertainty(result, errordef, **opts)
+        except BayestuneError:
+            unc = None
+        if unc is not None and unc.hessian_positive_definite and np.all(
+                np.isfinite(unc.covariance)):
+            return unc
+        opts["surface"] = "gp"
+        opts.pop("n_points", None)
+    return estimate_uncertainty(result, errordef, **opts)
+
+
+def _gp_design(result: Result, errordef: float) -> Uncertainty:
+    """The GP's minimum and covariance for a first design; when that minimum ran off to a
+    bound (a GP far from its data can dip), the recommended point and the GP's curvature
+    there instead."""
+    unc = estimate_uncertainty(result, errordef)
+    if unc.valid and unc.hessian_positive_definite and not unc.at_limit:
+        return unc
+    coords = RealCoordinates(result.space, result.x)
+    surface = GPSurface(result.surrogate, coords)
+    limits = [(float(d.low), float(d.high)) for d in coords.dims]
+    m = minuit_fit(surface, coords.names, [float(result.x[n]) for n in coords.names], limits,
+                   errordef, migrad=False)
+    return uncertainty_from_minuit(m, dict(result.x), limits, errordef, fun_std=unc.fun_std,
+                                   surface=surface)
+
+
+def _design_rise(result: Result, errordef: float, delta: float | str | None) -> float | None:
+    if delta != "noise":
+        return None if delta is None else float(delta)
+    lowest = sorted((t for t in result.history.completed if t.variance),
+                    key=lambda t: float(t.value))[:10]  # type: ignore[arg-type]
+    sd = float(np.median([math.sqrt(float(t.variance or 0.0)) for t in lowest])) if lowest else 0.0
+    return max(3.0 * sd, 9.0 * errordef)
+
+
+def _random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(k, k)))
+    return np.asarray(q * np.sign(np.diag(r)))
+
+
+def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
+                    rotation: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The minimum and two points along each (rotated) axis of the covariance ellipse, at
+    ``scale`` sigma or where the surface has risen by ``rise``; inside the bounds."""
     names = unc.names
+    k = len(names)
     centre = np.array([unc.x[n] for n in names])
     lo = np.array([lim[0] for lim in unc.limits])
     hi = np.array([lim[1] for lim in unc.limits])
     cov = np.asarray(unc.covariance, dtype=float)
     if np.all(np.isfinite(cov)) and np.all(np.linalg.eigvalsh(cov) > 0):
         vals, vecs = np.linalg.eigh(cov)
-        steps = [np.sqrt(v) * vecs[:, j] for j, v in enumerate(vals)]
+        root = vecs * np.sqrt(vals)  # columns: one-sigma steps along the eigenvectors
+        steps = list((root @ (np.eye(k) if rotation is None else rotation)).T)
     else:  # no usable Hessian: a small axis-aligned star
-        steps = [0.05 * (hi - lo) * np.eye(len(names))[j] for j in range(len(names))]
-    rows = [centre] + [centre + sign * scale * s for s in steps for sign in (1.0, -1.0)]
+        steps = [0.05 * (hi - lo) * np.eye(k)[j] for j in range(k)]
+        rise = None
+    rows = [centre]
+    for step in steps:
+        for sign in (1.0, -1.0):
+            if rise is None:
+                rows.append(centre + sign * scale * step)
+            else:
+                row, _ = shift_until_rise(unc._require_surface(), centre, sign * step,
+                                          unc.fun + rise, lo, hi, t_cap=30.0)
+                rows.append(row)
     points = []
     for row in rows:
         point = dict(unc.x)

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evals", type=int, default=40)
     parser.add_argument("--estimators", default="surrogate,composite,binwise")
+    parser.add_argument("--refine-rounds", type=int, default=0,
+                        help="refine() rounds inside the budget (2 k + 1 evaluations each)")
     args = parser.parse_args(argv)
     sim = GaussianPeakSimulator(n_events=5_000, seed=1)
 
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     for estimator in args.estimators.split(","):
         start = time.perf_counter()
         summary = repeated_closure(sim, SPACE, TRUTH, seeds=list(range(args.seeds)),
-                                   n_evals=args.evals, pseudo_data=pseudo, estimator=estimator)
+                                   n_evals=args.evals, pseudo_data=pseudo, estimator=estimator,
+                                   refine_rounds=args.refine_rounds)
         print(f"== estimator={estimator} ({time.perf_counter() - start:.0f} s)")
         print(summary.table())
 

@@ -62,10 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
                         help="quadratic trend in the GP (default none)")
     parser.add_argument("--estimator", default="surrogate",
-                        choices=["surrogate", "binwise", "composite"],
+                        choices=["surrogate", "quadratic", "binwise", "composite"],
                         help="estimate and errors from the GP surrogate of the chi2 (default) "
                              "or from per-bin quadratic models (binwise, experimental), or run "
                              "the composite bin-emulator engine (composite, experimental)")
+    parser.add_argument("--optimiser", default=None, choices=["gp", "composite"],
+                        help="engine of the tune (default: composite for --estimator "
+                             "composite, else gp)")
+    parser.add_argument("--refine-rounds", type=int, default=0,
+                        help="refine() rounds at the end of the budget (2 k + 1 evaluations "
+                             "each, part of --evals)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             "callback": progress,
             "store": args.store,
             "estimator": args.estimator,
+            "optimiser": args.optimiser,
+            "refine_rounds": args.refine_rounds,
             "tuner_options": {"surrogate": bt.SurrogateConfig(
                 warping=None if args.warping == "none" else args.warping,
                 trend=None if args.trend == "none" else args.trend)},

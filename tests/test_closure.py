@@ -129,3 +129,23 @@ def test_closure_with_the_composite_estimator():
     assert res.uncertainty.valid and not res.uncertainty.at_limit
     assert all(abs(p) < 3.0 for p in res.pulls.values()), res.table()
     assert all(0 < e < 0.1 for e in res.errors.values())
+
+
+def test_closure_with_refine_rounds_and_the_quadratic_estimator():
+    """The composite optimiser, then two refine rounds inside the same budget, then the
+    quadratic's minimum and errors (Hessian + location)."""
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    res = closure_test(sim, SPACE, TRUTH, n_evals=30, seed=6, estimator="quadratic",
+                       optimiser="composite", refine_rounds=2,
+                       pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
+                                                                     n_events=20_000)(truth))
+    sources = [t.source for t in res.result.history.completed]
+    assert len(sources) == 30 and sources.count("refine") == 10
+    assert isinstance(res.uncertainty.surface, bt.QuadraticSurface), res.table()
+    assert np.all(np.diag(res.uncertainty.covariance_surrogate) > 0)
+    assert all(abs(p) < 3.0 for p in res.pulls.values()), res.table()
+    assert res.chi2_consistent, res.table()
+    with pytest.raises(ValueError, match="refine_rounds=3"):
+        closure_test(sim, SPACE, TRUTH, n_evals=20, refine_rounds=3)
+    with pytest.raises(ValueError, match="optimiser='cma'"):
+        closure_test(sim, SPACE, TRUTH, n_evals=20, optimiser="cma")

@@ -44,7 +44,7 @@ class BinEmulator:
     """
 
     def __init__(self, space: Space, objective: HistogramObjective, *,
-                 max_components: int = 10, explained: float = 0.995) -> None:
+                 max_components: int = 25, explained: float = 0.9999) -> None:
         self.space = space
         self.objective = objective
         self.max_components = max_components

@@ -1,0 +1,124 @@
+"""The local quadratic fit: exact recovery, calibrated location errors, use in uncertainties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayestune as bt
+from bayestune.exceptions import BayestuneError
+from bayestune.history import Status, Trial
+from bayestune.quadratic import fit_quadratic, n_quadratic_terms, quadratic_features
+
+# chi2 = (x - m)^T C^-1 (x - m) + 40: Delta chi2 = 1 errors are sqrt(diag C)
+MEAN = np.array([0.3, -0.2])
+COV = np.array([[0.0025, 0.0018], [0.0018, 0.0036]])  # sigma 0.05 and 0.06, correlation 0.6
+CINV = np.linalg.inv(COV)
+
+
+def chi2(X: np.ndarray) -> np.ndarray:
+    d = np.atleast_2d(X) - MEAN
+    return np.einsum("ni,ij,nj->n", d, CINV, d) + 40.0
+
+
+def trials_at(X: np.ndarray, y: np.ndarray, variance: float | None) -> list[Trial]:
+    return [Trial(number=i, params={"a": float(x[0]), "b": float(x[1])}, status=Status.COMPLETE,
+                  value=float(v), variance=variance) for i, (x, v) in enumerate(zip(X, y))]
+
+
+def test_features_and_term_count():
+    u = np.array([[2.0, 3.0]])
+    np.testing.assert_allclose(quadratic_features(u), [[1, 2, 3, 4, 6, 9]])
+    assert [n_quadratic_terms(k) for k in (1, 2, 4, 6)] == [3, 6, 15, 28]
+
+
+def test_an_exact_quadratic_is_recovered():
+    rng = np.random.default_rng(0)
+    X = MEAN + 0.2 * rng.normal(size=(20, 2))
+    quad = fit_quadratic(trials_at(X, chi2(X), None), ["a", "b"])
+    np.testing.assert_allclose(quad.hessian(), 2.0 * CINV, rtol=1e-8)
+    Xt = MEAN + 0.1 * rng.normal(size=(5, 2))
+    np.testing.assert_allclose(quad.values(Xt), chi2(Xt), rtol=1e-10)
+    assert quad.positive_definite
+    # no noise, no location uncertainty
+    assert np.all(np.abs(quad.location_covariance(MEAN)) < 1e-12)
+
+
+def test_location_errors_are_calibrated_on_noisy_quadratics():
+    """The delta-method covariance of the minimum matches its scatter over 300 noisy
+    designs (noise small enough for the linear regime)."""
+    rng = np.random.default_rng(1)
+    sd = 2.0
+    pulls = []
+    for _ in range(300):
+        X = MEAN + 3.0 * rng.normal(size=(24, 2)) * np.sqrt(np.diag(COV))
+        y = chi2(X) + sd * rng.normal(size=len(X))
+        quad = fit_quadratic(trials_at(X, y, sd**2), ["a", "b"], n_points=24)
+        x_min = quad.centre - np.linalg.solve(quad.hessian(),
+                                              quad.gradient_design(quad.centre) @ quad.coef)
+        pulls.append((x_min - MEAN) / np.sqrt(np.diag(quad.location_covariance(x_min))))
+    pulls = np.array(pulls)
+    np.testing.assert_allclose(pulls.mean(axis=0), 0.0, atol=0.2)
+    np.testing.assert_allclose(pulls.std(axis=0), 1.0, atol=0.12)
+
+
+def test_the_fit_chooses_points_by_the_fitted_surface():
+    """The default window (ten noise sd above the lowest value) takes the points inside it
+    and leaves the farther ring out; the fit through them is exact."""
+    root = np.linalg.cholesky(COV)
+    angles = np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False)
+    ring = np.column_stack([np.cos(angles), np.sin(angles)])
+    X = np.vstack([MEAN] + [MEAN + r * ring @ root.T for r in (1.0, 1.5, 2.0, 3.5)])
+    y = chi2(X)  # rises 0, 1, 2.25, 4 (inside the window of 10) and 12.25 (outside)
+    quad = fit_quadratic(trials_at(X, y, 1.0), ["a", "b"])  # window: 10 sd
+    assert quad.n_points == 25
+    assert fit_quadratic(trials_at(X, y, 1.0), ["a", "b"], window=20.0).n_points == 33
+    np.testing.assert_allclose(quad.hessian(), 2.0 * CINV, rtol=1e-6)
+
+
+def test_bad_input_is_refused_with_the_value():
+    X = MEAN + np.zeros((5, 2))
+    with pytest.raises(BayestuneError, match="needs at least 8 completed evaluations, got 5"):
+        fit_quadratic(trials_at(X, chi2(X), None), ["a", "b"])
+    with pytest.raises(ValueError, match="n_points=3"):
+        fit_quadratic(trials_at(X, chi2(X), None), ["a", "b"], n_points=3)
+
+
+SPACE = bt.Space([bt.Real("a", -0.5, 1.0), bt.Real("b", -1.0, 0.5)])
+
+
+def noisy_chi2(params: dict, rng=np.random.default_rng(3)) -> bt.Evaluation:
+    value = float(chi2(np.array([params["a"], params["b"]]))[0])
+    return bt.Evaluation(value + 3.0 * rng.normal(), variance=9.0)
+
+
+def test_refine_with_a_noise_rise_then_quadratic_uncertainty():
+    """A noisy chi2 (sd 3, so Delta chi2 = 1 is hidden in the noise): refine places rounds
+    of 2k + 1 points where the chi2 rises by three times the noise, and the quadratic's
+    errors include the location part."""
+    with bt.Tuner(SPACE, noisy_chi2, seed=4) as tuner:
+        tuner.run(20)
+        unc = bt.refine(tuner, max_rounds=3, min_rounds=3, delta="noise", surface="quadratic")
+        refined = [t for t in tuner.history.completed if t.source == "refine"]
+    assert len(refined) == 3 * 5
+    assert isinstance(unc.surface, bt.QuadraticSurface)
+    assert unc.valid and unc.hessian_positive_definite
+    sig = np.sqrt(np.diag(COV))
+    hess = np.sqrt(np.diag(unc.covariance_hessian))
+    np.testing.assert_allclose(hess, sig, rtol=0.35)  # curvature from noisy values
+    assert np.all(np.diag(unc.covariance_surrogate) > 0)
+    for i, name in enumerate(unc.names):  # the truth within 3 total sigma
+        assert abs(unc.x[name] - MEAN[i]) < 3.0 * unc.errors[name]
+    # the design points of the rounds rose by about 9-30 above the minimum, not by ~1
+    rises = np.array([chi2(np.array([t.params["a"], t.params["b"]]))[0] - 40.0
+                      for t in refined])
+    assert np.median(rises) > 5.0
+
+
+def test_unknown_surface_is_refused():
+    with bt.Tuner(SPACE, noisy_chi2, seed=5) as tuner:
+        result = tuner.run(6)
+    with pytest.raises(ValueError, match="surface='spline'"):
+        bt.estimate_uncertainty(result, surface="spline")
+    with pytest.raises(ValueError, match="delta=-1"):
+        bt.refine(tuner, delta=-1)
