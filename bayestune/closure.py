@@ -229,7 +229,8 @@ def closure_test(
         if not result.success:
             raise BayestuneError(f"the closure tune failed: {result.message}")
         done = sum(t.source == "refine" for t in result.history.completed)
-        rounds = refine_rounds - done // (2 * n_real + 1)  # a resumed store has some already
+        # a resumed store has some rounds already (a round skips an already evaluated centre)
+        rounds = refine_rounds - -(-done // (2 * n_real + 1))
         if rounds > 0:
             refine(tuner, max_rounds=rounds, min_rounds=rounds, delta="noise", seed=seed,
                    callback=callback, surface=surface)

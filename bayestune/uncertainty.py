@@ -334,7 +334,8 @@ def refine(
 ) -> Uncertainty:
     """Spend evaluations around the minimum until its uncertainty can be trusted.
 
-    Each round evaluates the centre and ``2 k`` points along the axes of the current
+    Each round evaluates the centre (unless it was evaluated before) and ``2 k`` points
+    along the axes of the current
     covariance ellipse (its eigenvectors in the first round, a random rotation of them in
     later rounds, so that a quadratic's cross terms become determined), records them in the
     tuner's store (source ``"refine"``), refits and re-estimates. The points sit at
@@ -390,7 +391,10 @@ def refine(
         rise = _design_rise(tuner.result(), errordef, delta)
         rotation = np.eye(len(design.names)) if round_ == 0 \
             else _random_rotation(len(design.names), rng)
+        done = [t.params for t in tuner.history.completed]
         for point in _ellipse_design(design, scale, rise, rotation):
+            if point in done:  # e.g. the centre is an evaluated point: a repeat adds nothing
+                continue  # for a simulator seeded per point, and double-counts its noise
             trial = tuner.add(point, evaluate(tuner.objective, point), source="refine")
             if callback is not None:
                 callback(trial)

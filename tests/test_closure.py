@@ -131,17 +131,18 @@ def test_closure_with_the_composite_estimator():
     assert all(0 < e < 0.1 for e in res.errors.values())
 
 
-def test_closure_with_refine_rounds_and_the_quadratic_estimator():
-    """The composite optimiser, then two refine rounds inside the same budget, then the
-    quadratic's minimum and errors (Hessian + location)."""
+def test_closure_with_the_composite_optimiser_and_refine_rounds():
+    """The composite optimiser, then two refine rounds inside the same budget (their points
+    where the chi2 rises by three times its MC noise), then the GP's minimum and errors."""
     sim = GaussianPeakSimulator(n_events=5_000, seed=1)
-    res = closure_test(sim, SPACE, TRUTH, n_evals=30, seed=6, estimator="quadratic",
-                       optimiser="composite", refine_rounds=2,
+    res = closure_test(sim, SPACE, TRUTH, n_evals=30, seed=6, optimiser="composite",
+                       refine_rounds=2,
                        pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
                                                                      n_events=20_000)(truth))
     sources = [t.source for t in res.result.history.completed]
-    assert len(sources) == 30 and sources.count("refine") == 10
-    assert isinstance(res.uncertainty.surface, bt.QuadraticSurface), res.table()
+    # two rounds of centre + 4 points; a centre that was evaluated already is skipped
+    assert 8 <= sources.count("refine") <= 10 and len(sources) <= 30
+    assert len(sources) - sources.count("refine") == 20
     assert np.all(np.diag(res.uncertainty.covariance_surrogate) > 0)
     assert all(abs(p) < 3.0 for p in res.pulls.values()), res.table()
     assert res.chi2_consistent, res.table()

@@ -87,9 +87,11 @@ def test_bad_input_is_refused_with_the_value():
 SPACE = bt.Space([bt.Real("a", -0.5, 1.0), bt.Real("b", -1.0, 0.5)])
 
 
-def noisy_chi2(params: dict, rng=np.random.default_rng(3)) -> bt.Evaluation:
+def noisy_chi2(params: dict) -> bt.Evaluation:
+    """The chi2 plus noise of sd 3, seeded by the point (a deterministic simulator)."""
     value = float(chi2(np.array([params["a"], params["b"]]))[0])
-    return bt.Evaluation(value + 3.0 * rng.normal(), variance=9.0)
+    seed = abs(hash((round(params["a"], 12), round(params["b"], 12)))) % 2**32
+    return bt.Evaluation(value + 3.0 * np.random.default_rng(seed).normal(), variance=9.0)
 
 
 def test_refine_with_a_noise_rise_then_quadratic_uncertainty():
@@ -100,7 +102,7 @@ def test_refine_with_a_noise_rise_then_quadratic_uncertainty():
         tuner.run(20)
         unc = bt.refine(tuner, max_rounds=3, min_rounds=3, delta="noise", surface="quadratic")
         refined = [t for t in tuner.history.completed if t.source == "refine"]
-    assert len(refined) == 3 * 5
+    assert 3 * 4 <= len(refined) <= 3 * 5  # rounds of (centre +) 2k points
     assert isinstance(unc.surface, bt.QuadraticSurface)
     assert unc.valid and unc.hessian_positive_definite
     sig = np.sqrt(np.diag(COV))

@@ -152,7 +152,7 @@ def test_refine_adds_a_local_design_and_makes_the_surrogate_accurate(skewed_tune
     tuner, unc = skewed_tune
     refined = [t for t in tuner.history if t.source == "refine"]
     assert unc.surrogate_accurate and unc.valid and unc.hessian_positive_definite
-    assert len(refined) % 5 == 0  # rounds of centre + 2k points
+    assert len(refined) >= 4  # rounds of 2k points (and the centre, unless evaluated before)
     assert tuner.history.n_finished == 30 + len(refined)
 
 
