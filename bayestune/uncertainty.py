@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -356,11 +356,13 @@ def refine(
     tolerance : float
         Largest accepted shift of the minimum in one round, in sigma.
     delta : float or "noise", optional
-        Rise of the objective at the design points. A noisy objective needs rises well above
-        its noise for the curvature to show: ``"noise"`` takes three times the median
-        standard deviation of the ten lowest evaluations (at least ``9 errordef``). The
-        first round places the points on the GP surrogate; later rounds on the surface
-        named in ``options`` (``surface="quadratic"``), when that has a minimum.
+        A number: the rise of the objective at the design points on the current surface
+        (the GP's in the first round). ``"noise"``, for an objective much noisier than
+        ``errordef``, whose rise at one sigma would be hidden in the noise and whose
+        surrogate may be poor far from its data: the points go to one standard deviation,
+        along the principal axes, of the cloud of evaluations within ten noise standard
+        deviations of the lowest one -- where the objective is known to rise by a few
+        times its noise.
     seed : int, optional
         Seed of the rotations.
     callback : callable, optional
@@ -387,8 +389,11 @@ def refine(
         good = unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate
         if round_ >= min_rounds and good and (round_ == 0 or shift < tolerance):
             break
-        design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
-        rise = _design_rise(tuner.result(), errordef, delta)
+        if delta == "noise":
+            design, rise = _cloud_design(tuner.result(), unc), None
+        else:
+            design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
+            rise = None if delta is None else float(delta)
         rotation = np.eye(len(design.names)) if round_ == 0 \
             else _random_rotation(len(design.names), rng)
         done = [t.params for t in tuner.history.completed]
@@ -441,13 +446,25 @@ def _gp_design(result: Result, errordef: float) -> Uncertainty:
                                    surface=surface)
 
 
-def _design_rise(result: Result, errordef: float, delta: float | str | None) -> float | None:
-    if delta != "noise":
-        return None if delta is None else float(delta)
-    lowest = sorted((t for t in result.history.completed if t.variance),
-                    key=lambda t: float(t.value))[:10]  # type: ignore[arg-type]
-    sd = float(np.median([math.sqrt(float(t.variance or 0.0)) for t in lowest])) if lowest else 0.0
-    return max(3.0 * sd, 9.0 * errordef)
+def _cloud_design(result: Result, unc: Uncertainty) -> Uncertainty:
+    """A design ellipse for a noisy objective: the covariance of the evaluations within ten
+    noise standard deviations of the lowest one (at least ``2 k + 2`` of them), centred on
+    the current estimate if that lies inside the cloud, else on the recommended point."""
+    k = len(unc.names)
+    done = sorted((t for t in result.history.completed if t.value is not None),
+                  key=lambda t: float(t.value))  # type: ignore[arg-type]
+    sds = [math.sqrt(t.variance) for t in done[:10] if t.variance]
+    sd = float(np.median(sds)) if sds else 0.0
+    cloud = [t for t in done if float(t.value) <= float(done[0].value) + 10.0 * sd]  # type: ignore[arg-type]
+    cloud = cloud if len(cloud) >= 2 * k + 2 else done[:2 * k + 2]
+    X = np.array([[float(t.params[n]) for n in unc.names] for t in cloud])
+    cov = np.atleast_2d(np.cov(X, rowvar=False))
+    span = np.array([hi - lo for lo, hi in unc.limits])
+    cov += np.diag((1e-6 * span) ** 2)
+    here = np.array([unc.x[n] for n in unc.names]) - X.mean(axis=0)
+    inside = float(here @ np.linalg.solve(cov, here)) < 4.0
+    centre = dict(unc.x) if inside else dict(result.x)
+    return replace(unc, x=centre, covariance=cov)
 
 
 def _random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
