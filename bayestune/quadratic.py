@@ -255,7 +255,13 @@ def _wls_quadratic(names: list[str], X: np.ndarray, y: np.ndarray,
     scale = np.where(scale > 0, scale, 1.0)
     A = quadratic_features((X - centre) / scale)
     sw = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)
+    coef, _, rank, _ = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)
+    if rank < p:
+        raise BayestuneError(
+            f"the {n} evaluations near the minimum do not determine a quadratic in "
+            f"{len(names)} parameters (rank {rank} of {p} coefficients): they lie on a "
+            f"lower-dimensional set; evaluate points around the minimum in every direction"
+        )
     resid = y - A @ coef
     red = float(np.sum(w * resid**2)) / (n - p)
     cov = np.linalg.pinv((A.T * w) @ A)

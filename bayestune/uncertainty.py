@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -358,11 +358,11 @@ def refine(
     delta : float or "noise", optional
         A number: the rise of the objective at the design points on the current surface
         (the GP's in the first round). ``"noise"``, for an objective much noisier than
-        ``errordef``, whose rise at one sigma would be hidden in the noise and whose
-        surrogate may be poor far from its data: the points go to one standard deviation,
-        along the principal axes, of the cloud of evaluations within ten noise standard
-        deviations of the lowest one -- where the objective is known to rise by a few
-        times its noise.
+        ``errordef``, whose rise at one sigma would be hidden in the noise: a rise of three
+        times the median noise sd of the ten lowest evaluations, with each point kept
+        between half and all of the reach, in its direction, of the cloud of evaluations
+        within ten noise sd of the lowest one -- a surrogate is trusted only where it has
+        data, and far from them it can promise a rise that is not there.
     seed : int, optional
         Seed of the rotations.
     callback : callable, optional
@@ -389,15 +389,15 @@ def refine(
         good = unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate
         if round_ >= min_rounds and good and (round_ == 0 or shift < tolerance):
             break
+        design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
+        rise = None if delta is None or delta == "noise" else float(delta)
+        cloud = None
         if delta == "noise":
-            design, rise = _cloud_design(tuner.result(), unc), None
-        else:
-            design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
-            rise = None if delta is None else float(delta)
+            rise, cloud = _noise_cloud(tuner.result(), design.names, errordef)
         rotation = np.eye(len(design.names)) if round_ == 0 \
             else _random_rotation(len(design.names), rng)
         done = [t.params for t in tuner.history.completed]
-        for point in _ellipse_design(design, scale, rise, rotation):
+        for point in _ellipse_design(design, scale, rise, rotation, cloud):
             if point in done:  # e.g. the centre is an evaluated point: a repeat adds nothing
                 continue  # for a simulator seeded per point, and double-counts its noise
             trial = tuner.add(point, evaluate(tuner.objective, point), source="refine")
@@ -446,25 +446,20 @@ def _gp_design(result: Result, errordef: float) -> Uncertainty:
                                    surface=surface)
 
 
-def _cloud_design(result: Result, unc: Uncertainty) -> Uncertainty:
-    """A design ellipse for a noisy objective: the covariance of the evaluations within ten
-    noise standard deviations of the lowest one (at least ``2 k + 2`` of them), centred on
-    the current estimate if that lies inside the cloud, else on the recommended point."""
-    k = len(unc.names)
+def _noise_cloud(result: Result, names: list[str],
+                 errordef: float) -> tuple[float, np.ndarray]:
+    """For ``delta="noise"``: the rise (three times the median noise sd of the ten lowest
+    evaluations, at least ``9 errordef``) and the cloud of evaluations within ten noise sd
+    of the lowest (at least ``2 k + 2`` of them), shape (n, k)."""
     done = sorted((t for t in result.history.completed if t.value is not None),
                   key=lambda t: float(t.value))  # type: ignore[arg-type]
     sds = [math.sqrt(t.variance) for t in done[:10] if t.variance]
     sd = float(np.median(sds)) if sds else 0.0
-    cloud = [t for t in done if float(t.value) <= float(done[0].value) + 10.0 * sd]  # type: ignore[arg-type]
-    cloud = cloud if len(cloud) >= 2 * k + 2 else done[:2 * k + 2]
-    X = np.array([[float(t.params[n]) for n in unc.names] for t in cloud])
-    cov = np.atleast_2d(np.cov(X, rowvar=False))
-    span = np.array([hi - lo for lo, hi in unc.limits])
-    cov += np.diag((1e-6 * span) ** 2)
-    here = np.array([unc.x[n] for n in unc.names]) - X.mean(axis=0)
-    inside = float(here @ np.linalg.solve(cov, here)) < 4.0
-    centre = dict(unc.x) if inside else dict(result.x)
-    return replace(unc, x=centre, covariance=cov)
+    low = float(done[0].value)  # type: ignore[arg-type]
+    cloud = [t for t in done if float(t.value) <= low + 10.0 * sd]  # type: ignore[arg-type]
+    cloud = cloud if len(cloud) >= 2 * len(names) + 2 else done[:2 * len(names) + 2]
+    X = np.array([[float(t.params[n]) for n in names] for t in cloud])
+    return max(3.0 * sd, 9.0 * errordef), X
 
 
 def _random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
@@ -473,9 +468,12 @@ def _random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
-                    rotation: np.ndarray | None = None) -> list[dict[str, Any]]:
+                    rotation: np.ndarray | None = None,
+                    cloud: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The minimum and two points along each (rotated) axis of the covariance ellipse, at
-    ``scale`` sigma or where the surface has risen by ``rise``; inside the bounds."""
+    ``scale`` sigma or where the surface has risen by ``rise``; inside the bounds. With a
+    ``cloud`` of points (n, k), a point found by its rise stays between half and all of the
+    cloud's reach in that direction (where the surface was fitted to data)."""
     names = unc.names
     k = len(names)
     centre = np.array([unc.x[n] for n in names])
@@ -495,8 +493,14 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
             if rise is None:
                 rows.append(centre + sign * scale * step)
             else:
-                row, _ = shift_until_rise(unc._require_surface(), centre, sign * step,
-                                          unc.fun + rise, lo, hi, t_cap=30.0)
+                move = sign * step
+                reach = 30.0 if cloud is None else max(
+                    float(np.max((cloud - centre) @ move)) / float(move @ move), 1e-12)
+                row, _ = shift_until_rise(unc._require_surface(), centre, move,
+                                          unc.fun + rise, lo, hi, t_cap=reach)
+                if cloud is not None:
+                    t = float((row - centre) @ move) / float(move @ move)
+                    row = centre + max(t, 0.5 * reach) * move
                 rows.append(row)
     points = []
     for row in rows:
