@@ -53,7 +53,8 @@ Tables and keys (anything else is an error):
     ``n_workers``, ``batch``, ``timeout``, ``retries``.
 ``[closure]``
     ``truth`` (point, or ``"monash"`` for Pythia), ``pseudo_seed``, ``pseudo_events``,
-    ``n_repeats``.
+    ``n_repeats``, ``refine_rounds`` (rounds of :func:`~bayestune.refine` with
+    ``delta="noise"`` at the end of each closure tune, inside its budget).
 
 Relative paths are relative to the campaign file, and the campaign file's folder is put on
 ``sys.path`` so that ``module:attr`` may name a module next to it.
@@ -457,11 +458,13 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
     exe.positive_int("retries", minimum=0)
 
     closure = _Table(data.get("closure", {}), "[closure]", source)
-    closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats"])
+    closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats",
+                        "refine_rounds"])
     closure.get("truth", (dict, str))
     closure.positive_int("pseudo_seed", minimum=0)
     closure.positive_int("pseudo_events")
     closure.positive_int("n_repeats")
+    closure.positive_int("refine_rounds", minimum=0)
 
     start = []
     for i, point in enumerate(camp.get("start", (list,), [])):

@@ -228,6 +228,7 @@ def cmd_closure(args: argparse.Namespace) -> int:
         "n_evals": n_evals, "weights": objective.weights,
         "model_uncertainty": objective.model_uncertainty,
         "tuner_options": {"surrogate": campaign.surrogate, **campaign.tuner_options},
+        "refine_rounds": campaign.closure.get("refine_rounds", 0),
     }
     pseudo_events = campaign.closure.get("pseudo_events")
     if pseudo_events and hasattr(simulate, "replicate"):

@@ -13,6 +13,7 @@ N seeds and prints the pull mean, width and coverage.
     python examples/pythia_closure.py                 # quick
     python examples/pythia_closure.py --full          # 20k events, 60 evaluations
     python examples/pythia_closure.py --full --repeats 5 --plot pulls.png
+    python examples/pythia_closure.py --full --refine-rounds 2   # 42 tuning + 18 refine points
 """
 
 from __future__ import annotations
