@@ -220,14 +220,15 @@ def estimate_uncertainty(
         Degrees of freedom of the chi2 (default: ``info["ndf"]`` of the evaluations).
     surface : {"gp", "quadratic"}
         What is minimised: the GP surrogate's posterior mean (default), or a weighted
-        least-squares quadratic through the ``n_points`` lowest evaluations
+        least-squares quadratic through the evaluations near the lowest one
         (:func:`~bayestune.quadratic.fit_quadratic`). The quadratic suits noisy chi2 values
         near a well-sampled minimum (for example after :func:`refine`); the covariance of its
         coefficients gives the location part of the covariance analytically (delta method),
         so ``n_bootstrap`` is not used, and ``fun_std`` is the fit's standard deviation of the
         rise at one sigma (its constant term does not enter the errors).
     n_points : int, optional
-        Evaluations in the quadratic fit (default: twice its number of coefficients).
+        Evaluations in the quadratic fit (default: those within ten noise sd of the lowest
+        value, see :func:`~bayestune.quadratic.fit_quadratic`).
 
     Returns
     -------
@@ -335,10 +336,10 @@ def refine(
     """Spend evaluations around the minimum until its uncertainty can be trusted.
 
     Each round evaluates the centre (unless it was evaluated before) and ``2 k`` points
-    along the axes of the current
-    covariance ellipse (its eigenvectors in the first round, a random rotation of them in
-    later rounds, so that a quadratic's cross terms become determined), records them in the
-    tuner's store (source ``"refine"``), refits and re-estimates. The points sit at
+    along the axes of the current covariance ellipse (its eigenvectors in the first round, a
+    random rotation of them in later rounds, so that a quadratic's cross terms become
+    determined), records them in the tuner's store (source ``"refine"``), refits and
+    re-estimates. The points sit at
     ``+- scale`` sigma, or, with ``delta``, where the current surface has risen by ``delta``.
     After at least ``min_rounds`` rounds it stops once the minimum is valid, the Hessian
     positive definite, the surface accurate enough to resolve ``Delta = errordef``, and the
@@ -412,8 +413,10 @@ def refine(
 
 def estimate_or_gp(result: Result, errordef: float, start: dict[str, Any] | None,
                     options: dict[str, Any]) -> Uncertainty:
-    """``estimate_uncertainty`` with ``options``; the GP surface when a quadratic cannot be
-    fitted yet or has no minimum (the design then comes from the GP)."""
+    """:func:`estimate_uncertainty` with the keyword arguments in ``options`` (and
+    ``start``); with ``surface="quadratic"``, falls back to the GP surface (same options,
+    ``n_points`` dropped) when the quadratic cannot be fitted or has no minimum. Check
+    ``isinstance(unc.surface, QuadraticSurface)`` to see which was used."""
     opts = dict(options)
     if start is not None:
         opts["start"] = start

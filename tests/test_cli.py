@@ -160,6 +160,8 @@ def test_histogram_campaign_report_has_ratios_profiles_and_corner(tmp_path):
          r"\[objective\] function: cannot import module 'no_such_module'"),
         (lambda t: t + "\n[surrogate]\nkernel = 'cubic'\n", r"\[surrogate\]: .*kernel"),
         (lambda t: t.replace("seed = 1", "seed = [1"), "not valid TOML"),
+        (lambda t: t + "\n[closure]\nrefine_rounds = -1\n",
+         r"\[closure\] refine_rounds: expected an integer >= 0, found -1"),
     ],
 )
 def test_bad_campaign_files_exit_2_with_one_precise_line(edit, message, tmp_path):
