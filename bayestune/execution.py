@@ -497,8 +497,9 @@ def run_campaign(
                 done = tuner.tell(trial, outcome)
                 if callback is not None:
                     callback(done)
-                tuner.check_failures()
-                if stop_when is not None and stop_when(tuner.history):
+                history = tuner.history  # one read of the store per finished trial
+                tuner.check_failures(history)
+                if stop_when is not None and stop_when(history):
                     stopping = True
     except KeyboardInterrupt:
         interrupted = True

@@ -328,9 +328,11 @@ class Tuner:
         run_campaign(self, int(n_evals), config, callback, stop_when)
         return self.result()
 
-    def check_failures(self) -> None:
-        """Raise :class:`CampaignError` when the last evaluations all failed."""
-        finished = [t for t in self.history if t.status is not Status.PENDING]
+    def check_failures(self, history: History | None = None) -> None:
+        """Raise :class:`CampaignError` when the last evaluations all failed (in ``history``,
+        default: the store's)."""
+        history = history if history is not None else self.history
+        finished = [t for t in history if t.status is not Status.PENDING]
         tail = finished[-self.max_consecutive_failures:]
         if len(tail) == self.max_consecutive_failures and all(
                 t.status is Status.FAILED for t in tail):
