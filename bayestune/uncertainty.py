@@ -415,7 +415,8 @@ def estimate_or_gp(result: Result, errordef: float, start: dict[str, Any] | None
                     options: dict[str, Any]) -> Uncertainty:
     """:func:`estimate_uncertainty` with the keyword arguments in ``options`` (and
     ``start``); with ``surface="quadratic"``, falls back to the GP surface (same options,
-    ``n_points`` dropped) when the quadratic cannot be fitted or has no minimum. Check
+    ``n_points`` dropped) when the quadratic cannot be fitted, has no minimum, or puts it
+    at (or within half a sigma of) a bound -- a local model is not trusted there. Check
     ``isinstance(unc.surface, QuadraticSurface)`` to see which was used."""
     opts = dict(options)
     if start is not None:
@@ -425,8 +426,8 @@ def estimate_or_gp(result: Result, errordef: float, start: dict[str, Any] | None
             unc = estimate_uncertainty(result, errordef, **opts)
         except BayestuneError:
             unc = None
-        if unc is not None and unc.hessian_positive_definite and np.all(
-                np.isfinite(unc.covariance)):
+        if (unc is not None and unc.hessian_positive_definite and not unc.at_limit
+                and np.all(np.isfinite(unc.covariance))):
             return unc
         opts["surface"] = "gp"
         opts.pop("n_points", None)

@@ -146,3 +146,16 @@ def test_unknown_surface_is_refused():
         bt.estimate_uncertainty(result, surface="spline")
     with pytest.raises(ValueError, match="delta=-1"):
         bt.refine(tuner, delta=-1)
+
+
+def test_estimate_or_gp_falls_back_to_the_gp_when_no_quadratic_fits():
+    from bayestune.uncertainty import estimate_or_gp
+
+    with bt.Tuner(SPACE, noisy_chi2, seed=9) as tuner:
+        tuner.run(12)
+        for x in np.linspace(-0.4, 0.9, 10):  # the rest on one line
+            point = {"a": float(x), "b": float(-0.2 + 0.5 * (x - 0.3))}
+            tuner.add(point, noisy_chi2(point))
+        result = tuner.result()
+    unc = estimate_or_gp(result, 1.0, None, {"surface": "quadratic", "n_points": 8})
+    assert isinstance(unc.surface, bt.surface.GPSurface) and unc.valid
