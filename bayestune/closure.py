@@ -177,8 +177,9 @@ def closure_test(
         ``"composite"``: the campaign itself runs :class:`~bayestune.hep.composite.
         CompositeChi2Engine` (GP emulators of the bins, EI of the chi2 computed from them)
         and the estimate minimises the chi2 of the emulated bins (experimental), or
-        ``"quadratic"``: a weighted least-squares quadratic through the lowest chi2 values
-        (``estimate_uncertainty(..., surface="quadratic")``), best after ``refine_rounds``.
+        ``"quadratic"``: a weighted least-squares quadratic through the chi2 values near the
+        lowest (``estimate_uncertainty(..., surface="quadratic")``, the GP when no quadratic
+        with a minimum inside the bounds fits), best after ``refine_rounds``.
     refine_rounds : int
         Rounds of :func:`~bayestune.refine` at the end of the tune, each ``2 k + 1``
         evaluations placed where the chi2 rises by three times its MC noise; they are part

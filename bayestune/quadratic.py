@@ -34,6 +34,20 @@ from .surface import Surface
 __all__ = ["QuadraticSurface", "fit_quadratic", "quadratic_features", "n_quadratic_terms"]
 
 
+#: Width, in noise standard deviations, of the band above the lowest value whose evaluations
+#: count as "near the minimum" (the quadratic's window, refine's cloud).
+NOISE_WINDOW = 10.0
+
+
+def lowest_noise_sd(variances: Sequence[float | None], n: int = 10) -> tuple[float, bool]:
+    """Median noise sd of the first ``n`` entries (evaluations sorted by value) that have a
+    positive variance (0.0 if none), and whether all ``n`` had one."""
+    first = list(variances[:n])
+    known = [float(v) for v in first if v is not None and np.isfinite(v) and v > 0]
+    sd = float(np.median(np.sqrt(known))) if known else 0.0
+    return sd, bool(first) and len(known) == len(first)
+
+
 def n_quadratic_terms(k: int) -> int:
     """Number of coefficients of a full quadratic in ``k`` variables."""
     return 1 + k + k * (k + 1) // 2
@@ -217,9 +231,9 @@ def fit_quadratic(
     y = np.array([float(t.value) for t in usable])  # type: ignore[arg-type]
     var = np.array([np.nan if t.variance is None else float(t.variance) for t in usable])
     if window is None and n_points is None:
-        lowest = var[np.argsort(y)[:10]]
-        if np.all(np.isfinite(lowest) & (lowest > 0)):
-            window = 10.0 * float(np.median(np.sqrt(lowest)))
+        sd, all_known = lowest_noise_sd(list(var[np.argsort(y)]))
+        if all_known:
+            window = NOISE_WINDOW * sd
     n_use = min(len(usable), n_points if n_points is not None else 2 * p)
 
     def choose(values: np.ndarray) -> np.ndarray:

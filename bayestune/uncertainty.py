@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import BayestuneError
-from .quadratic import fit_quadratic
+from .quadratic import NOISE_WINDOW, fit_quadratic, lowest_noise_sd
 from .scans import (
     Eigentune,
     PosteriorSamples,
@@ -384,17 +384,18 @@ def refine(
             isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
         raise ValueError(f"delta must be > 0, 'noise' or None, got delta={delta!r}")
     rng = np.random.default_rng(seed)
-    unc = estimate_or_gp(tuner.result(), errordef, None, options)
+    result = tuner.result()  # refits the surrogate: once per round
+    unc = estimate_or_gp(result, errordef, None, options)
     shift = math.inf
     for round_ in range(max_rounds):
         good = unc.valid and unc.hessian_positive_definite and unc.surrogate_accurate
         if round_ >= min_rounds and good and (round_ == 0 or shift < tolerance):
             break
-        design = unc if round_ > 0 else _gp_design(tuner.result(), errordef)
+        design = unc if round_ > 0 else _gp_design(result, errordef)
         rise = None if delta is None or delta == "noise" else float(delta)
         cloud = None
         if delta == "noise":
-            rise, cloud = _noise_cloud(tuner.result(), design.names, errordef)
+            rise, cloud = _noise_cloud(result, design.names, errordef)
         rotation = np.eye(len(design.names)) if round_ == 0 \
             else _random_rotation(len(design.names), rng)
         done = [t.params for t in tuner.history.completed]
@@ -404,7 +405,8 @@ def refine(
             trial = tuner.add(point, evaluate(tuner.objective, point), source="refine")
             if callback is not None:
                 callback(trial)
-        new = estimate_or_gp(tuner.result(), errordef, unc.x, options)
+        result = tuner.result()
+        new = estimate_or_gp(result, errordef, unc.x, options)
         shift = max(abs(new.x[n] - unc.x[n]) / new.errors[n] if new.errors[n] > 0 else math.inf
                     for n in new.names)
         unc = new
@@ -457,10 +459,10 @@ def _noise_cloud(result: Result, names: list[str],
     of the lowest (at least ``2 k + 2`` of them), shape (n, k)."""
     done = sorted((t for t in result.history.completed if t.value is not None),
                   key=lambda t: float(t.value))  # type: ignore[arg-type]
-    sds = [math.sqrt(t.variance) for t in done[:10] if t.variance]
-    sd = float(np.median(sds)) if sds else 0.0
+    sd, _ = lowest_noise_sd([t.variance for t in done])
     low = float(done[0].value)  # type: ignore[arg-type]
-    cloud = [t for t in done if float(t.value) <= low + 10.0 * sd]  # type: ignore[arg-type]
+    cloud = [t for t in done
+             if float(t.value) <= low + NOISE_WINDOW * sd]  # type: ignore[arg-type]
     cloud = cloud if len(cloud) >= 2 * len(names) + 2 else done[:2 * len(names) + 2]
     X = np.array([[float(t.params[n]) for n in names] for t in cloud])
     return max(3.0 * sd, 9.0 * errordef), X

@@ -30,20 +30,12 @@ import numpy as np
 
 from ..exceptions import BayestuneError
 from ..history import History
+from ..quadratic import quadratic_features
 from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
 
 __all__ = ["BinwiseModel", "fit_binwise"]
-
-
-def _features(u: np.ndarray) -> np.ndarray:
-    """Quadratic features ``1, u_i, u_i u_j (i <= j)`` of centred coordinates, (n, p)."""
-    u = np.atleast_2d(u)
-    n, k = u.shape
-    cols = [np.ones(n)] + [u[:, i] for i in range(k)]
-    cols += [u[:, i] * u[:, j] for i in range(k) for j in range(i, k)]
-    return np.column_stack(cols)
 
 
 @dataclass
@@ -80,7 +72,7 @@ class BinwiseModel:
         self, values: Sequence[float] | np.ndarray
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Predicted bin values and their errors at the real parameters ``values``."""
-        f = _features(self._u(np.asarray(values, dtype=float)))[0]
+        f = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
         out = {}
         for name, fit in self._fits.items():
             mean = fit.coef @ f
@@ -153,7 +145,7 @@ def fit_binwise(
     X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
     centre = X.mean(axis=0)
     scale = np.maximum(X.max(axis=0) - X.min(axis=0), 1e-12)
-    A = _features((X - centre) / scale)
+    A = quadratic_features((X - centre) / scale)
     names = list(trials[0].info["bins"])
     fits = {}
     for name in names:
