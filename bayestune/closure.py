@@ -23,7 +23,7 @@ import numpy as np
 
 from .exceptions import BayestuneError
 from .gp import SurrogateConfig
-from .hep.binwise import fit_binwise
+from .hep.binwise import binwise_round_size, refine_binwise
 from .hep.chi2 import HistogramObjective, Weights
 from .hep.composite import BinEmulator, CompositeChi2Engine
 from .hep.histogram import Histogram
@@ -206,11 +206,17 @@ def closure_test(
             f"got estimator={estimator!r}"
         )
     n_real = sum(isinstance(d, Real) for d in space)
-    n_refine = refine_rounds * (2 * n_real + 1) if isinstance(refine_rounds, int) else -1
+    per_round = binwise_round_size(n_real) if estimator == "binwise" else 2 * n_real + 1
+    n_refine = refine_rounds * per_round if isinstance(refine_rounds, int) else -1
     if n_refine < 0 or n_evals - n_refine < 2 * len(space) + 2:
         raise ValueError(
             f"refine_rounds must be an integer >= 0 that leaves the optimisation at least "
-            f"{2 * len(space) + 2} of n_evals={n_evals} (each round takes {2 * n_real + 1}), "
+            f"{2 * len(space) + 2} of n_evals={n_evals} (each round takes {per_round}), "
+            f"got refine_rounds={refine_rounds!r}"
+        )
+    if estimator == "binwise" and refine_rounds < 1:
+        raise ValueError(
+            f"estimator='binwise' fits a local design: it needs refine_rounds >= 1, "
             f"got refine_rounds={refine_rounds!r}"
         )
     optimiser = optimiser or ("composite" if estimator == "composite" else "gp")
@@ -229,23 +235,26 @@ def closure_test(
         result = tuner.run(n_evals - n_refine, callback=callback)
         if not result.success:
             raise BayestuneError(f"the closure tune failed: {result.message}")
-        done = sum(t.source == "refine" for t in result.history.completed)
-        # a resumed store has some rounds already (a round skips an already evaluated centre)
-        rounds = refine_rounds - -(-done // (2 * n_real + 1))
-        if rounds > 0:
-            refine(tuner, max_rounds=rounds, min_rounds=rounds, delta="noise", seed=seed,
-                   callback=callback, surface=surface)
+        if estimator == "binwise":  # a resumed store's rounds are replayed
+            _, unc = refine_binwise(tuner, objective, rounds=refine_rounds,
+                                    seed=seed, callback=callback)
             result = tuner.result()
-    if estimator == "binwise":
-        unc = fit_binwise(result.history, space, objective).uncertainty()
-    elif estimator == "composite":
+        else:
+            done = sum(t.source == "refine" for t in result.history.completed)
+            # a resumed store has some rounds already (a round skips an evaluated centre)
+            rounds = refine_rounds - -(-done // per_round)
+            if rounds > 0:
+                refine(tuner, max_rounds=rounds, min_rounds=rounds, delta="noise", seed=seed,
+                       callback=callback, surface=surface)
+                result = tuner.result()
+    if estimator == "composite":
         emulator = BinEmulator(space, objective).fit(result.history,
                                                      np.random.default_rng([seed, 7]))
         unc = emulator.uncertainty()
     elif estimator == "quadratic":  # the GP (with its bootstrap) when no quadratic fits
         unc = estimate_or_gp(result, 1.0, None, {"surface": "quadratic", "seed": seed,
                                                  "n_bootstrap": n_bootstrap})
-    else:
+    elif estimator == "surrogate":
         unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
     estimate = unc.x
     at_truth = objective.chi2(simulate(truth))

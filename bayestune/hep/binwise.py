@@ -21,21 +21,25 @@ box's edge is reported in ``at_limit``.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import qmc
 
 from ..exceptions import BayestuneError
-from ..history import History
-from ..quadratic import quadratic_features
+from ..history import History, Trial
+from ..quadratic import NOISE_WINDOW, lowest_noise_sd, n_quadratic_terms, quadratic_features
 from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
 
-__all__ = ["BinwiseModel", "fit_binwise"]
+__all__ = ["BinwiseModel", "binwise_round_size", "fit_binwise", "refine_binwise"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,7 +56,8 @@ class BinwiseModel:
 
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
                  centre: np.ndarray, scale: np.ndarray, fits: dict[str, _BinFit],
-                 box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any]):
+                 box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
+                 draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -64,6 +69,7 @@ class BinwiseModel:
         self.box = box
         self.n_points = n_points
         self._fixed = fixed
+        self._draw = draw if draw is not None else self._draw_per_bin
 
     def _u(self, values: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(values) - self._centre) / self._scale
@@ -80,36 +86,76 @@ class BinwiseModel:
             out[name] = (mean, np.sqrt(np.maximum(var, 0.0)))
         return out
 
+    def _chi2_of(self, coef: dict[str, np.ndarray],
+                 values: Sequence[float] | np.ndarray) -> float:
+        used, f = self._used, self.objective.model_uncertainty
+        feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
+        pred = used.flatten({n: c @ feat for n, c in coef.items()})
+        r = pred - used.data
+        return float(np.sum(used.weights * r**2 / (used.errors**2 + (f * used.data) ** 2)))
+
     def chi2(self, values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-        """The rebuilt chi2 and its standard deviation from the polynomials' errors."""
+        """The chi2 of the fitted bins against the data (data errors and the model floor in
+        the denominators), and its standard deviation from the fits' errors (bins taken as
+        independent)."""
         used, f = self._used, self.objective.model_uncertainty
         predictions = self.predict(values)
         pred = used.flatten({n: p for n, (p, _) in predictions.items()})
         err = used.flatten({n: e for n, (_, e) in predictions.items()})
-        v = used.errors**2 + err**2 + (f * used.data) ** 2
+        v = used.errors**2 + (f * used.data) ** 2
         r = pred - used.data
         total = float(np.sum(used.weights * r**2 / v))
         var = float(np.sum(used.weights**2 * 4.0 * r**2 * err**2 / v**2))
         return total, math.sqrt(var)
 
+    def _draw_per_bin(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        out = {}
+        for name, fit in self._fits.items():
+            vals, vecs = np.linalg.eigh(fit.cov)  # (B, p), (B, p, p)
+            root = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
+            out[name] = fit.coef + np.einsum("bpq,bq->bp", root, rng.normal(size=fit.coef.shape))
+        return out
+
     def uncertainty(self, errordef: float = 1.0,
-                    start: Sequence[float] | None = None) -> Uncertainty:
-        """Minimise the rebuilt chi2 inside the fitted box; HESSE covariance."""
+                    start: Sequence[float] | np.ndarray | None = None, *,
+                    n_replicas: int = 40, seed: int | None = 0) -> Uncertainty:
+        """Minimise the chi2 of the fitted bins inside the fitted box.
+
+        The covariance is HESSE's (the data's errors) plus the spread of the minima of
+        ``n_replicas`` replicas of the fits, drawn from the fits' covariance (the MC noise of
+        the fitted evaluations; 0 leaves it out). The replicas' spread of the chi2 at the
+        minimum is ``fun_std``.
+        """
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
+        coef = {n: fit.coef for n, fit in self._fits.items()}
 
         def fcn(*values: float) -> float:
-            return self.chi2(values)[0]
+            return self._chi2_of(coef, values)
 
         limits = list(zip(lo, hi))
         m = minuit_fit(fcn, self.names, list(x0), limits, errordef)
-        return uncertainty_from_minuit(m, self._fixed, limits, errordef,
-                                       fun_std=self.chi2(np.array(m.values))[1])
+        best = np.array(m.values)
+        rng = np.random.default_rng(seed)
+        minima, at_best = [], []
+        for _ in range(n_replicas):
+            replica = self._draw(rng)
+            at_best.append(self._chi2_of(replica, best))
+            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v), self.names, list(best),
+                           limits, errordef, hesse=False)
+            minima.append(np.array(r.values))
+        extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
+            if n_replicas > 1 else None
+        fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
+        return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
+                                       covariance_extra=extra)
 
 
 def fit_binwise(
     history: History, space: Space, objective: HistogramObjective, *,
     n_points: int | None = None,
+    trials: Sequence[Trial] | None = None,
+    rank: int | str | None = None,
 ) -> BinwiseModel:
     """Fit quadratic per-bin models to the evaluations with the lowest chi2.
 
@@ -124,31 +170,66 @@ def fit_binwise(
     n_points : int, optional
         Number of lowest-chi2 trials to fit (default: twice the number of coefficients,
         at most all trials with bins).
+    trials : sequence of Trial, optional
+        Fit exactly these trials instead (for example a local design, see
+        :func:`refine_binwise`).
+    rank : int or "auto", optional
+        ``None`` (default): every bin has its own weighted fit (Professor). An integer or
+        ``"auto"``: a reduced-rank fit -- the bins, in units of their chi2 denominators, are
+        fitted together and only the leading principal components of the *fitted* values are
+        kept (``"auto"``: those above the Marchenko-Pastur edge of the MC noise). The noise
+        of a hundred bins then no longer leaks into the fitted gradients, which otherwise
+        makes every flat direction of the chi2 look curved and its errors too small. Bins
+        outside the chi2 are predicted by their mean.
     """
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
         raise BayestuneError("fit_binwise needs at least one Real parameter")
-    trials = [t for t in history.completed if "bins" in t.info]
-    if not trials:
-        raise BayestuneError(
-            "no trial carries its bins: build the objective with keep_bins=True"
-        )
+    if rank is not None and rank != "auto" and not (isinstance(rank, int) and rank >= 1):
+        raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
     k = len(dims)
-    n_coef = 1 + k + k * (k + 1) // 2
-    n_use = min(len(trials), n_points or 2 * n_coef)
+    n_coef = n_quadratic_terms(k)
+    if trials is None:
+        with_bins = [t for t in history.completed if "bins" in t.info]
+        if not with_bins:
+            raise BayestuneError(
+                "no trial carries its bins: build the objective with keep_bins=True"
+            )
+        n_use = min(len(with_bins), n_points or 2 * n_coef)
+        chosen = sorted(with_bins, key=lambda t: float(t.value))[:n_use]  # type: ignore[arg-type]
+    else:
+        chosen = list(trials)
+        if any("bins" not in t.info for t in chosen):
+            raise BayestuneError(
+                "a fitted trial carries no bins: build the objective with keep_bins=True"
+            )
+    n_use = len(chosen)
     if n_use < n_coef + 2:
         raise BayestuneError(
             f"a quadratic in {k} parameters needs at least {n_coef + 2} evaluations with bins, "
             f"got {n_use}"
         )
-    trials = sorted(trials, key=lambda t: float(t.value))[:n_use]  # type: ignore[arg-type]
-    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in chosen])
     centre = X.mean(axis=0)
     scale = np.maximum(X.max(axis=0) - X.min(axis=0), 1e-12)
     A = quadratic_features((X - centre) / scale)
-    names = list(trials[0].info["bins"])
+    draw = None
+    if rank is None:
+        fits = _per_bin_fits(A, chosen)
+    else:
+        fits, draw = _reduced_rank_fits(A, chosen, objective, rank)
+    best = min(chosen, key=lambda t: float(t.value)).params  # type: ignore[arg-type]
+    fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
+    box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
+           np.minimum(X.max(axis=0), [d.high for d in dims]))
+    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw)
+
+
+def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
+    """One weighted least-squares quadratic per bin (weights: the bins' MC errors)."""
+    n_use, n_coef = A.shape
     fits = {}
-    for name in names:
+    for name in trials[0].info["bins"]:
         vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)  # (n, bins)
         errs = np.array([t.info["bins"][name][1] for t in trials], dtype=float)
         errs = np.maximum(errs, 1e-12 * np.maximum(np.abs(vals).max(), 1.0))
@@ -162,12 +243,255 @@ def fit_binwise(
             cov_b = np.linalg.pinv(normal)
             beta = cov_b @ (AtW @ vals[:, b])
             resid = vals[:, b] - A @ beta
-            red = float(np.sum(w * resid**2)) / (n_use - n_coef)
+            red = float(np.sum(w * resid**2)) / max(n_use - n_coef, 1)
             coef[b] = beta
             cov[b] = cov_b * max(red, 1.0)  # a poor fit widens its own errors
         fits[name] = _BinFit(coef, cov)
-    best = trials[0].params
-    fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
-    box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
-           np.minimum(X.max(axis=0), [d.high for d in dims]))
-    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed)
+    return fits
+
+
+def _reduced_rank_fits(
+    A: np.ndarray, trials: list[Trial], objective: HistogramObjective, rank: int | str,
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+    """Quadratics of the leading principal components of the fitted, whitened used bins."""
+    used = objective.used_bins()
+    n_use, n_coef = A.shape
+    Y = np.array([used.flatten({n: v for n, (v, _) in t.info["bins"].items()})
+                  for t in trials], dtype=float)  # (n, B)
+    E = np.array([used.flatten({n: e for n, (_, e) in t.info["bins"].items()})
+                  for t in trials], dtype=float)
+    mean = Y.mean(axis=0)
+    # units of the chi2 denominator at a typical fitted point: the noise is then about
+    # isotropic, and a component's size is its weight in the chi2
+    unit = np.sqrt(used.errors**2 + np.median(E**2, axis=0))
+    unit = np.maximum(unit, 1e-12 * np.maximum(np.abs(mean), 1e-300))
+    Z = (Y - mean) / unit
+    noise = (E / unit) ** 2  # (n, B) per-point noise variances
+    gram = np.linalg.pinv(A.T @ A)
+    beta = gram @ A.T @ Z  # (p, B)
+    fitted = A @ beta
+    _, sv, vt = np.linalg.svd(fitted, full_matrices=False)
+    if rank == "auto":
+        n_bins = Z.shape[1]
+        edge = float(np.mean(noise)) * (math.sqrt(n_coef) + math.sqrt(n_bins)) ** 2
+        m = max(int(np.sum(sv**2 > edge)), 1)
+    else:
+        m = min(int(rank), len(sv))
+    comps = vt[:m]  # (m, B)
+    beta_m = (beta @ comps.T) @ comps  # (p, B): the fit restricted to m components
+    # each component score's noise: the larger of the known MC noise and the residuals'
+    resid = (Z - A @ (beta @ comps.T) @ comps) @ comps.T  # (n, m)
+    known = np.mean(noise @ (comps**2).T, axis=0)  # (m,)
+    dof = n_use - n_coef
+    seen = np.sum(resid**2, axis=0) / dof if dof > 0 else known
+    score_var = np.maximum(known, seen)  # (m,)
+    bin_var = (comps**2).T @ score_var  # (B,) variance factor of each bin's coefficients
+    coef_used = (beta_m * unit).T  # (B, p)
+    coef_used[:, 0] += mean
+    starts = np.cumsum([0] + [int(np.sum(m)) for m in used.masks.values()])
+    offsets = dict(zip(used.masks, starts))
+    fits = {}
+    for name in trials[0].info["bins"]:
+        vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)
+        n_bins = vals.shape[1]
+        coef = np.zeros((n_bins, n_coef))
+        coef[:, 0] = vals.mean(axis=0)
+        cov = np.zeros((n_bins, n_coef, n_coef))
+        cov[:, 0, 0] = vals.var(axis=0) / n_use
+        mask = used.masks.get(name)
+        if mask is not None:
+            idx = np.flatnonzero(mask)
+            sl = slice(offsets[name], offsets[name] + idx.size)
+            coef[idx] = coef_used[sl]
+            cov[idx] = (unit[sl] ** 2 * bin_var[sl])[:, None, None] * gram
+        fits[name] = _BinFit(coef, cov)
+    # replicas move all bins together: each component's coefficients within their errors
+    vals, vecs = np.linalg.eigh(gram)
+    gram_root = vecs * np.sqrt(np.maximum(vals, 0.0))
+    loading = unit[:, None] * comps.T  # (B, m)
+
+    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        shift = np.sqrt(score_var)[:, None] * (rng.normal(size=(m, n_coef)) @ gram_root.T)
+        moved = coef_used + loading @ shift  # (B, p)
+        out = {}
+        for name, fit in fits.items():
+            c = fit.coef.copy()
+            mask = used.masks.get(name)
+            if mask is not None:
+                c[np.flatnonzero(mask)] = moved[offsets[name]:offsets[name] + int(mask.sum())]
+            out[name] = c
+        return out
+
+    return fits, draw
+
+
+def binwise_round_size(k: int) -> int:
+    """Default evaluations per round of :func:`refine_binwise` for ``k`` real parameters."""
+    return max(n_quadratic_terms(k) - 3, 2 * k + 1)
+
+
+def refine_binwise(
+    tuner: Any,
+    objective: HistogramObjective,
+    *,
+    rounds: int = 2,
+    n_per_round: int | None = None,
+    width: float = 10.0,
+    rank: int | str | None = "auto",
+    seed: int | None = 0,
+    callback: Callable[..., None] | None = None,
+) -> tuple[BinwiseModel, Uncertainty]:
+    """A local design around the minimum, fitted bin by bin: the Professor method as a
+    trust region, for a chi2 whose MC noise hides ``Delta chi2 = 1``.
+
+    Each round draws ``n_per_round`` Latin-hypercube points in a box around the current
+    estimate, evaluates them (source ``"refine-binwise"``), fits :func:`fit_binwise`
+    (``rank="auto"`` by default) to the evaluations in the box -- at least twice as many as
+    a quadratic has coefficients, the nearest ones if fewer are inside -- and minimises the
+    chi2 of the fitted bins. A minimum on the edge of the fitted points doubles the box and
+    refits. The next box is centred on the minimum, with half-widths of ``width`` errors
+    (between half and twice the previous ones). The first box is centred on the lowest
+    evaluation and reaches the evaluations within ten noise sd of it.
+
+    The returned model is the last round's fit and the :class:`~bayestune.Uncertainty` its
+    minimum: HESSE of the data's errors plus the spread of the minima of replicas of the
+    fits (:meth:`BinwiseModel.uncertainty`). A chi2 surrogate cannot resolve
+    ``Delta chi2 = 1`` below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted
+    bins average the noise of all evaluations in the box.
+
+    ``rounds`` counts the rounds already in the tuner's store: a rerun with the same
+    arguments replays them (no new evaluations) and continues, so an interrupted campaign
+    resumes.
+
+    Parameters
+    ----------
+    tuner : Tuner
+        A tuner whose objective is ``objective`` (its campaign is extended).
+    objective : HistogramObjective
+        Built with ``keep_bins=True``.
+    rounds : int
+    n_per_round : int, optional
+        Evaluations per round (default :func:`binwise_round_size`: the coefficients of a
+        quadratic minus three, at least ``2 k + 1``).
+    width : float
+        Half-width of the next box in units of the current errors. Narrow boxes make the
+        fitted gradients noisy, and the errors too small.
+    rank : int, "auto" or None
+        See :func:`fit_binwise`.
+    seed : int, optional
+        Seed of the designs.
+    callback : callable, optional
+        Called with each finished :class:`~bayestune.Trial`.
+    """
+    from ..objective import evaluate
+
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got rounds={rounds!r}")
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a positive number, got width={width!r}")
+    space = tuner.space
+    dims = [d for d in space if isinstance(d, Real)]
+    k = len(dims)
+    n_round = binwise_round_size(k) if n_per_round is None else n_per_round
+    if not isinstance(n_round, int) or n_round < 1:
+        raise ValueError(f"n_per_round must be a positive integer, got n_per_round={n_per_round!r}")
+    lo = np.array([float(d.low) for d in dims])
+    hi = np.array([float(d.high) for d in dims])
+    rng = np.random.default_rng(seed)
+    done = [t for t in tuner.history.completed if t.value is not None]
+    earlier = [t for t in done if t.source == "refine-binwise"]  # replayed, in order
+    trials = [t for t in done if t.source != "refine-binwise"]
+    centre, half = _start_box(trials, dims)
+    base = dict(min(trials, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
+    model: BinwiseModel | None = None
+    unc: Uncertainty | None = None
+    for _ in range(rounds):
+        a, b = np.maximum(centre - half, lo), np.minimum(centre + half, hi)
+        for row in qmc.LatinHypercube(d=k, seed=rng).random(n_round):
+            point = dict(base)
+            point.update({d.name: float(v) for d, v in zip(dims, a + row * (b - a))})
+            point = space.validate(point)
+            if earlier:
+                trial = earlier.pop(0)
+                if any(not math.isclose(float(trial.params[d.name]), point[d.name],
+                                        rel_tol=1e-9, abs_tol=1e-12) for d in dims):
+                    raise BayestuneError(
+                        f"the store's refine-binwise trial {trial.number} is not this "
+                        f"design's point (another seed, n_per_round or width?)"
+                    )
+            else:
+                trial = tuner.add(point, evaluate(tuner.objective, point),
+                                  source="refine-binwise")
+                if callback is not None:
+                    callback(trial)
+            if trial.value is not None:
+                trials.append(trial)
+        model, unc = _fit_local(trials, space, objective, rank, centre, half)
+        err = np.array([unc.errors[d.name] for d in dims])
+        if _on_box_edge(unc, model) or not np.all(np.isfinite(err) & (err > 0)):
+            half = 2.0 * half
+        else:
+            half = np.clip(width * err, 0.5 * half, 2.0 * half)
+        centre = np.array([unc.x[d.name] for d in dims])
+    assert model is not None and unc is not None
+    return model, unc
+
+
+def _fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
+               rank: int | str | None, centre: np.ndarray,
+               half: np.ndarray) -> tuple[BinwiseModel, Uncertainty]:
+    """:func:`fit_binwise` to the evaluations in the box ``centre +- half``, doubled (up to
+    three times) while the fitted minimum sits on the edge of the fitted points."""
+    dims = [d for d in space if isinstance(d, Real)]
+    with_bins = [t for t in trials if "bins" in t.info]
+    at_least = 2 * n_quadratic_terms(len(dims))
+    for _ in range(4):
+        chosen = _trials_in_box(with_bins, dims, centre, half, at_least)
+        model = fit_binwise(History([]), space, objective, rank=rank, trials=chosen)
+        unc = model.uncertainty(start=centre)
+        _log.info("binwise fit of %d evaluations in the box %s +- %s: minimum %s, errors %s",
+                  len(chosen), np.round(centre, 5), np.round(half, 5),
+                  [round(unc.x[n], 5) for n in unc.names],
+                  [round(unc.errors[n], 5) for n in unc.names])
+        if not _on_box_edge(unc, model) or len(chosen) == len(with_bins):
+            break
+        half = 2.0 * half
+    return model, unc
+
+
+def _on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
+    """Whether the minimum sits on an edge of the box of the fitted points (inside the
+    parameter bounds: a minimum on a bound is reported by ``at_limit``)."""
+    lo, hi = model.box
+    span = hi - lo
+    x = np.array([unc.x[n] for n in model.names])
+    inner_lo = np.array([float(d.low) for d in model.dims]) < lo
+    inner_hi = np.array([float(d.high) for d in model.dims]) > hi
+    tol = 1e-6 * span
+    return bool(np.any(inner_lo & (x <= lo + tol)) or np.any(inner_hi & (x >= hi - tol)))
+
+
+def _start_box(trials: list[Trial], dims: list[Real]) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (the lowest evaluation) and half-widths (the reach of the evaluations within
+    ten noise sd of it, at least 2 % of the range) of the first local box."""
+    done = sorted(trials, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    if not done:
+        raise BayestuneError("refine_binwise needs completed evaluations to start from")
+    sd, _ = lowest_noise_sd([t.variance for t in done])
+    low = float(done[0].value)  # type: ignore[arg-type]
+    cloud = [t for t in done if float(t.value) <= low + NOISE_WINDOW * sd]  # type: ignore[arg-type]
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
+    centre = X[0]
+    span = np.array([float(d.high) - float(d.low) for d in dims])
+    return centre, np.maximum(np.abs(X - centre).max(axis=0), 0.02 * span)
+
+
+def _trials_in_box(trials: list[Trial], dims: list[Real], centre: np.ndarray,
+                   half: np.ndarray, at_least: int) -> list[Trial]:
+    """The trials inside ``centre +- half`` (the ``at_least`` nearest, in units of
+    ``half``, when fewer are inside)."""
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    dist = np.max(np.abs(X - centre) / half, axis=1)
+    order = np.argsort(dist, kind="stable")
+    n = max(int(np.sum(dist <= 1.0 + 1e-9)), at_least)
+    return [trials[i] for i in order[:n]]
