@@ -41,6 +41,9 @@ __all__ = ["BinwiseModel", "binwise_round_size", "fit_binwise", "refine_binwise"
 
 _log = logging.getLogger(__name__)
 
+#: how far (in box half-widths) an intermediate round of refine_binwise may step
+STEP_REACH = 3.0
+
 
 @dataclass
 class _BinFit:
@@ -115,6 +118,17 @@ class BinwiseModel:
             root = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
             out[name] = fit.coef + np.einsum("bpq,bq->bp", root, rng.normal(size=fit.coef.shape))
         return out
+
+    def minimum(self, start: Sequence[float] | np.ndarray | None = None,
+                limits: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+        """The real parameters minimising the chi2 of the fitted bins inside ``limits``
+        (default: the fitted box; wider limits extrapolate the polynomials)."""
+        lo, hi = self.box if limits is None else np.array(limits, dtype=float).T
+        x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
+        coef = {n: fit.coef for n, fit in self._fits.items()}
+        m = minuit_fit(lambda *v: self._chi2_of(coef, v), self.names, list(x0),
+                       list(zip(lo, hi)), 1.0, hesse=False)
+        return np.array(m.values)
 
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
@@ -326,8 +340,10 @@ def _reduced_rank_fits(
 
 
 def binwise_round_size(k: int) -> int:
-    """Default evaluations per round of :func:`refine_binwise` for ``k`` real parameters."""
-    return max(n_quadratic_terms(k) - 3, 2 * k + 1)
+    """Default evaluations per round of :func:`refine_binwise` for ``k`` real parameters:
+    ``2 k``, at least 8 (each fit uses at least twice a quadratic's coefficients, taking the
+    nearest earlier evaluations as well)."""
+    return max(2 * k, 8)
 
 
 def refine_binwise(
@@ -405,7 +421,7 @@ def refine_binwise(
     base = dict(min(trials, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
     model: BinwiseModel | None = None
     unc: Uncertainty | None = None
-    for _ in range(rounds):
+    for round_ in range(rounds):
         a, b = np.maximum(centre - half, lo), np.minimum(centre + half, hi)
         for row in qmc.LatinHypercube(d=k, seed=rng).random(n_round):
             point = dict(base)
@@ -426,6 +442,18 @@ def refine_binwise(
                     callback(trial)
             if trial.value is not None:
                 trials.append(trial)
+        if round_ < rounds - 1:  # a step, perhaps beyond the box; a bigger box after it
+            model = fit_binwise(History([]), space, objective, rank=rank,
+                                trials=_trials_in_box([t for t in trials if "bins" in t.info],
+                                                      dims, centre, half, 2 * n_quadratic_terms(k)))
+            reach = list(zip(np.maximum(centre - STEP_REACH * half, lo),
+                             np.minimum(centre + STEP_REACH * half, hi)))
+            step = model.minimum(start=centre, limits=reach)
+            _log.info("binwise step from %s +- %s to %s", np.round(centre, 5),
+                      np.round(half, 5), np.round(step, 5))
+            if np.any(np.abs(step - centre) > half):
+                centre, half = step, 2.0 * half
+                continue
         model, unc = _fit_local(trials, space, objective, rank, centre, half)
         err = np.array([unc.errors[d.name] for d in dims])
         if _on_box_edge(unc, model) or not np.all(np.isfinite(err) & (err > 0)):
@@ -473,7 +501,7 @@ def _on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
 
 def _start_box(trials: list[Trial], dims: list[Real]) -> tuple[np.ndarray, np.ndarray]:
     """Centre (the lowest evaluation) and half-widths (the reach of the evaluations within
-    ten noise sd of it, at least 2 % of the range) of the first local box."""
+    ten noise sd of it, at least 5 % of the range) of the first local box."""
     done = sorted(trials, key=lambda t: float(t.value))  # type: ignore[arg-type]
     if not done:
         raise BayestuneError("refine_binwise needs completed evaluations to start from")
@@ -483,7 +511,7 @@ def _start_box(trials: list[Trial], dims: list[Real]) -> tuple[np.ndarray, np.nd
     X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
     centre = X[0]
     span = np.array([float(d.high) - float(d.low) for d in dims])
-    return centre, np.maximum(np.abs(X - centre).max(axis=0), 0.02 * span)
+    return centre, np.maximum(np.abs(X - centre).max(axis=0), 0.05 * span)
 
 
 def _trials_in_box(trials: list[Trial], dims: list[Real], centre: np.ndarray,
