@@ -41,9 +41,6 @@ __all__ = ["BinwiseModel", "binwise_round_size", "fit_binwise", "refine_binwise"
 
 _log = logging.getLogger(__name__)
 
-#: how far (in box half-widths) an intermediate round of refine_binwise may step
-STEP_REACH = 3.0
-
 
 @dataclass
 class _BinFit:
@@ -417,15 +414,15 @@ def refine_binwise(
     done = [t for t in tuner.history.completed if t.value is not None]
     earlier = [t for t in done if t.source == "refine-binwise"]  # replayed, in order
     trials = [t for t in done if t.source != "refine-binwise"]
-    centre, half = _start_box(trials, dims)
     base = dict(min(trials, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
+    centre, axes = _start_region(trials, space, objective, rank, width)
     model: BinwiseModel | None = None
     unc: Uncertainty | None = None
-    for round_ in range(rounds):
-        a, b = np.maximum(centre - half, lo), np.minimum(centre + half, hi)
+    for _ in range(rounds):
         for row in qmc.LatinHypercube(d=k, seed=rng).random(n_round):
             point = dict(base)
-            point.update({d.name: float(v) for d, v in zip(dims, a + row * (b - a))})
+            point.update({d.name: float(v) for d, v in
+                          zip(dims, np.clip(centre + axes @ (2.0 * row - 1.0), lo, hi))})
             point = space.validate(point)
             if earlier:
                 trial = earlier.pop(0)
@@ -442,48 +439,49 @@ def refine_binwise(
                     callback(trial)
             if trial.value is not None:
                 trials.append(trial)
-        if round_ < rounds - 1:  # a step, perhaps beyond the box; a bigger box after it
-            model = fit_binwise(History([]), space, objective, rank=rank,
-                                trials=_trials_in_box([t for t in trials if "bins" in t.info],
-                                                      dims, centre, half, 2 * n_quadratic_terms(k)))
-            reach = list(zip(np.maximum(centre - STEP_REACH * half, lo),
-                             np.minimum(centre + STEP_REACH * half, hi)))
-            step = model.minimum(start=centre, limits=reach)
-            _log.info("binwise step from %s +- %s to %s", np.round(centre, 5),
-                      np.round(half, 5), np.round(step, 5))
-            if np.any(np.abs(step - centre) > half):
-                centre, half = step, 2.0 * half
-                continue
-        model, unc = _fit_local(trials, space, objective, rank, centre, half)
-        err = np.array([unc.errors[d.name] for d in dims])
-        if _on_box_edge(unc, model) or not np.all(np.isfinite(err) & (err > 0)):
-            half = 2.0 * half
-        else:
-            half = np.clip(width * err, 0.5 * half, 2.0 * half)
+        model, unc = _fit_local(trials, space, objective, rank, centre, axes)
         centre = np.array([unc.x[d.name] for d in dims])
+        axes = _region_axes(unc.covariance, width, hi - lo, fallback=2.0 * axes)
     assert model is not None and unc is not None
     return model, unc
 
 
+def _region_axes(cov: np.ndarray, width: float, span: np.ndarray,
+                 fallback: np.ndarray) -> np.ndarray:
+    """Half-axes (columns) of the design region: ``width`` sigma along each eigenvector of
+    ``cov``, each at most half the parameter range; ``fallback`` for an unusable ``cov``."""
+    cov = np.asarray(cov, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        return fallback
+    vals, vecs = np.linalg.eigh(cov)
+    if np.any(vals <= 0):
+        return fallback
+    axes = vecs * (width * np.sqrt(vals))
+    # no half-axis longer than half the range (in the range's own units)
+    length = np.sqrt(np.sum((axes / span[:, None]) ** 2, axis=0))
+    return axes * np.minimum(1.0, 0.5 / length)
+
+
 def _fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
                rank: int | str | None, centre: np.ndarray,
-               half: np.ndarray) -> tuple[BinwiseModel, Uncertainty]:
-    """:func:`fit_binwise` to the evaluations in the box ``centre +- half``, doubled (up to
-    three times) while the fitted minimum sits on the edge of the fitted points."""
+               axes: np.ndarray) -> tuple[BinwiseModel, Uncertainty]:
+    """:func:`fit_binwise` to the evaluations in the region ``centre + axes @ [-1, 1]^k``
+    (at least twice a quadratic's coefficients: the nearest ones), doubled (up to three
+    times) while the fitted minimum sits on the edge of the fitted points."""
     dims = [d for d in space if isinstance(d, Real)]
     with_bins = [t for t in trials if "bins" in t.info]
     at_least = 2 * n_quadratic_terms(len(dims))
     for _ in range(4):
-        chosen = _trials_in_box(with_bins, dims, centre, half, at_least)
+        chosen = _trials_in_region(with_bins, dims, centre, axes, at_least)
         model = fit_binwise(History([]), space, objective, rank=rank, trials=chosen)
         unc = model.uncertainty(start=centre)
-        _log.info("binwise fit of %d evaluations in the box %s +- %s: minimum %s, errors %s",
-                  len(chosen), np.round(centre, 5), np.round(half, 5),
+        _log.info("binwise fit of %d evaluations around %s: minimum %s, errors %s",
+                  len(chosen), np.round(centre, 5),
                   [round(unc.x[n], 5) for n in unc.names],
                   [round(unc.errors[n], 5) for n in unc.names])
         if not _on_box_edge(unc, model) or len(chosen) == len(with_bins):
             break
-        half = 2.0 * half
+        axes = 2.0 * axes
     return model, unc
 
 
@@ -491,17 +489,19 @@ def _on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
     """Whether the minimum sits on an edge of the box of the fitted points (inside the
     parameter bounds: a minimum on a bound is reported by ``at_limit``)."""
     lo, hi = model.box
-    span = hi - lo
     x = np.array([unc.x[n] for n in model.names])
     inner_lo = np.array([float(d.low) for d in model.dims]) < lo
     inner_hi = np.array([float(d.high) for d in model.dims]) > hi
-    tol = 1e-6 * span
+    tol = 1e-6 * (hi - lo)
     return bool(np.any(inner_lo & (x <= lo + tol)) or np.any(inner_hi & (x >= hi - tol)))
 
 
-def _start_box(trials: list[Trial], dims: list[Real]) -> tuple[np.ndarray, np.ndarray]:
-    """Centre (the lowest evaluation) and half-widths (the reach of the evaluations within
-    ten noise sd of it, at least 5 % of the range) of the first local box."""
+def _start_region(trials: list[Trial], space: Space, objective: HistogramObjective,
+                  rank: int | str | None, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half-axes of the first design region: a fit to the evaluations nearest
+    the lowest one (scaled by the reach of those within ten noise sd of it, at least 2 % of
+    the range) gives the directions and sizes; its box when the fit is unusable."""
+    dims = [d for d in space if isinstance(d, Real)]
     done = sorted(trials, key=lambda t: float(t.value))  # type: ignore[arg-type]
     if not done:
         raise BayestuneError("refine_binwise needs completed evaluations to start from")
@@ -511,15 +511,26 @@ def _start_box(trials: list[Trial], dims: list[Real]) -> tuple[np.ndarray, np.nd
     X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
     centre = X[0]
     span = np.array([float(d.high) - float(d.low) for d in dims])
-    return centre, np.maximum(np.abs(X - centre).max(axis=0), 0.05 * span)
+    box = np.diag(np.maximum(np.abs(X - centre).max(axis=0), 0.02 * span))
+    with_bins = [t for t in done if "bins" in t.info]
+    at_least = 2 * n_quadratic_terms(len(dims))
+    if len(with_bins) < at_least:
+        return centre, box
+    try:
+        model = fit_binwise(History([]), space, objective, rank=rank,
+                            trials=_trials_in_region(with_bins, dims, centre, box, at_least))
+        unc = model.uncertainty(start=centre, n_replicas=0)
+    except BayestuneError:
+        return centre, box
+    return centre, _region_axes(unc.covariance, width, span, fallback=box)
 
 
-def _trials_in_box(trials: list[Trial], dims: list[Real], centre: np.ndarray,
-                   half: np.ndarray, at_least: int) -> list[Trial]:
-    """The trials inside ``centre +- half`` (the ``at_least`` nearest, in units of
-    ``half``, when fewer are inside)."""
+def _trials_in_region(trials: list[Trial], dims: list[Real], centre: np.ndarray,
+                      axes: np.ndarray, at_least: int) -> list[Trial]:
+    """The trials inside ``centre + axes @ [-1, 1]^k`` (the ``at_least`` nearest, in that
+    region's units, when fewer are inside)."""
     X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
-    dist = np.max(np.abs(X - centre) / half, axis=1)
+    dist = np.max(np.abs(np.linalg.solve(axes, (X - centre).T)), axis=0)
     order = np.argsort(dist, kind="stable")
     n = max(int(np.sum(dist <= 1.0 + 1e-9)), at_least)
     return [trials[i] for i in order[:n]]
