@@ -168,12 +168,14 @@ def closure_test(
     n_bootstrap : int
         Bootstrap replicas for the surrogate part of the uncertainty (see
         :func:`~bayestune.estimate_uncertainty`); 0 uses the Hessian alone.
-    estimator : {"surrogate", "binwise", "composite"}
+    estimator : {"surrogate", "quadratic", "binwise", "composite"}
         Where the estimate and its covariance come from: the GP surrogate of the chi2
-        (:func:`~bayestune.estimate_uncertainty`, default), or quadratic per-bin models of the
-        simulated histograms (:func:`~bayestune.hep.binwise.fit_binwise`, Professor style;
-        experimental: it is exact when the fitted points surround the minimum and the bins
-        are quadratic there, and unreliable when they cluster off the minimum), or
+        (:func:`~bayestune.estimate_uncertainty`, default), or
+        ``"binwise"``: the last ``refine_rounds`` rounds of the budget are a local design
+        fitted bin by bin (:func:`~bayestune.hep.binwise.refine_binwise`, the Professor
+        method as a trust region), whose chi2 has the data's errors only -- the choice for
+        many bins with much more precise data than one evaluation, where a surrogate of the
+        summed chi2 drowns in its ``sqrt(2 n_bins)`` noise; or
         ``"composite"``: the campaign itself runs :class:`~bayestune.hep.composite.
         CompositeChi2Engine` (GP emulators of the bins, EI of the chi2 computed from them)
         and the estimate minimises the chi2 of the emulated bins (experimental), or
@@ -182,7 +184,10 @@ def closure_test(
         with a minimum inside the bounds fits), best after ``refine_rounds``.
     refine_rounds : int
         Rounds of :func:`~bayestune.refine` at the end of the tune, each ``2 k + 1``
-        evaluations placed where the chi2 rises by three times its MC noise; they are part
+        evaluations placed where the chi2 rises by three times its MC noise, or with
+        ``estimator="binwise"`` (which needs at least one) rounds of
+        :func:`~bayestune.hep.binwise.refine_binwise` of
+        :func:`~bayestune.hep.binwise.binwise_round_size` evaluations each; they are part
         of ``n_evals`` (the Bayesian optimisation gets the rest).
     optimiser : {"gp", "composite"}, optional
         Engine of the tune: the GP of the chi2 (the tuner's default) or

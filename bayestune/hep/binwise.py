@@ -349,7 +349,7 @@ def refine_binwise(
     *,
     rounds: int = 2,
     n_per_round: int | None = None,
-    width: float = 10.0,
+    width: float = 20.0,
     rank: int | str | None = "auto",
     seed: int | None = 0,
     callback: Callable[..., None] | None = None,
@@ -441,15 +441,31 @@ def refine_binwise(
                 trials.append(trial)
         model, unc = _fit_local(trials, space, objective, rank, centre, axes)
         centre = np.array([unc.x[d.name] for d in dims])
-        axes = _region_axes(unc.covariance, width, hi - lo, fallback=2.0 * axes)
+        # a minimum on the edge of the fitted points has no trustworthy covariance
+        axes = 2.0 * axes if _on_box_edge(unc, model) else \
+            _region_axes(_damped(unc.covariance, axes / width), width, hi - lo,
+                         fallback=2.0 * axes)
     assert model is not None and unc is not None
     return model, unc
+
+
+def _damped(cov: np.ndarray, old_root: np.ndarray) -> np.ndarray:
+    """``cov`` with its ellipse kept between half and twice the old one (``old_root``: the
+    old covariance's square root, ``old = old_root @ old_root.T``), in every direction."""
+    cov = np.asarray(cov, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        return cov
+    inv = np.linalg.inv(old_root)
+    vals, vecs = np.linalg.eigh(inv @ cov @ inv.T)
+    clipped = (vecs * np.clip(vals, 0.25, 4.0)) @ vecs.T
+    return np.asarray(old_root @ clipped @ old_root.T)
 
 
 def _region_axes(cov: np.ndarray, width: float, span: np.ndarray,
                  fallback: np.ndarray) -> np.ndarray:
     """Half-axes (columns) of the design region: ``width`` sigma along each eigenvector of
-    ``cov``, each at most half the parameter range; ``fallback`` for an unusable ``cov``."""
+    ``cov``, each between 1 % and half of the parameter range (in the range's units);
+    ``fallback`` for an unusable ``cov``."""
     cov = np.asarray(cov, dtype=float)
     if not np.all(np.isfinite(cov)):
         return fallback
@@ -457,9 +473,8 @@ def _region_axes(cov: np.ndarray, width: float, span: np.ndarray,
     if np.any(vals <= 0):
         return fallback
     axes = vecs * (width * np.sqrt(vals))
-    # no half-axis longer than half the range (in the range's own units)
     length = np.sqrt(np.sum((axes / span[:, None]) ** 2, axis=0))
-    return axes * np.minimum(1.0, 0.5 / length)
+    return axes * np.clip(length, 0.01, 0.5) / np.maximum(length, 1e-300)
 
 
 def _fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
@@ -486,14 +501,18 @@ def _fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
 
 
 def _on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
-    """Whether the minimum sits on an edge of the box of the fitted points (inside the
-    parameter bounds: a minimum on a bound is reported by ``at_limit``)."""
+    """Whether the minimum is within half an error of an edge of the box of the fitted
+    points that is not a parameter bound (a minimum on a bound is reported by
+    ``at_limit`` and stays there)."""
     lo, hi = model.box
-    x = np.array([unc.x[n] for n in model.names])
-    inner_lo = np.array([float(d.low) for d in model.dims]) < lo
-    inner_hi = np.array([float(d.high) for d in model.dims]) > hi
-    tol = 1e-6 * (hi - lo)
-    return bool(np.any(inner_lo & (x <= lo + tol)) or np.any(inner_hi & (x >= hi - tol)))
+    for i, d in enumerate(model.dims):
+        x, err = unc.x[d.name], unc.errors[d.name]
+        near = 0.5 * err if np.isfinite(err) else 0.0
+        tol = max(near, 1e-6 * (hi[i] - lo[i]))
+        if (lo[i] > float(d.low) and x <= lo[i] + tol) or \
+                (hi[i] < float(d.high) and x >= hi[i] - tol):
+            return True
+    return False
 
 
 def _start_region(trials: list[Trial], space: Space, objective: HistogramObjective,
