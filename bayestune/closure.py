@@ -32,7 +32,8 @@ from .space import Dimension, Real, Space
 from .tuner import Tuner
 from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty, refine
 
-__all__ = ["ClosureResult", "ClosureSummary", "closure_test", "repeated_closure"]
+__all__ = ["ClosureResult", "ClosureSummary", "closure_test", "level1_pseudo_data",
+           "repeated_closure"]
 
 PseudoData = Callable[[dict[str, Any], int], Mapping[str, Histogram]]
 
@@ -117,6 +118,32 @@ def _default_pseudo_data(simulate: Any) -> PseudoData:
     return make
 
 
+def level1_pseudo_data(pseudo: Mapping[str, Histogram], measured: Mapping[str, Histogram],
+                       seed: int) -> dict[str, Histogram]:
+    """Pseudo-data with the measurement's precision (a "level-1" closure, as NNPDF calls it).
+
+    Each bin of ``pseudo`` (the simulation at the truth) is shifted by a Gaussian draw of the
+    matching bin's error in ``measured`` (the real reference data), and its error becomes
+    the quadrature sum of both. A closure against MC-only pseudo-data asks what a
+    measurement with the pseudo-data's statistics would give; this one asks what the real
+    measurement can give. Histograms are matched by key and must have the same binning.
+    """
+    rng = np.random.default_rng([int(seed), 1])
+    out = {}
+    for name, hist in pseudo.items():
+        if name not in measured:
+            raise BayestuneError(
+                f"level-1 pseudo-data: no measured histogram {name!r} to take errors from "
+                f"(measured: {sorted(measured)})"
+            )
+        ref = measured[name]
+        hist.check_binning(ref)
+        err = np.asarray(ref.errors, dtype=float)
+        out[name] = hist.with_values(hist.values + rng.normal(0.0, 1.0, err.shape) * err,
+                                     np.hypot(hist.errors, err))
+    return out
+
+
 def closure_test(
     simulate: Callable[[dict[str, Any]], Mapping[str, Histogram]],
     space: Space | Sequence[Dimension],
@@ -135,6 +162,7 @@ def closure_test(
     estimator: str = "surrogate",
     refine_rounds: int = 0,
     optimiser: str | None = None,
+    measured: Mapping[str, Histogram] | None = None,
 ) -> ClosureResult:
     """Tune against pseudo-data generated at ``truth`` and compute the pulls.
 
@@ -194,6 +222,9 @@ def closure_test(
         :class:`~bayestune.hep.composite.CompositeChi2Engine`, which emulates the bins and
         converges much closer to the minimum of a many-bin chi2 (default: ``"composite"``
         for ``estimator="composite"``, else ``"gp"``).
+    measured : mapping of str to Histogram, optional
+        Real data whose errors the pseudo-data take on (:func:`level1_pseudo_data`, seeded
+        by the pseudo-data seed); default: the pseudo-data's own MC errors only.
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
@@ -205,6 +236,8 @@ def closure_test(
     else:
         maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
         data = dict(maker(truth, p_seed))
+    if measured is not None:
+        data = level1_pseudo_data(data, measured, p_seed)
     if estimator not in ("surrogate", "quadratic", "binwise", "composite"):
         raise ValueError(
             "estimator must be 'surrogate', 'quadratic', 'binwise' or 'composite', "

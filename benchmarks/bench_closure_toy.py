@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--estimators", default="surrogate,composite,binwise")
     parser.add_argument("--refine-rounds", type=int, default=0,
                         help="refine() rounds inside the budget (2 k + 1 evaluations each)")
+    parser.add_argument("--binwise-rounds", type=int, default=2,
+                        help="refine_binwise() rounds of the binwise estimator (8 evaluations "
+                             "each, inside the budget)")
     args = parser.parse_args(argv)
     sim = GaussianPeakSimulator(n_events=5_000, seed=1)
 
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         summary = repeated_closure(sim, SPACE, TRUTH, seeds=list(range(args.seeds)),
                                    n_evals=args.evals, pseudo_data=pseudo, estimator=estimator,
-                                   refine_rounds=args.refine_rounds)
+                                   refine_rounds=args.binwise_rounds if estimator == "binwise"
+                                   else args.refine_rounds)
         print(f"== estimator={estimator} ({time.perf_counter() - start:.0f} s)")
         print(summary.table())
 

@@ -73,6 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--refine-rounds", type=int, default=0,
                         help="refine() rounds at the end of the budget (2 k + 1 evaluations "
                              "each, part of --evals)")
+    parser.add_argument("--pseudo-errors", default="mc", choices=["mc", "data"],
+                        help="errors of the pseudo-data: their own MC statistics (mc, default) "
+                             "or the real measurement's, with the values smeared by them "
+                             "(data: a level-1 closure)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -88,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     obs = lep.observables(args.observables)
-    reference = lep.load_reference(obs, args.data)  # only for the binning
+    reference = lep.load_reference(obs, args.data)  # the binning (and --pseudo-errors data)
     start = time.perf_counter()
 
     def progress(trial: bt.Trial) -> None:
@@ -109,13 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             "estimator": args.estimator,
             "optimiser": args.optimiser,
             "refine_rounds": args.refine_rounds,
+            "measured": reference if args.pseudo_errors == "data" else None,
             "tuner_options": {"surrogate": bt.SurrogateConfig(
                 warping=None if args.warping == "none" else args.warping,
                 trend=None if args.trend == "none" else args.trend)},
         }
         print(f"Closure test: {len(obs)} observables "
               f"({sum(reference[o.id].n_bins for o in obs)} bins), {args.events} events per "
-              f"point, pseudo-data {args.pseudo_events} events, {args.evals} evaluations")
+              f"point, pseudo-data {args.pseudo_events} events"
+              f"{' with the measured errors' if args.pseudo_errors == 'data' else ''}, "
+              f"{args.evals} evaluations, estimator {args.estimator}")
         if args.repeats == 1:
             res = closure_test(sim, SPACE, TRUTH, seed=args.seed, **options)
             print(res.table())
