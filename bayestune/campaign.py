@@ -54,7 +54,9 @@ Tables and keys (anything else is an error):
 ``[closure]``
     ``truth`` (point, or ``"monash"`` for Pythia), ``pseudo_seed``, ``pseudo_events``,
     ``n_repeats``, ``refine_rounds`` (rounds of :func:`~bayestune.refine` with
-    ``delta="noise"`` at the end of each closure tune, inside its budget).
+    ``delta="noise"`` at the end of each closure tune, inside its budget), ``pseudo_errors``
+    (``"mc"``: the pseudo-data's own statistics, default; ``"data"``: the reference data's
+    errors, :func:`~bayestune.closure.level1_pseudo_data`).
 
 Relative paths are relative to the campaign file, and the campaign file's folder is put on
 ``sys.path`` so that ``module:attr`` may name a module next to it.
@@ -459,7 +461,10 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
 
     closure = _Table(data.get("closure", {}), "[closure]", source)
     closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats",
-                        "refine_rounds"])
+                        "refine_rounds", "pseudo_errors"])
+    if closure.get("pseudo_errors", (str,), "mc") not in ("mc", "data"):
+        closure.fail(f"expected 'mc' or 'data', found {_describe(closure.data['pseudo_errors'])}",
+                     "pseudo_errors")
     closure.get("truth", (dict, str))
     closure.positive_int("pseudo_seed", minimum=0)
     closure.positive_int("pseudo_events")

@@ -229,6 +229,8 @@ def cmd_closure(args: argparse.Namespace) -> int:
         "model_uncertainty": objective.model_uncertainty,
         "tuner_options": {"surrogate": campaign.surrogate, **campaign.tuner_options},
         "refine_rounds": campaign.closure.get("refine_rounds", 0),
+        "measured": objective.reference
+        if campaign.closure.get("pseudo_errors", "mc") == "data" else None,
     }
     pseudo_events = campaign.closure.get("pseudo_events")
     if pseudo_events and hasattr(simulate, "replicate"):

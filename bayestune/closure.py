@@ -26,7 +26,7 @@ from .gp import SurrogateConfig
 from .hep.binwise import binwise_round_size, refine_binwise
 from .hep.chi2 import HistogramObjective, Weights
 from .hep.composite import BinEmulator, CompositeChi2Engine
-from .hep.histogram import Histogram
+from .hep.histogram import Histogram, normalise_path
 from .result import Result
 from .space import Dimension, Real, Space
 from .tuner import Tuner
@@ -129,14 +129,17 @@ def level1_pseudo_data(pseudo: Mapping[str, Histogram], measured: Mapping[str, H
     measurement can give. Histograms are matched by key and must have the same binning.
     """
     rng = np.random.default_rng([int(seed), 1])
+    lookup = {normalise_path(h.name): h for h in measured.values()}
+    lookup.update({normalise_path(k): h for k, h in measured.items()})
+    lookup.update(measured)
     out = {}
     for name, hist in pseudo.items():
-        if name not in measured:
+        ref = lookup.get(name, lookup.get(normalise_path(hist.name)))
+        if ref is None:
             raise BayestuneError(
                 f"level-1 pseudo-data: no measured histogram {name!r} to take errors from "
                 f"(measured: {sorted(measured)})"
             )
-        ref = measured[name]
         hist.check_binning(ref)
         err = np.asarray(ref.errors, dtype=float)
         out[name] = hist.with_values(hist.values + rng.normal(0.0, 1.0, err.shape) * err,

@@ -137,6 +137,11 @@ def test_histogram_campaign_report_has_ratios_profiles_and_corner(tmp_path):
     assert closure.returncode in (0, 1), closure.stderr  # 1 = the closure did not close
     assert "pull" in closure.stdout and "truth" in closure.stdout
     assert (tmp_path / "pulls.png").stat().st_size > 0
+    # a level-1 closure: the pseudo-data take on the reference's errors
+    (tmp_path / "hist.toml").write_text(HISTOGRAMS + 'pseudo_errors = "data"\n')
+    level1 = bayestune("closure", "hist.toml", cwd=tmp_path)
+    assert level1.returncode in (0, 1), level1.stderr
+    assert "pull" in level1.stdout
 
 
 @pytest.mark.parametrize(
@@ -162,6 +167,8 @@ def test_histogram_campaign_report_has_ratios_profiles_and_corner(tmp_path):
         (lambda t: t.replace("seed = 1", "seed = [1"), "not valid TOML"),
         (lambda t: t + "\n[closure]\nrefine_rounds = -1\n",
          r"\[closure\] refine_rounds: expected an integer >= 0, found -1"),
+        (lambda t: t + "\n[closure]\npseudo_errors = 'exp'\n",
+         r"\[closure\] pseudo_errors: expected 'mc' or 'data', found 'exp'"),
     ],
 )
 def test_bad_campaign_files_exit_2_with_one_precise_line(edit, message, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bayestune as bt
-from bayestune.closure import closure_test, repeated_closure
+from bayestune.closure import closure_test, level1_pseudo_data, repeated_closure
 from bayestune.testfunctions import GaussianPeakSimulator
 
 SPACE = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
@@ -150,3 +150,39 @@ def test_closure_with_the_composite_optimiser_and_refine_rounds():
         closure_test(sim, SPACE, TRUTH, n_evals=20, refine_rounds=3)
     with pytest.raises(ValueError, match="optimiser='cma'"):
         closure_test(sim, SPACE, TRUTH, n_evals=20, optimiser="cma")
+
+
+def test_closure_with_the_binwise_estimator_and_level1_pseudo_data():
+    """Level-1 pseudo-data (the truth's simulation smeared by measured errors), a GP tune,
+    then two rounds of the local bin-by-bin design inside the same budget."""
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    measured = sim.replicate(seed=77, n_events=10_000)(TRUTH)  # plays the real measurement
+    res = closure_test(sim, SPACE, TRUTH, n_evals=31, seed=2, estimator="binwise",
+                       refine_rounds=2, measured=measured,
+                       pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
+                                                                     n_events=40_000)(truth))
+    sources = [t.source for t in res.result.history.completed]
+    assert sources.count("refine-binwise") == 16 and len(sources) == 31
+    assert res.uncertainty.valid and not res.uncertainty.at_limit
+    assert all(abs(p) < 3.0 for p in res.pulls.values()), res.table()
+    # the measurement's errors (10k events) dominate: the width's error is at least theirs
+    assert res.errors["width"] > 0.9 * 1.1 / np.sqrt(2 * 10_000)
+    with pytest.raises(ValueError, match="refine_rounds >= 1"):
+        closure_test(sim, SPACE, TRUTH, n_evals=20, estimator="binwise", measured=measured)
+
+
+def test_level1_pseudo_data_smears_by_the_measured_errors():
+    sim = GaussianPeakSimulator(n_events=1_000_000, seed=1)
+    truth = sim(TRUTH)
+    measured = {n: h.with_errors(np.full(h.n_bins, 0.01)) for n, h in truth.items()}
+    pseudo = level1_pseudo_data(truth, measured, seed=5)
+    shift = np.concatenate([(pseudo[n].values - truth[n].values) / 0.01 for n in truth])
+    assert abs(shift.mean()) < 0.6 and 0.6 < shift.std() < 1.4
+    np.testing.assert_allclose(pseudo["shape"].errors, np.hypot(truth["shape"].errors, 0.01))
+    again = level1_pseudo_data(truth, measured, seed=5)
+    np.testing.assert_array_equal(again["shape"].values, pseudo["shape"].values)
+    with pytest.raises(bt.BayestuneError, match="'x2'"):
+        level1_pseudo_data(truth, {"shape": measured["shape"]}, seed=5)
+    other = GaussianPeakSimulator(n_events=100, seed=1, edges=np.linspace(-2, 2, 9))(TRUTH)
+    with pytest.raises(bt.BayestuneError):
+        level1_pseudo_data(truth, other, seed=5)
