@@ -519,18 +519,24 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
 def uncertainty_from_minuit(
     m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
     fun_std: float, covariance_extra: np.ndarray | None = None, surface: Surface | None = None,
-    minos: bool = False, ndf: int | None = None,
+    minos: bool = False, ndf: int | None = None, covariance_hessian: np.ndarray | None = None,
 ) -> Uncertainty:
     """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance).
 
     ``surface`` is the minimised function (default: Minuit's own); ``minos`` runs MINOS;
-    ``ndf`` rescales the covariance by ``fval / ndf`` when that exceeds one.
+    ``ndf`` rescales the covariance by ``fval / ndf`` when that exceeds one;
+    ``covariance_hessian`` replaces HESSE's covariance (a corrected one).
     """
     names = list(m.parameters)
     k = len(names)
     if surface is None:
         surface = FunctionSurface(lambda X: np.array([m.fcn(list(row)) for row in X]))
-    cov_h = np.array(m.covariance) if m.covariance is not None else np.full((k, k), np.nan)
+    if covariance_hessian is not None:
+        cov_h = np.asarray(covariance_hessian, dtype=float)
+    elif m.covariance is not None:
+        cov_h = np.array(m.covariance)
+    else:
+        cov_h = np.full((k, k), np.nan)
     cov_s = np.zeros((k, k)) if covariance_extra is None else covariance_extra
     scale = 1.0
     if ndf is not None:

@@ -32,7 +32,13 @@ from scipy.stats import qmc
 
 from ..exceptions import BayestuneError
 from ..history import History, Trial
-from ..quadratic import NOISE_WINDOW, lowest_noise_sd, n_quadratic_terms, quadratic_features
+from ..quadratic import (
+    NOISE_WINDOW,
+    _feature_gradient,
+    lowest_noise_sd,
+    n_quadratic_terms,
+    quadratic_features,
+)
 from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
@@ -159,7 +165,34 @@ class BinwiseModel:
             if n_replicas > 1 else None
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
-                                       covariance_extra=extra)
+                                       covariance_extra=extra,
+                                       covariance_hessian=self._debiased(m, best))
+
+    def _debiased(self, m: Any, best: np.ndarray) -> np.ndarray | None:
+        """HESSE's covariance with the fitted gradients' noise taken out of the curvature.
+
+        The chi2's Fisher matrix ``sum_b w_b J_b J_b^T / D_b`` built from noisy gradients
+        ``J_b`` is too large on average by ``sum_b w_b Cov(J_b) / D_b`` (the gradients' noise
+        adds to their squares): this subtracts that, so that a flat direction does not look
+        curved. ``None`` (keep HESSE's) when the correction would leave no positive
+        definite matrix.
+        """
+        if m.covariance is None:
+            return None
+        cov = np.array(m.covariance)
+        used, f = self._used, self.objective.model_uncertainty
+        grad = _feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
+        noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
+                              for n, fit in self._fits.items()})  # (B, k, k)
+        weight = used.weights / (used.errors**2 + (f * used.data) ** 2)
+        bias = np.einsum("b,bkl->kl", weight, noise) / m.errordef
+        try:
+            fisher = np.linalg.inv(cov) - bias
+            if np.all(np.linalg.eigvalsh(fisher) > 0):
+                return np.asarray(np.linalg.inv(fisher))
+        except np.linalg.LinAlgError:
+            pass
+        return None
 
 
 def fit_binwise(
