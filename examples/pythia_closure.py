@@ -2,18 +2,21 @@
 
 Pseudo-data are generated with Pythia 8 at the Monash 2013 values of four parameters
 (TimeShower:alphaSvalue, StringZ:aLund, StringZ:bLund, StringPT:sigma), with their own seed and
-statistics and binned like the ALEPH 1996 / PDG reference data. bayestune then tunes the four
-parameters over the published ranges against the pseudo-data, estimates their uncertainties from
-the surrogate's chi2 (Hessian, Delta chi2 = 1), and prints the pulls (tuned - truth) / sigma.
+statistics and binned like the ALEPH 1996 / PDG reference data (with ``--pseudo-errors data``
+also smeared by, and given, the measured errors: a level-1 closure). bayestune then tunes the
+four parameters over the published ranges against the pseudo-data, estimates their
+uncertainties (Hessian, Delta chi2 = 1) and prints the pulls (tuned - truth) / sigma.
 
-The default budget runs in a few minutes on two cores; ``--full`` runs the acceptance
-configuration (20k events per point, 60 evaluations). ``--repeats N`` repeats the closure with
-N seeds and prints the pull mean, width and coverage.
+The default budget runs in a few minutes on two cores (GP surrogate estimate); ``--full`` runs
+the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 36
+evaluations of the composite engine and 3 rounds of 8 of ``refine_binwise`` (the estimate and
+errors from the chi2 of the bins fitted over the last round's region), about 9 minutes.
+``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage.
 
     python examples/pythia_closure.py                 # quick
     python examples/pythia_closure.py --full          # 20k events, 60 evaluations
     python examples/pythia_closure.py --full --repeats 5 --plot pulls.png
-    python examples/pythia_closure.py --full --refine-rounds 2   # 42 tuning + 18 refine points
+    python examples/pythia_closure.py --full --pseudo-errors mc   # MC-only pseudo-data
 """
 
 from __future__ import annotations
@@ -55,28 +58,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--observables", default="core",
                         help="observable set: core, shapes or extended (default: core)")
     parser.add_argument("--full", action="store_true",
-                        help="acceptance configuration: 20k events per point, 60 evaluations")
+                        help="acceptance configuration: 20k events per point, 60 evaluations, "
+                             "level-1 pseudo-data, binwise estimator (36 composite-engine "
+                             "evaluations + 3 local rounds of 8)")
     parser.add_argument("--store", default=None,
                         help="campaign store (SQLite) of the tune; rerun to resume")
     parser.add_argument("--warping", default="chi2", choices=["none", "log", "chi2"],
                         help="GP output warping (default chi2: ln of the chi2)")
     parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
                         help="quadratic trend in the GP (default none)")
-    parser.add_argument("--estimator", default="surrogate",
+    parser.add_argument("--estimator", default=None,
                         choices=["surrogate", "quadratic", "binwise", "composite"],
-                        help="estimate and errors from the GP surrogate of the chi2 (default) "
-                             "or from per-bin quadratic models (binwise, experimental), or run "
-                             "the composite bin-emulator engine (composite, experimental)")
+                        help="estimate and errors from the GP surrogate of the chi2 (default; "
+                             "binwise with --full), from a local design fitted bin by bin "
+                             "(binwise: refine_binwise), from a quadratic through the chi2 "
+                             "values, or run the composite bin-emulator engine (composite, "
+                             "experimental)")
     parser.add_argument("--optimiser", default=None, choices=["gp", "composite"],
                         help="engine of the tune (default: composite for --estimator "
-                             "composite, else gp)")
-    parser.add_argument("--refine-rounds", type=int, default=0,
-                        help="refine() rounds at the end of the budget (2 k + 1 evaluations "
-                             "each, part of --evals)")
-    parser.add_argument("--pseudo-errors", default="mc", choices=["mc", "data"],
+                             "composite or binwise, else gp)")
+    parser.add_argument("--refine-rounds", type=int, default=None,
+                        help="rounds at the end of the budget, part of --evals: refine() "
+                             "(2 k + 1 evaluations each; default 0) or, for --estimator "
+                             "binwise, refine_binwise() (8 each; default 3)")
+    parser.add_argument("--pseudo-errors", default=None, choices=["mc", "data"],
                         help="errors of the pseudo-data: their own MC statistics (mc, default) "
                              "or the real measurement's, with the values smeared by them "
-                             "(data: a level-1 closure)")
+                             "(data: a level-1 closure; default with --full)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -84,6 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--store keeps one campaign: use it with --repeats 1")
     if args.full:
         args.events, args.evals = 20_000, 60
+        args.estimator = args.estimator or "binwise"
+        args.pseudo_errors = args.pseudo_errors or "data"
+    args.estimator = args.estimator or "surrogate"
+    args.pseudo_errors = args.pseudo_errors or "mc"
+    if args.optimiser is None:
+        args.optimiser = "composite" if args.estimator in ("binwise", "composite") else "gp"
+    if args.refine_rounds is None:
+        args.refine_rounds = 3 if args.estimator == "binwise" else 0
     if args.pseudo_events is None:
         args.pseudo_events = 4 * args.events
     return args

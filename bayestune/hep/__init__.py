@@ -3,6 +3,7 @@
 Importing this package does not import Pythia; :mod:`bayestune.hep.pythia` does, on use.
 """
 
+from .binwise import BinwiseModel, fit_binwise, refine_binwise
 from .chi2 import Chi2, HistogramObjective, Weights, chi2
 from .histogram import Histogram, HistogramError, normalise_path
 from .io import (
@@ -27,9 +28,9 @@ from .lep import (
 )
 
 __all__ = [
-    "Chi2", "Histogram", "HistogramError", "HistogramObjective", "LEP1_SETTINGS",
-    "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2", "download_hepdata",
-    "find_data_dir", "load_reference", "monash_parameters", "normalise_path", "observables",
-    "read_csv", "read_hepdata_yaml", "read_histograms", "read_json", "read_yoda", "write_json",
-    "write_yoda",
+    "BinwiseModel", "Chi2", "Histogram", "HistogramError", "HistogramObjective",
+    "LEP1_SETTINGS", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2",
+    "download_hepdata", "find_data_dir", "fit_binwise", "load_reference", "monash_parameters",
+    "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",
+    "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda",
 ]

@@ -3,20 +3,20 @@
 A chi2 summed over a hundred bins is a noisy function with a huge dynamic range; each bin's
 prediction, by contrast, is a smooth, nearly quadratic function of the parameters near a good
 tune. :func:`fit_binwise` fits every bin's simulated value with a quadratic polynomial in the
-real parameters (weighted least squares with the bins' MC errors, over the ``n_points``
-evaluations with the lowest chi2), and :class:`BinwiseModel` rebuilds the chi2 from those
-polynomials::
+real parameters (bin by bin, or reduced-rank: all bins together through their leading
+principal components), and :class:`BinwiseModel` rebuilds the chi2 from those polynomials::
 
-    chi2(theta) = sum_o w_o sum_b w_ob (p_b(theta) - d_b)^2 / (sigma_d^2 + sigma_p^2 + (f d)^2)
+    chi2(theta) = sum_o w_o sum_b w_ob (p_b(theta) - d_b)^2 / (sigma_d^2 + (f d)^2)
 
-where ``sigma_p`` is the polynomial's own prediction error (scaled up when the fit is poor).
-Its minimum and HESSE covariance (:meth:`BinwiseModel.uncertainty`) average the MC noise of
-all fitted evaluations, which a surrogate of the summed chi2 cannot resolve when that noise is
-far above Delta chi2 = 1. The evaluations must carry their bins: build the objective with
+with the data's errors only. Its minimum and covariance (:meth:`BinwiseModel.uncertainty`:
+HESSE plus the spread of the minima of replicas of the fits) average the MC noise of all
+fitted evaluations, which a surrogate of the summed chi2 cannot resolve when that noise is far
+above Delta chi2 = 1. :func:`refine_binwise` spends evaluations on a local design for it, round
+by round. The evaluations must carry their bins: build the objective with
 ``HistogramObjective(..., keep_bins=True)``.
 
-Polynomials are trusted only inside the box spanned by the fitted points; a minimum on that
-box's edge is reported in ``at_limit``.
+Polynomials are trusted only inside the box spanned by the fitted points: the minimum is
+searched there, and one within half an error of its edge is reported in ``at_limit``.
 """
 
 from __future__ import annotations
@@ -390,20 +390,23 @@ def refine_binwise(
     """A local design around the minimum, fitted bin by bin: the Professor method as a
     trust region, for a chi2 whose MC noise hides ``Delta chi2 = 1``.
 
-    Each round draws ``n_per_round`` Latin-hypercube points in a box around the current
-    estimate, evaluates them (source ``"refine-binwise"``), fits :func:`fit_binwise`
-    (``rank="auto"`` by default) to the evaluations in the box -- at least twice as many as
-    a quadratic has coefficients, the nearest ones if fewer are inside -- and minimises the
-    chi2 of the fitted bins. A minimum on the edge of the fitted points doubles the box and
-    refits. The next box is centred on the minimum, with half-widths of ``width`` errors
-    (between half and twice the previous ones). The first box is centred on the lowest
-    evaluation and reaches the evaluations within ten noise sd of it.
+    Each round evaluates ``n_per_round`` Latin-hypercube points (source
+    ``"refine-binwise"``) in a region around the current estimate: a box whose half-axes are
+    ``width`` errors along the eigenvectors of the current covariance, so that it follows a
+    valley (each half-axis between 1 % and half of the parameter range). It then fits
+    :func:`fit_binwise` (``rank="auto"`` by default) to the evaluations in the region -- at
+    least twice as many as a quadratic has coefficients, the nearest ones if fewer are
+    inside -- and minimises the chi2 of the fitted bins (:meth:`BinwiseModel.uncertainty`);
+    a minimum on the edge of the fitted points doubles the region and refits. The next
+    region is centred on that minimum and built from its covariance, kept between half and
+    twice the previous region in every direction (twice it when the minimum stayed on an
+    edge). The first region comes from a fit to the evaluations nearest the lowest one.
 
     The returned model is the last round's fit and the :class:`~bayestune.Uncertainty` its
-    minimum: HESSE of the data's errors plus the spread of the minima of replicas of the
-    fits (:meth:`BinwiseModel.uncertainty`). A chi2 surrogate cannot resolve
+    minimum: HESSE of the data's errors (debiased for the fitted gradients' noise) plus the
+    spread of the minima of replicas of the fits. A chi2 surrogate cannot resolve
     ``Delta chi2 = 1`` below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted
-    bins average the noise of all evaluations in the box.
+    bins average the noise of all evaluations in the region.
 
     ``rounds`` counts the rounds already in the tuner's store: a rerun with the same
     arguments replays them (no new evaluations) and continues, so an interrupted campaign
@@ -417,11 +420,11 @@ def refine_binwise(
         Built with ``keep_bins=True``.
     rounds : int
     n_per_round : int, optional
-        Evaluations per round (default :func:`binwise_round_size`: the coefficients of a
-        quadratic minus three, at least ``2 k + 1``).
+        Evaluations per round (default :func:`binwise_round_size`: ``2 k``, at least 8).
     width : float
-        Half-width of the next box in units of the current errors. Narrow boxes make the
-        fitted gradients noisy, and the errors too small.
+        Half-axes of the next region in units of the current errors. Narrow regions make
+        the fitted gradients noisy and the errors too small; wide ones make the bins less
+        quadratic over them.
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
