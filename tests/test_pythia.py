@@ -74,7 +74,12 @@ def test_results_do_not_depend_on_the_number_of_workers(setup):
     with PythiaSimulator(obs[:1], ref, n_events=300, seed=5, chunk_events=100,
                          n_workers=2) as sim:
         two = sim(params)
+        # a replicate (pseudo-data, repeated closures) runs on the same worker processes
+        copy = sim.replicate(seed=5, n_events=300)
+        assert copy._executor() is sim._executor() is copy.replicate()._executor()
+        again = copy(params)
     np.testing.assert_allclose(one["ALEPH96_1mT"].values, two["ALEPH96_1mT"].values)
+    np.testing.assert_allclose(again["ALEPH96_1mT"].values, two["ALEPH96_1mT"].values)
 
 
 def test_alpha_s_widens_the_thrust_distribution(setup):

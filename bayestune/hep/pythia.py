@@ -192,16 +192,22 @@ class PythiaSimulator:
         self.fixed = dict(fixed or {})
         self.chunk_events = int(chunk_events)
         self._pool: Executor | None = None
+        self._parent: PythiaSimulator | None = None  # a replicate uses its parent's workers
 
     # --------------------------------------------------------------------- helpers
     def replicate(self, *, seed: int | None = None, n_events: int | None = None) -> PythiaSimulator:
-        """A copy with another seed and/or statistics (e.g. for pseudo-data)."""
-        return PythiaSimulator(
+        """A copy with another seed and/or statistics (e.g. for pseudo-data).
+
+        It runs on this simulator's worker processes (started once, closed with it).
+        """
+        copy = PythiaSimulator(
             self.observables, self.analysis.binnings,
             n_events=self.n_events if n_events is None else n_events,
             seed=self.seed if seed is None else seed, n_workers=self.n_workers,
             settings=self.settings, fixed=self.fixed, chunk_events=self.chunk_events,
         )
+        copy._parent = self if self._parent is None else self._parent
+        return copy
 
     def settings_for(self, params: Mapping[str, Any]) -> list[str]:
         """All Pythia settings for a point: process, fixed, then the parameters."""
@@ -231,6 +237,8 @@ class PythiaSimulator:
     def _executor(self) -> Executor | None:
         if self.n_workers == 1:
             return None
+        if self._parent is not None:
+            return self._parent._executor()
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.n_workers, mp_context=ctx)
