@@ -66,7 +66,7 @@ def quadratic_features(u: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _feature_gradient(u: np.ndarray) -> np.ndarray:
+def feature_gradient(u: np.ndarray) -> np.ndarray:
     """``d phi / d u`` at one point ``u`` (k,), shape (k, p)."""
     k = u.size
     grad = np.zeros((k, n_quadratic_terms(k)))
@@ -121,7 +121,7 @@ class QuadraticSurface(Surface):
     def gradient_design(self, x: np.ndarray) -> np.ndarray:
         """``G(x) = d phi / d x`` at one point, shape (k, p): ``grad f = G @ coef``."""
         u = self._u(x)[0]
-        return _feature_gradient(u) / self.scale[:, None]
+        return feature_gradient(u) / self.scale[:, None]
 
     def hessian(self) -> np.ndarray:
         """``d^2 f / dx^2`` in physical units, shape (k, k)."""

@@ -34,7 +34,7 @@ from ..exceptions import BayestuneError
 from ..history import History, Trial
 from ..quadratic import (
     NOISE_WINDOW,
-    _feature_gradient,
+    feature_gradient,
     lowest_noise_sd,
     n_quadratic_terms,
     quadratic_features,
@@ -181,7 +181,7 @@ class BinwiseModel:
             return None
         cov = np.array(m.covariance)
         used, f = self._used, self.objective.model_uncertainty
-        grad = _feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
+        grad = feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
         noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
                               for n, fit in self._fits.items()})  # (B, k, k)
         weight = used.weights / (used.errors**2 + (f * used.data) ** 2)
