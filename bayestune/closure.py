@@ -24,9 +24,9 @@ import numpy as np
 from .exceptions import BayestuneError
 from .gp import SurrogateConfig
 from .hep.binwise import binwise_round_size, refine_binwise
-from .hep.chi2 import HistogramObjective, Weights
+from .hep.chi2 import HistogramObjective, Weights, match_simulated
 from .hep.composite import BinEmulator, CompositeChi2Engine
-from .hep.histogram import Histogram, normalise_path
+from .hep.histogram import Histogram
 from .result import Result
 from .space import Dimension, Real, Space
 from .tuner import Tuner
@@ -129,12 +129,10 @@ def level1_pseudo_data(pseudo: Mapping[str, Histogram], measured: Mapping[str, H
     measurement can give. Histograms are matched by key and must have the same binning.
     """
     rng = np.random.default_rng([int(seed), 1])
-    lookup = {normalise_path(h.name): h for h in measured.values()}
-    lookup.update({normalise_path(k): h for k, h in measured.items()})
-    lookup.update(measured)
+    matched = match_simulated(measured, pseudo)  # the measured histograms keyed like pseudo
     out = {}
     for name, hist in pseudo.items():
-        ref = lookup.get(name, lookup.get(normalise_path(hist.name)))
+        ref = matched.get(name)
         if ref is None:
             raise BayestuneError(
                 f"level-1 pseudo-data: no measured histogram {name!r} to take errors from "

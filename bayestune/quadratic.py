@@ -48,6 +48,19 @@ def lowest_noise_sd(variances: Sequence[float | None], n: int = 10) -> tuple[flo
     return sd, bool(first) and len(known) == len(first)
 
 
+def near_lowest(trials: Sequence[Trial]) -> tuple[list[Trial], list[Trial], float]:
+    """The finished trials sorted by value, those within ``NOISE_WINDOW`` noise sd of the
+    lowest (the sd as in :func:`lowest_noise_sd`), and that sd."""
+    done = sorted((t for t in trials if t.value is not None),
+                  key=lambda t: float(t.value))  # type: ignore[arg-type]
+    if not done:
+        return [], [], 0.0
+    sd, _ = lowest_noise_sd([t.variance for t in done])
+    low = float(done[0].value)  # type: ignore[arg-type]
+    window = low + NOISE_WINDOW * sd
+    return done, [t for t in done if float(t.value) <= window], sd  # type: ignore[arg-type]
+
+
 def n_quadratic_terms(k: int) -> int:
     """Number of coefficients of a full quadratic in ``k`` variables."""
     return 1 + k + k * (k + 1) // 2

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import BayestuneError
-from .quadratic import NOISE_WINDOW, fit_quadratic, lowest_noise_sd
+from .quadratic import fit_quadratic, near_lowest
 from .scans import (
     Eigentune,
     PosteriorSamples,
@@ -457,12 +457,7 @@ def _noise_cloud(result: Result, names: list[str],
     """For ``delta="noise"``: the rise (three times the median noise sd of the ten lowest
     evaluations, at least ``9 errordef``) and the cloud of evaluations within ten noise sd
     of the lowest (at least ``2 k + 2`` of them), shape (n, k)."""
-    done = sorted((t for t in result.history.completed if t.value is not None),
-                  key=lambda t: float(t.value))  # type: ignore[arg-type]
-    sd, _ = lowest_noise_sd([t.variance for t in done])
-    low = float(done[0].value)  # type: ignore[arg-type]
-    cloud = [t for t in done
-             if float(t.value) <= low + NOISE_WINDOW * sd]  # type: ignore[arg-type]
+    done, cloud, sd = near_lowest(result.history.completed)
     cloud = cloud if len(cloud) >= 2 * len(names) + 2 else done[:2 * len(names) + 2]
     X = np.array([[float(t.params[n]) for n in names] for t in cloud])
     return max(3.0 * sd, 9.0 * errordef), X

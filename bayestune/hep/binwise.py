@@ -32,13 +32,7 @@ from scipy.stats import qmc
 
 from ..exceptions import BayestuneError
 from ..history import History, Trial
-from ..quadratic import (
-    NOISE_WINDOW,
-    feature_gradient,
-    lowest_noise_sd,
-    n_quadratic_terms,
-    quadratic_features,
-)
+from ..quadratic import feature_gradient, n_quadratic_terms, near_lowest, quadratic_features
 from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .chi2 import HistogramObjective
@@ -121,17 +115,6 @@ class BinwiseModel:
             root = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
             out[name] = fit.coef + np.einsum("bpq,bq->bp", root, rng.normal(size=fit.coef.shape))
         return out
-
-    def minimum(self, start: Sequence[float] | np.ndarray | None = None,
-                limits: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
-        """The real parameters minimising the chi2 of the fitted bins inside ``limits``
-        (default: the fitted box; wider limits extrapolate the polynomials)."""
-        lo, hi = self.box if limits is None else np.array(limits, dtype=float).T
-        x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
-        coef = {n: fit.coef for n, fit in self._fits.items()}
-        m = minuit_fit(lambda *v: self._chi2_of(coef, v), self.names, list(x0),
-                       list(zip(lo, hi)), 1.0, hesse=False)
-        return np.array(m.values)
 
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
@@ -557,12 +540,9 @@ def _start_region(trials: list[Trial], space: Space, objective: HistogramObjecti
     the lowest one (scaled by the reach of those within ten noise sd of it, at least 2 % of
     the range) gives the directions and sizes; its box when the fit is unusable."""
     dims = [d for d in space if isinstance(d, Real)]
-    done = sorted(trials, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    done, cloud, _ = near_lowest(trials)
     if not done:
         raise BayestuneError("refine_binwise needs completed evaluations to start from")
-    sd, _ = lowest_noise_sd([t.variance for t in done])
-    low = float(done[0].value)  # type: ignore[arg-type]
-    cloud = [t for t in done if float(t.value) <= low + NOISE_WINDOW * sd]  # type: ignore[arg-type]
     X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
     centre = X[0]
     span = np.array([float(d.high) - float(d.low) for d in dims])
