@@ -19,8 +19,10 @@ def linear_simulator(params):
     return {"h": Histogram.from_edges("/T/h", EDGES, values, np.full(X.size, 1e-3))}
 
 
-def test_binwise_recovers_the_linear_gaussian_covariance():
-    rng = np.random.default_rng(4)
+def _linear_gaussian_campaign(seed):
+    """14 evaluations of the linear model around the exact fit to Gaussian data; returns the
+    tuner, space, objective, the exact estimate and its exact covariance (A^T V^-1 A)^-1."""
+    rng = np.random.default_rng(seed)
     sigma = 0.05 + 0.05 * X
     data = 1.0 + 2.0 * X + rng.normal(0, sigma)
     ref = {"h": Histogram.from_edges("/T/h", EDGES, data, sigma)}
@@ -34,12 +36,19 @@ def test_binwise_recovers_the_linear_gaussian_covariance():
     for u in rng.uniform(-3, 3, size=(14, 2)):
         p = {"a": theta[0] + u[0] * 0.05, "b": theta[1] + u[1] * 0.1}
         tuner.add(p, objective(p))
-    model = fit_binwise(tuner.history, space, objective)
+    return tuner, space, objective, theta, exact_cov
+
+
+@pytest.mark.parametrize("seed, rank", [(4, None), (5, "auto")])
+def test_binwise_recovers_the_linear_gaussian_covariance(seed, rank):
+    """Per-bin and reduced-rank fits both give the exact estimate and covariance."""
+    tuner, space, objective, theta, exact_cov = _linear_gaussian_campaign(seed)
+    model = fit_binwise(tuner.history, space, objective, rank=rank)
     unc = model.uncertainty()
     assert unc.valid and unc.hessian_positive_definite
     np.testing.assert_allclose([unc.x["a"], unc.x["b"]], theta, atol=1e-4)
     sd = np.sqrt(np.diag(exact_cov))
-    # the polynomial's own (tiny) prediction error adds to the data errors: within 2 %
+    # the fits' own (tiny) noise, through their replicas, adds to the data errors: within 2 %
     assert np.max(np.abs((unc.covariance - exact_cov) / np.outer(sd, sd))) < 0.02
 
 
@@ -58,26 +67,8 @@ def test_binwise_needs_stored_bins_and_enough_points():
         fit_binwise(tuner.history, space, keep)
 
 
-def test_reduced_rank_fit_recovers_the_linear_gaussian_covariance():
-    rng = np.random.default_rng(5)
-    sigma = 0.05 + 0.05 * X
-    data = 1.0 + 2.0 * X + rng.normal(0, sigma)
-    ref = {"h": Histogram.from_edges("/T/h", EDGES, data, sigma)}
-    objective = HistogramObjective(linear_simulator, ref, keep_bins=True, keep_pulls=False)
-    design = np.column_stack([np.ones_like(X), X])
-    vinv = np.diag(1 / sigma**2)
-    exact_cov = np.linalg.inv(design.T @ vinv @ design)
-    theta = exact_cov @ design.T @ vinv @ data
-    space = bt.Space([bt.Real("a", 0.0, 2.0), bt.Real("b", 1.0, 3.0)])
-    tuner = bt.Tuner(space, objective, seed=0)
-    for u in rng.uniform(-3, 3, size=(14, 2)):
-        p = {"a": theta[0] + u[0] * 0.05, "b": theta[1] + u[1] * 0.1}
-        tuner.add(p, objective(p))
-    model = fit_binwise(tuner.history, space, objective, rank="auto")
-    unc = model.uncertainty()
-    np.testing.assert_allclose([unc.x["a"], unc.x["b"]], theta, atol=1e-4)
-    sd = np.sqrt(np.diag(exact_cov))
-    assert np.max(np.abs((unc.covariance - exact_cov) / np.outer(sd, sd))) < 0.02
+def test_binwise_rank_must_be_auto_or_positive():
+    tuner, space, objective, _, _ = _linear_gaussian_campaign(5)
     with pytest.raises(ValueError, match="rank=0"):
         fit_binwise(tuner.history, space, objective, rank=0)
 
