@@ -29,6 +29,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -151,8 +152,8 @@ def fisher_report(emu: Emulator) -> None:
         print(f"  {label}: {np.sum(weight * d**2):6.1f}")
 
 
-def closure(emu: Emulator, seed: int, start: np.ndarray) -> np.ndarray:
-    """One emulated closure; returns the pulls."""
+def closure(emu: Emulator, seed: int, start: np.ndarray, **refine: Any) -> np.ndarray:
+    """One emulated closure (``refine``: options of refine_binwise); returns the pulls."""
     space = bt.Space([bt.Real(n, float(lo), float(hi)) for n, lo, hi in zip(NAMES, LOW, HIGH)])
     pseudo = emu.simulator(10_000 + seed, events=80_000)(TRUTH)
     objective = HistogramObjective(emu.simulator(seed),
@@ -163,7 +164,7 @@ def closure(emu: Emulator, seed: int, start: np.ndarray) -> np.ndarray:
     for u in qmc.LatinHypercube(d=4, seed=seed).random(36):
         point = dict(zip(NAMES, map(float, np.clip(start + (2 * u - 1) * half, LOW, HIGH))))
         tuner.add(point, objective(point))
-    _, unc = refine_binwise(tuner, objective, rounds=3, seed=seed)
+    _, unc = refine_binwise(tuner, objective, seed=seed, **refine)
     return np.array([(unc.x[n] - TRUTH[n]) / unc.errors[n] for n in NAMES])
 
 
@@ -173,7 +174,14 @@ def main(argv: list[str] | None = None) -> None:
                         default=Path.home() / ".cache" / "bayestune" / "valley_design.npz")
     parser.add_argument("--repeats", type=int, default=24)
     parser.add_argument("--data", default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="refine_binwise rounds")
+    parser.add_argument("--per-round", type=int, default=8, help="evaluations per round")
+    parser.add_argument("--width", type=float, default=20.0, help="refine_binwise width")
+    parser.add_argument("--rank", default="auto", help="refine_binwise rank: auto, none or k")
     args = parser.parse_args(argv)
+    rank = None if args.rank == "none" else args.rank if args.rank == "auto" else int(args.rank)
+    refine = {"rounds": args.rounds, "n_per_round": args.per_round, "width": args.width,
+              "rank": rank}
     if not args.design.exists():
         print(f"simulating the design into {args.design}")
         simulate_design(args.design, args.data)
@@ -183,12 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Quadratic fits of the {q.size} bins to the design: chi2/dof median {np.median(q):.2f},"
           f" 95th percentile {np.percentile(q, 95):.2f}")
     fisher_report(emu)
-    print(f"\n{args.repeats} emulated closures (refine_binwise, 36 starting evaluations + 3 x 8):")
+    print(f"\n{args.repeats} emulated closures (36 starting evaluations, refine_binwise "
+          f"{refine}):")
     pulls, started = [], time.perf_counter()
     labels = list(STARTS)
     for seed in range(args.repeats):
         label = labels[seed % len(labels)]
-        p = closure(emu, seed, STARTS[label])
+        p = closure(emu, seed, STARTS[label], **refine)
         pulls.append(p)
         print(f"  seed {seed:2d} start at the {label:8s}: pulls {np.round(p, 2)}", flush=True)
     P = np.array(pulls)
