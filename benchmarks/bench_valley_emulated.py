@@ -152,7 +152,8 @@ def fisher_report(emu: Emulator) -> None:
         print(f"  {label}: {np.sum(weight * d**2):6.1f}")
 
 
-def closure(emu: Emulator, seed: int, start: np.ndarray, **refine: Any) -> np.ndarray:
+def closure(emu: Emulator, seed: int, start: np.ndarray, n_start: int,
+            **refine: Any) -> np.ndarray:
     """One emulated closure (``refine``: options of refine_binwise); returns the pulls."""
     space = bt.Space([bt.Real(n, float(lo), float(hi)) for n, lo, hi in zip(NAMES, LOW, HIGH)])
     pseudo = emu.simulator(10_000 + seed, events=80_000)(TRUTH)
@@ -161,7 +162,7 @@ def closure(emu: Emulator, seed: int, start: np.ndarray, **refine: Any) -> np.nd
                                    n_params=4, keep_pulls=False, keep_bins=True)
     tuner = bt.Tuner(space, objective, seed=seed)
     half = 0.15 * (HIGH - LOW)
-    for u in qmc.LatinHypercube(d=4, seed=seed).random(36):
+    for u in qmc.LatinHypercube(d=4, seed=seed).random(n_start):
         point = dict(zip(NAMES, map(float, np.clip(start + (2 * u - 1) * half, LOW, HIGH))))
         tuner.add(point, objective(point))
     _, unc = refine_binwise(tuner, objective, seed=seed, **refine)
@@ -174,7 +175,9 @@ def main(argv: list[str] | None = None) -> None:
                         default=Path.home() / ".cache" / "bayestune" / "valley_design.npz")
     parser.add_argument("--repeats", type=int, default=24)
     parser.add_argument("--data", default=None)
-    parser.add_argument("--rounds", type=int, default=3, help="refine_binwise rounds")
+    parser.add_argument("--start-evals", type=int, default=28,
+                        help="starting evaluations around the start point")
+    parser.add_argument("--rounds", type=int, default=4, help="refine_binwise rounds")
     parser.add_argument("--per-round", type=int, default=8, help="evaluations per round")
     parser.add_argument("--width", type=float, default=20.0, help="refine_binwise width")
     parser.add_argument("--rank", default="auto", help="refine_binwise rank: auto, none or k")
@@ -191,13 +194,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Quadratic fits of the {q.size} bins to the design: chi2/dof median {np.median(q):.2f},"
           f" 95th percentile {np.percentile(q, 95):.2f}")
     fisher_report(emu)
-    print(f"\n{args.repeats} emulated closures (36 starting evaluations, refine_binwise "
+    print(f"\n{args.repeats} emulated closures ({args.start_evals} starting evaluations, "
+          f"refine_binwise "
           f"{refine}):")
     pulls, started = [], time.perf_counter()
     labels = list(STARTS)
     for seed in range(args.repeats):
         label = labels[seed % len(labels)]
-        p = closure(emu, seed, STARTS[label], **refine)
+        p = closure(emu, seed, STARTS[label], args.start_evals, **refine)
         pulls.append(p)
         print(f"  seed {seed:2d} start at the {label:8s}: pulls {np.round(p, 2)}", flush=True)
     P = np.array(pulls)

@@ -8,9 +8,10 @@ four parameters over the published ranges against the pseudo-data, estimates the
 uncertainties (Hessian, Delta chi2 = 1) and prints the pulls (tuned - truth) / sigma.
 
 The default budget runs in a few minutes on two cores (GP surrogate estimate); ``--full`` runs
-the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 36
-evaluations of the composite engine and 3 rounds of 8 of ``refine_binwise`` (the estimate and
-errors from the chi2 of the bins fitted over the last round's region), about 9 minutes.
+the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 28
+evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the estimate and
+errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
+subtracted), about 9 minutes.
 ``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage.
 
     python examples/pythia_closure.py                 # quick
@@ -59,8 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="observable set: core, shapes or extended (default: core)")
     parser.add_argument("--full", action="store_true",
                         help="acceptance configuration: 20k events per point, 60 evaluations, "
-                             "level-1 pseudo-data, binwise estimator (36 composite-engine "
-                             "evaluations + 3 local rounds of 8)")
+                             "level-1 pseudo-data, binwise estimator (28 composite-engine "
+                             "evaluations + 4 local rounds of 8)")
     parser.add_argument("--store", default=None,
                         help="campaign store (SQLite) of the tune; rerun to resume")
     parser.add_argument("--warping", default="chi2", choices=["none", "log", "chi2"],
@@ -80,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--refine-rounds", type=int, default=None,
                         help="rounds at the end of the budget, part of --evals: refine() "
                              "(2 k + 1 evaluations each; default 0) or, for --estimator "
-                             "binwise, refine_binwise() (8 each; default 3)")
+                             "binwise, refine_binwise() (8 each; default 4 from 60 "
+                             "evaluations on, else 3)")
     parser.add_argument("--pseudo-errors", default=None, choices=["mc", "data"],
                         help="errors of the pseudo-data: their own MC statistics (mc, default) "
                              "or the real measurement's, with the values smeared by them "
@@ -99,7 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.optimiser is None:
         args.optimiser = "composite" if args.estimator in ("binwise", "composite") else "gp"
     if args.refine_rounds is None:
-        args.refine_rounds = 3 if args.estimator == "binwise" else 0
+        # binwise: 4 rounds of 8 from 60 evaluations on (28 to find the valley), else 3
+        args.refine_rounds = (4 if args.evals >= 60 else 3) if args.estimator == "binwise" else 0
     if args.pseudo_events is None:
         args.pseudo_events = 4 * args.events
     return args

@@ -8,6 +8,7 @@ import pytest
 import bayestune as bt
 from bayestune.hep import Histogram, HistogramObjective
 from bayestune.hep.binwise import fit_binwise, refine_binwise
+from bayestune.history import History
 from bayestune.testfunctions import GaussianPeakSimulator
 
 EDGES = np.linspace(0.0, 1.0, 9)
@@ -73,6 +74,65 @@ def test_binwise_rank_must_be_auto_or_positive():
         fit_binwise(tuner.history, space, objective, rank=0)
 
 
+VALLEY_EDGES = np.linspace(0.0, 1.0, 61)
+VALLEY_X = 0.5 * (VALLEY_EDGES[:-1] + VALLEY_EDGES[1:])
+
+
+def _valley_bins(a, b):
+    """60 bins that fix a + b sharply and a - b weakly (a valley), quadratic in both."""
+    return (10 + 3 * (a + b) * np.cos(3 * VALLEY_X) + 0.3 * (a - b) * np.sin(5 * VALLEY_X)
+            + 0.5 * (a + b) ** 2 * VALLEY_X**2)
+
+
+def _valley_campaign(seed):
+    """Data at a = b = 0 (errors 1); 32 wide evaluations (the basis) and 20 local ones
+    centred at (0.5, -0.5), half a unit along the valley from the truth; MC noise 1 per bin."""
+    rng = np.random.default_rng(seed)
+    ref = {"h": Histogram.from_edges("/T/h", VALLEY_EDGES,
+                                     _valley_bins(0.0, 0.0) + rng.normal(size=60), np.ones(60))}
+
+    def simulate(p):
+        values = _valley_bins(p["a"], p["b"]) + rng.normal(size=60)
+        return {"h": Histogram.from_edges("/T/h", VALLEY_EDGES, values, np.ones(60))}
+
+    objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False)
+    space = bt.Space([bt.Real("a", -9.0, 9.0), bt.Real("b", -9.0, 9.0)])
+    tuner = bt.Tuner(space, objective, seed=0)
+
+    def add(a, b):
+        p = {"a": float(a), "b": float(b)}
+        return tuner.add(p, objective(p))
+
+    basis = [add(a, b) for a, b in rng.uniform(-8, 8, (32, 2))]
+    local = [add(a, b) for a, b in zip(rng.uniform(-1, 2, 20), rng.uniform(-2, 1, 20))]
+    return space, objective, basis, local
+
+
+def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations():
+    """Fitted on their own, the local evaluations' noise pulls the minimum along the valley
+    towards their centre; with directions from other evaluations and the fits' noise
+    subtracted, the estimates scatter around the truth with calibrated pulls."""
+    own, debiased, pulls = [], [], []
+    for seed in range(30):
+        space, objective, basis, local = _valley_campaign(seed)
+        model = fit_binwise(History([]), space, objective, trials=local, rank="auto")
+        own.append(model.uncertainty(n_replicas=0).x["a"])
+        model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+        assert model.debiased and model.leverage([0.5, -0.5]) < model.max_leverage
+        unc = model.uncertainty(n_replicas=15)
+        debiased.append(unc.x["a"])
+        pulls += [unc.x[n] / unc.errors[n] for n in ("a", "b")]
+    assert np.mean(own) > 0.3  # pulled towards a = 0.5 (the spread of the mean is 0.1)
+    assert abs(np.mean(debiased)) < 0.3
+    assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
+
+
+def test_binwise_basis_needs_enough_evaluations_with_bins():
+    space, objective, basis, local = _valley_campaign(0)
+    with pytest.raises(bt.BayestuneError, match="basis: .* at least 8 other evaluations"):
+        fit_binwise(History([]), space, objective, trials=local, basis=basis[:5])
+
+
 SPACE_PEAK = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
 TRUTH_PEAK = {"mean": 0.3, "width": 1.1}
 
@@ -94,6 +154,7 @@ def test_refine_binwise_recovers_the_peak_with_honest_errors(seed):
         model, unc = refine_binwise(tuner, objective, rounds=2, n_per_round=8, seed=seed)
         assert len(tuner.history.completed) == 31
         assert sum(t.source == "refine-binwise" for t in tuner.history.completed) == 16
+    assert model.debiased  # the 16 round evaluations, in directions from the first 15
     assert unc.valid and unc.hessian_positive_definite and not unc.at_limit
     # the data alone (20k events) fix the mean to 1.1 / sqrt(20k) and the width to
     # 1.1 / sqrt(40k); the 5k-event fits add to that. The fitted gradients' noise can
@@ -124,3 +185,12 @@ def test_refine_binwise_replays_its_rounds_on_resume(tmp_path):
             refine_binwise(tuner, objective, rounds=0)
         with pytest.raises(ValueError, match="width=-1"):
             refine_binwise(tuner, objective, width=-1)
+
+
+def test_refine_binwise_keeps_the_last_round_fit_with_too_few_round_evaluations():
+    tuner, objective = _peak_tuner(5)
+    with tuner:
+        tuner.run(12)
+        model, unc = refine_binwise(tuner, objective, rounds=1, n_per_round=6, seed=5)
+    assert not model.debiased  # 6 round evaluations < 8 (a quadratic's 6 coefficients + 2)
+    assert unc.valid

@@ -57,7 +57,8 @@ class BinwiseModel:
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
                  centre: np.ndarray, scale: np.ndarray, fits: dict[str, _BinFit],
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
-                 draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None):
+                 draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
+                 design: np.ndarray | None = None):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -70,6 +71,37 @@ class BinwiseModel:
         self.n_points = n_points
         self._fixed = fixed
         self._draw = draw if draw is not None else self._draw_per_bin
+        # with ``design`` (the fitted trials' features) the fits' noise is subtracted from the
+        # chi2, and the chi2 is trusted only where the design's leverage is no larger than at
+        # its own most exposed point
+        self.debiased = design is not None
+        self._noise_form = self._fit_noise_form()
+        self._gram: np.ndarray | None = None
+        self.max_leverage = math.inf
+        if design is not None:
+            self._gram = np.linalg.pinv(design.T @ design)
+            self.max_leverage = float(np.max(np.einsum("ip,pq,iq->i", design, self._gram,
+                                                       design)))
+
+    def _denominators(self) -> np.ndarray:
+        used, f = self._used, self.objective.model_uncertainty
+        return np.asarray(used.errors**2 + (f * used.data) ** 2)
+
+    def _fit_noise_form(self) -> np.ndarray:
+        """``M`` with ``f(theta)^T M f(theta) = sum_b w_b Var(p_b(theta)) / D_b``: what the
+        fits' noise adds to the chi2 of the fitted bins on average, a quadratic form in the
+        features."""
+        used = self._used
+        cov = used.flatten({n: fit.cov for n, fit in self._fits.items() if n in used.masks})
+        return np.asarray(np.einsum("b,bpq->pq", used.weights / self._denominators(), cov))
+
+    def leverage(self, values: Sequence[float] | np.ndarray) -> float:
+        """The fitted design's leverage at ``values`` (a prediction's variance in units of
+        one evaluation's noise); 0 for a model that is not debiased."""
+        if self._gram is None:
+            return 0.0
+        feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
+        return float(feat @ self._gram @ feat)
 
     def _u(self, values: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(values) - self._centre) / self._scale
@@ -86,25 +118,38 @@ class BinwiseModel:
             out[name] = (mean, np.sqrt(np.maximum(var, 0.0)))
         return out
 
-    def _chi2_of(self, coef: dict[str, np.ndarray],
-                 values: Sequence[float] | np.ndarray) -> float:
-        used, f = self._used, self.objective.model_uncertainty
+    def _chi2_of(self, coef: dict[str, np.ndarray], values: Sequence[float] | np.ndarray,
+                 wall: bool = True) -> float:
+        """The chi2 of the bins ``coef`` predicts (less the fits' noise when debiased, with a
+        steep wall beyond the design's largest leverage unless ``wall`` is false)."""
+        used = self._used
         feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
         pred = used.flatten({n: c @ feat for n, c in coef.items()})
-        r = pred - used.data
-        return float(np.sum(used.weights * r**2 / (used.errors**2 + (f * used.data) ** 2)))
+        value = float(np.sum(used.weights * (pred - used.data) ** 2 / self._denominators()))
+        if self._gram is None:
+            return value
+        value -= float(feat @ self._noise_form @ feat)
+        excess = float(feat @ self._gram @ feat) / self.max_leverage - 1.0
+        return value + 1e4 * excess**2 if wall and excess > 0 else value
 
     def chi2(self, values: Sequence[float] | np.ndarray) -> tuple[float, float]:
         """The chi2 of the fitted bins against the data (data errors and the model floor in
-        the denominators), and its standard deviation from the fits' errors (bins taken as
-        independent)."""
-        used, f = self._used, self.objective.model_uncertainty
+        the denominators) and its standard deviation from the fits' errors (bins taken as
+        independent).
+
+        For a debiased model (:func:`fit_binwise` with ``basis``) the fits' own noise,
+        ``sum_b w_b Var(p_b(theta)) / D_b`` on average, is subtracted: least at the centre of
+        the fitted points and growing towards their edges, it would otherwise pull the
+        minimum towards the centre of the evaluations.
+        """
+        used = self._used
         predictions = self.predict(values)
         pred = used.flatten({n: p for n, (p, _) in predictions.items()})
         err = used.flatten({n: e for n, (_, e) in predictions.items()})
-        v = used.errors**2 + (f * used.data) ** 2
+        v = self._denominators()
         r = pred - used.data
-        total = float(np.sum(used.weights * r**2 / v))
+        total = self._chi2_of({n: fit.coef for n, fit in self._fits.items()}, values,
+                              wall=False)
         var = float(np.sum(used.weights**2 * 4.0 * r**2 * err**2 / v**2))
         return total, math.sqrt(var)
 
@@ -124,7 +169,10 @@ class BinwiseModel:
         The covariance is HESSE's (the data's errors) plus the spread of the minima of
         ``n_replicas`` replicas of the fits, drawn from the fits' covariance (the MC noise of
         the fitted evaluations; 0 leaves it out). The replicas' spread of the chi2 at the
-        minimum is ``fun_std``.
+        minimum is ``fun_std``. HESSE's curvature is that of the debiased chi2 without the
+        box's limits or the leverage wall for a debiased model (so that a minimum on an edge
+        keeps the errors its surroundings give), and corrected for the fitted gradients'
+        noise otherwise.
         """
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
@@ -147,9 +195,26 @@ class BinwiseModel:
         extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
             if n_replicas > 1 else None
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
+        hessian = self._free_hessian(coef, best, errordef) if self.debiased \
+            else self._debiased(m, best)
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
-                                       covariance_extra=extra,
-                                       covariance_hessian=self._debiased(m, best))
+                                       covariance_extra=extra, covariance_hessian=hessian)
+
+    def _free_hessian(self, coef: dict[str, np.ndarray], best: np.ndarray,
+                      errordef: float) -> np.ndarray | None:
+        """HESSE's covariance of the chi2 at ``best`` without limits or the leverage wall
+        (``None`` when it is not positive definite)."""
+        from iminuit import Minuit
+
+        m = Minuit(lambda *v: self._chi2_of(coef, v, wall=False), *best, name=self.names)
+        m.errordef = errordef
+        for n, lo, hi in zip(self.names, *self.box):
+            m.errors[n] = 0.01 * max(hi - lo, 1e-12)
+        m.hesse()
+        if m.covariance is None:
+            return None
+        cov = np.array(m.covariance)
+        return cov if np.all(np.linalg.eigvalsh(cov) > 0) else None
 
     def _debiased(self, m: Any, best: np.ndarray) -> np.ndarray | None:
         """HESSE's covariance with the fitted gradients' noise taken out of the curvature.
@@ -163,11 +228,11 @@ class BinwiseModel:
         if m.covariance is None:
             return None
         cov = np.array(m.covariance)
-        used, f = self._used, self.objective.model_uncertainty
+        used = self._used
         grad = feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
         noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
                               for n, fit in self._fits.items()})  # (B, k, k)
-        weight = used.weights / (used.errors**2 + (f * used.data) ** 2)
+        weight = used.weights / self._denominators()
         bias = np.einsum("b,bkl->kl", weight, noise) / m.errordef
         try:
             fisher = np.linalg.inv(cov) - bias
@@ -183,6 +248,7 @@ def fit_binwise(
     n_points: int | None = None,
     trials: Sequence[Trial] | None = None,
     rank: int | str | None = None,
+    basis: Sequence[Trial] | None = None,
 ) -> BinwiseModel:
     """Fit quadratic per-bin models to the evaluations with the lowest chi2.
 
@@ -207,7 +273,17 @@ def fit_binwise(
         kept (``"auto"``: those above the Marchenko-Pastur edge of the MC noise). The noise
         of a hundred bins then no longer leaks into the fitted gradients, which otherwise
         makes every flat direction of the chi2 look curved and its errors too small. Bins
-        outside the chi2 are predicted by their mean.
+        outside the chi2 are predicted by their mean. With ``basis``: the number of
+        components (default ``None``/``"auto"``: one less than a quadratic's coefficients).
+    basis : sequence of Trial, optional
+        Other evaluations (with bins; at least as many as a quadratic's coefficients + 2)
+        from which the directions of a reduced-rank fit are taken: the principal components
+        of a quadratic fit to them. Their noise is independent of the fitted trials', so the
+        fits' own noise, ``sum_b w_b Var(p_b(theta)) / D_b`` on average, is known and is
+        subtracted from the chi2 (:meth:`BinwiseModel.chi2`). Without that, the minimum is
+        pulled towards the centre of the fitted evaluations -- along a flat valley by many
+        standard deviations. The chi2 is then trusted only where the fitted design's
+        leverage is no larger than at its most exposed point.
     """
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
@@ -241,7 +317,17 @@ def fit_binwise(
     scale = np.maximum(X.max(axis=0) - X.min(axis=0), 1e-12)
     A = quadratic_features((X - centre) / scale)
     draw = None
-    if rank is None:
+    if basis is not None:
+        basis = list(basis)
+        if len(basis) < n_coef + 2 or any("bins" not in t.info for t in basis):
+            raise BayestuneError(
+                f"basis: a quadratic in {k} parameters needs at least {n_coef + 2} other "
+                f"evaluations with bins, got {len(basis)}"
+            )
+        fits, draw = _basis_fits(A, chosen, basis, objective,
+                                 None if rank in (None, "auto") else int(rank),
+                                 [d.name for d in dims])
+    elif rank is None:
         fits = _per_bin_fits(A, chosen)
     else:
         fits, draw = _reduced_rank_fits(A, chosen, objective, rank)
@@ -249,7 +335,8 @@ def fit_binwise(
     fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
            np.minimum(X.max(axis=0), [d.high for d in dims]))
-    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw)
+    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
+                        design=A if basis is not None else None)
 
 
 def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
@@ -277,16 +364,22 @@ def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
     return fits
 
 
+def _used_bins_of(trials: list[Trial], used: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The trials' simulated values and errors of the used bins, ``(n, B)`` each."""
+    Y = np.array([used.flatten({n: v for n, (v, _) in t.info["bins"].items()})
+                  for t in trials], dtype=float)
+    E = np.array([used.flatten({n: e for n, (_, e) in t.info["bins"].items()})
+                  for t in trials], dtype=float)
+    return Y, E
+
+
 def _reduced_rank_fits(
     A: np.ndarray, trials: list[Trial], objective: HistogramObjective, rank: int | str,
 ) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
     """Quadratics of the leading principal components of the fitted, whitened used bins."""
     used = objective.used_bins()
-    n_use, n_coef = A.shape
-    Y = np.array([used.flatten({n: v for n, (v, _) in t.info["bins"].items()})
-                  for t in trials], dtype=float)  # (n, B)
-    E = np.array([used.flatten({n: e for n, (_, e) in t.info["bins"].items()})
-                  for t in trials], dtype=float)
+    n_coef = A.shape[1]
+    Y, E = _used_bins_of(trials, used)
     mean = Y.mean(axis=0)
     # units of the chi2 denominator at a typical fitted point: the noise is then about
     # isotropic, and a component's size is its weight in the chi2
@@ -295,28 +388,73 @@ def _reduced_rank_fits(
     Z = (Y - mean) / unit
     noise = (E / unit) ** 2  # (n, B) per-point noise variances
     gram = np.linalg.pinv(A.T @ A)
-    beta = gram @ A.T @ Z  # (p, B)
-    fitted = A @ beta
+    fitted = A @ (gram @ A.T @ Z)
     _, sv, vt = np.linalg.svd(fitted, full_matrices=False)
     if rank == "auto":
-        n_bins = Z.shape[1]
-        edge = float(np.mean(noise)) * (math.sqrt(n_coef) + math.sqrt(n_bins)) ** 2
+        edge = float(np.mean(noise)) * (math.sqrt(n_coef) + math.sqrt(Z.shape[1])) ** 2
         m = max(int(np.sum(sv**2 > edge)), 1)
     else:
         m = min(int(rank), len(sv))
-    comps = vt[:m]  # (m, B)
-    beta_m = (beta @ comps.T) @ comps  # (p, B): the fit restricted to m components
+    return _component_fits(A, trials, used, mean, unit, vt[:m], noise)
+
+
+def _basis_fits(
+    A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
+    rank: int | None, names: list[str],
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+    """Quadratics of the bins' components along directions taken from *other* evaluations.
+
+    The directions are the principal components of a quadratic fit to the ``basis``
+    trials; their noise is independent of the fitted trials', so the fits' noise within
+    them is known exactly (and can be subtracted from the chi2).
+    """
+    used = objective.used_bins()
+    n_coef = A.shape[1]
+    den = used.errors**2 + (objective.model_uncertainty * used.data) ** 2
+    unit = np.sqrt(den / used.weights)  # chi2 units: sum of squares = chi2
+    Yb, _ = _used_bins_of(basis, used)
+    Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
+    Ab = quadratic_features((Xb - Xb.mean(axis=0)) / np.maximum(np.ptp(Xb, axis=0), 1e-12))
+    Zb = (Yb - Yb.mean(axis=0)) / unit
+    _, _, vt = np.linalg.svd(Ab @ np.linalg.lstsq(Ab, Zb, rcond=None)[0], full_matrices=False)
+    m = min(n_coef - 1 if rank is None else rank, len(vt))
+    Y, E = _used_bins_of(trials, used)
+    return _component_fits(A, trials, used, Y.mean(axis=0), unit, vt[:m], (E / unit) ** 2)
+
+
+def _component_fits(
+    A: np.ndarray, trials: list[Trial], used: Any, mean: np.ndarray, unit: np.ndarray,
+    comps: np.ndarray, noise: np.ndarray,
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+    """Quadratic fits of the scores ``((Y - mean) / unit) @ comps.T`` of the trials' used bins,
+    mapped back to per-bin coefficients; ``noise``: the (n, B) noise variances in ``unit``.
+    Bins outside the chi2 are predicted by their mean. Returns the fits and a function that
+    draws replicas of them (all bins moved together, each component within its errors)."""
+    n_use, n_coef = A.shape
+    m = comps.shape[0]
+    Y, _ = _used_bins_of(trials, used)
+    scores = ((Y - mean) / unit) @ comps.T  # (n, m)
+    gram = np.linalg.pinv(A.T @ A)
+    beta = gram @ A.T @ scores  # (p, m)
     # each component score's noise: the larger of the known MC noise and the residuals'
-    resid = (Z - A @ (beta @ comps.T) @ comps) @ comps.T  # (n, m)
+    resid = scores - A @ beta
     known = np.mean(noise @ (comps**2).T, axis=0)  # (m,)
     dof = n_use - n_coef
     seen = np.sum(resid**2, axis=0) / dof if dof > 0 else known
     score_var = np.maximum(known, seen)  # (m,)
     bin_var = (comps**2).T @ score_var  # (B,) variance factor of each bin's coefficients
-    coef_used = (beta_m * unit).T  # (B, p)
+    coef_used = (beta @ comps).T * unit[:, None]  # (B, p)
     coef_used[:, 0] += mean
-    starts = np.cumsum([0] + [int(np.sum(m)) for m in used.masks.values()])
+    starts = np.cumsum([0] + [int(np.sum(mask)) for mask in used.masks.values()])
     offsets = dict(zip(used.masks, starts))
+
+    def per_histogram(coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:
+        out = base.copy()
+        mask = used.masks.get(name)
+        if mask is not None:
+            out[np.flatnonzero(mask)] = coef_of_used[offsets[name]:offsets[name] + int(mask.sum())]
+        return out
+
     fits = {}
     for name in trials[0].info["bins"]:
         vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)
@@ -325,14 +463,9 @@ def _reduced_rank_fits(
         coef[:, 0] = vals.mean(axis=0)
         cov = np.zeros((n_bins, n_coef, n_coef))
         cov[:, 0, 0] = vals.var(axis=0) / n_use
-        mask = used.masks.get(name)
-        if mask is not None:
-            idx = np.flatnonzero(mask)
-            sl = slice(offsets[name], offsets[name] + idx.size)
-            coef[idx] = coef_used[sl]
-            cov[idx] = (unit[sl] ** 2 * bin_var[sl])[:, None, None] * gram
-        fits[name] = _BinFit(coef, cov)
-    # replicas move all bins together: each component's coefficients within their errors
+        fits[name] = _BinFit(
+            per_histogram(coef_used, name, coef),
+            per_histogram((unit**2 * bin_var)[:, None, None] * gram, name, cov))
     vals, vecs = np.linalg.eigh(gram)
     gram_root = vecs * np.sqrt(np.maximum(vals, 0.0))
     loading = unit[:, None] * comps.T  # (B, m)
@@ -340,14 +473,7 @@ def _reduced_rank_fits(
     def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
         shift = np.sqrt(score_var)[:, None] * (rng.normal(size=(m, n_coef)) @ gram_root.T)
         moved = coef_used + loading @ shift  # (B, p)
-        out = {}
-        for name, fit in fits.items():
-            c = fit.coef.copy()
-            mask = used.masks.get(name)
-            if mask is not None:
-                c[np.flatnonzero(mask)] = moved[offsets[name]:offsets[name] + int(mask.sum())]
-            out[name] = c
-        return out
+        return {name: per_histogram(moved, name, fit.coef) for name, fit in fits.items()}
 
     return fits, draw
 
@@ -385,11 +511,19 @@ def refine_binwise(
     twice the previous region in every direction (twice it when the minimum stayed on an
     edge). The first region comes from a fit to the evaluations nearest the lowest one.
 
-    The returned model is the last round's fit and the :class:`~bayestune.Uncertainty` its
-    minimum: HESSE of the data's errors (debiased for the fitted gradients' noise) plus the
-    spread of the minima of replicas of the fits. A chi2 surrogate cannot resolve
-    ``Delta chi2 = 1`` below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted
-    bins average the noise of all evaluations in the region.
+    These fits place the rounds. Because a fit's own noise adds least to its chi2 at the
+    centre of its evaluations, their minima are pulled towards the evaluations (along a flat
+    valley by several standard deviations). The returned estimate therefore comes from a
+    final fit of all the rounds' evaluations in directions taken from the *earlier*
+    evaluations (:func:`fit_binwise` with ``basis``: the lowest-chi2 evaluations before the
+    rounds), whose noise is independent of them, so that the fits' noise can be subtracted
+    from the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the
+    rounds (17 for four parameters: three rounds of eight) and as many before them;
+    otherwise the last round's fit is returned. The :class:`~bayestune.Uncertainty` is the
+    minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
+    the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
+    below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
+    noise of all evaluations in the region.
 
     ``rounds`` counts the rounds already in the tuner's store: a rerun with the same
     arguments replays them (no new evaluations) and continues, so an interrupted campaign
@@ -465,6 +599,17 @@ def refine_binwise(
             _region_axes(_damped(unc.covariance, axes / width), width, hi - lo,
                          fallback=2.0 * axes)
     assert model is not None and unc is not None
+    local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
+    before = sorted((t for t in trials if t.source != "refine-binwise" and "bins" in t.info),
+                    key=lambda t: float(t.value))  # type: ignore[arg-type]
+    needed = n_quadratic_terms(k) + 2
+    if len(local) >= needed and len(before) >= needed:
+        model = fit_binwise(History([]), space, objective, trials=local,
+                            basis=before[:2 * n_quadratic_terms(k)])
+        unc = model.uncertainty(start=centre)
+        _log.info("debiased fit of the %d refine evaluations: minimum %s, errors %s",
+                  len(local), [round(unc.x[n], 5) for n in unc.names],
+                  [round(unc.errors[n], 5) for n in unc.names])
     return model, unc
 
 
