@@ -52,6 +52,16 @@ class BinwiseModel:
     """Quadratic per-bin models of an objective's histograms and the chi2 built from them.
 
     Use :func:`fit_binwise` to construct one.
+
+    Attributes
+    ----------
+    box : tuple of arrays
+        Lower and upper corners of the fitted points (the minimum is searched there).
+    debiased : bool
+        Whether the fits' own noise is subtracted from the chi2 (a fit with ``basis``).
+    max_leverage : float
+        The largest leverage of the fitted points (infinite unless debiased): the chi2 is
+        trusted where :meth:`leverage` is below it.
     """
 
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
