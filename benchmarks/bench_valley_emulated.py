@@ -12,12 +12,13 @@ printed: quadratics describe the bins within the MC noise there), and then:
    errors) the failed closures' estimates of ``benchmarks/results/
    pythia_closure_full_level1_binwise.txt`` lie from the truth;
 2. runs ``--repeats`` closures of :func:`bayestune.hep.refine_binwise` against the emulator
-   plus Gaussian noise of 20k events per evaluation (level-1 pseudo-data of 80k events): 36
-   starting evaluations in a box of 30 % of the design's range around one of three points on
-   the valley (its low end, its high end, the truth), then three rounds of eight, as
-   ``--full`` spends its budget; and prints the pulls.
+   plus Gaussian noise of 20k events per evaluation (level-1 pseudo-data of 80k events): 28
+   starting evaluations (``--start-evals``) in a box of 30 % of the design's range around one
+   of three points on the valley (its low end, its high end, the truth), then four rounds of
+   eight (``--rounds``, ``--per-round``), as ``--full`` spends its budget; and prints the
+   pulls.
 
-    python benchmarks/bench_valley_emulated.py [--repeats 24] [--design PATH]
+    python benchmarks/bench_valley_emulated.py [--repeats 48] [--design PATH]
 
 The design is cached at ``--design`` (default ``~/.cache/bayestune/valley_design.npz``); its
 first simulation takes about 12 minutes on two cores, the closures then a few seconds each.
@@ -46,7 +47,7 @@ from bayestune.quadratic import feature_gradient, quadratic_features  # noqa: E4
 NAMES = list(TRUTH)
 LOW = np.array([0.131, 0.30, 0.55, 0.31])  # the design box: the part of the valley visited
 HIGH = np.array([0.142, 1.10, 1.50, 0.36])
-STARTS = {  # where the 36 starting evaluations are centred
+STARTS = {  # where the starting evaluations are centred
     "low end": np.array([0.1364, 0.42, 0.70, 0.331]),
     "high end": np.array([0.1368, 1.00, 1.40, 0.333]),
     "truth": np.array(list(TRUTH.values())),
