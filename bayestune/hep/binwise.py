@@ -405,7 +405,7 @@ def _reduced_rank_fits(
         m = max(int(np.sum(sv**2 > edge)), 1)
     else:
         m = min(int(rank), len(sv))
-    return _component_fits(A, trials, used, mean, unit, vt[:m], noise)
+    return _component_fits(A, trials, used, Z, unit, mean, vt[:m], noise)
 
 
 def _basis_fits(
@@ -429,21 +429,23 @@ def _basis_fits(
     _, _, vt = np.linalg.svd(Ab @ np.linalg.lstsq(Ab, Zb, rcond=None)[0], full_matrices=False)
     m = min(n_coef - 1 if rank is None else rank, len(vt))
     Y, E = _used_bins_of(trials, used)
-    return _component_fits(A, trials, used, Y.mean(axis=0), unit, vt[:m], (E / unit) ** 2)
+    mean = Y.mean(axis=0)
+    return _component_fits(A, trials, used, (Y - mean) / unit, unit, mean, vt[:m],
+                           (E / unit) ** 2)
 
 
 def _component_fits(
-    A: np.ndarray, trials: list[Trial], used: Any, mean: np.ndarray, unit: np.ndarray,
-    comps: np.ndarray, noise: np.ndarray,
+    A: np.ndarray, trials: list[Trial], used: Any, Z: np.ndarray, unit: np.ndarray,
+    mean: np.ndarray, comps: np.ndarray, noise: np.ndarray,
 ) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
-    """Quadratic fits of the scores ``((Y - mean) / unit) @ comps.T`` of the trials' used bins,
-    mapped back to per-bin coefficients; ``noise``: the (n, B) noise variances in ``unit``.
+    """Quadratic fits of the scores ``Z @ comps.T`` of the trials' used bins (``Z = (Y -
+    mean) / unit``), mapped back to per-bin coefficients; ``noise``: the (n, B) noise
+    variances in ``unit``.
     Bins outside the chi2 are predicted by their mean. Returns the fits and a function that
     draws replicas of them (all bins moved together, each component within its errors)."""
     n_use, n_coef = A.shape
     m = comps.shape[0]
-    Y, _ = _used_bins_of(trials, used)
-    scores = ((Y - mean) / unit) @ comps.T  # (n, m)
+    scores = Z @ comps.T  # (n, m)
     gram = np.linalg.pinv(A.T @ A)
     beta = gram @ A.T @ scores  # (p, m)
     # each component score's noise: the larger of the known MC noise and the residuals'
