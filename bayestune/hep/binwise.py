@@ -85,6 +85,7 @@ class BinwiseModel:
         # chi2, and the chi2 is trusted only where the design's leverage is no larger than at
         # its own most exposed point
         self.debiased = design is not None
+        self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
         self._gram: np.ndarray | None = None
         self.max_leverage = math.inf
@@ -93,17 +94,13 @@ class BinwiseModel:
             self.max_leverage = float(np.max(np.einsum("ip,pq,iq->i", design, self._gram,
                                                        design)))
 
-    def _denominators(self) -> np.ndarray:
-        used, f = self._used, self.objective.model_uncertainty
-        return np.asarray(used.errors**2 + (f * used.data) ** 2)
-
     def _fit_noise_form(self) -> np.ndarray:
         """``M`` with ``f(theta)^T M f(theta) = sum_b w_b Var(p_b(theta)) / D_b``: what the
         fits' noise adds to the chi2 of the fitted bins on average, a quadratic form in the
         features."""
         used = self._used
         cov = used.flatten({n: fit.cov for n, fit in self._fits.items() if n in used.masks})
-        return np.asarray(np.einsum("b,bpq->pq", used.weights / self._denominators(), cov))
+        return np.asarray(np.einsum("b,bpq->pq", used.weights / self._den, cov))
 
     def leverage(self, values: Sequence[float] | np.ndarray) -> float:
         """The fitted design's leverage at ``values`` (a prediction's variance in units of
@@ -135,7 +132,7 @@ class BinwiseModel:
         used = self._used
         feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
         pred = used.flatten({n: c @ feat for n, c in coef.items()})
-        value = float(np.sum(used.weights * (pred - used.data) ** 2 / self._denominators()))
+        value = float(np.sum(used.weights * (pred - used.data) ** 2 / self._den))
         if self._gram is None:
             return value
         value -= float(feat @ self._noise_form @ feat)
@@ -156,7 +153,7 @@ class BinwiseModel:
         predictions = self.predict(values)
         pred = used.flatten({n: p for n, (p, _) in predictions.items()})
         err = used.flatten({n: e for n, (_, e) in predictions.items()})
-        v = self._denominators()
+        v = self._den
         r = pred - used.data
         total = self._chi2_of({n: fit.coef for n, fit in self._fits.items()}, values,
                               wall=False)
@@ -242,8 +239,7 @@ class BinwiseModel:
         grad = feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
         noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
                               for n, fit in self._fits.items()})  # (B, k, k)
-        weight = used.weights / self._denominators()
-        bias = np.einsum("b,bkl->kl", weight, noise) / m.errordef
+        bias = np.einsum("b,bkl->kl", used.weights / self._den, noise) / m.errordef
         try:
             fisher = np.linalg.inv(cov) - bias
             if np.all(np.linalg.eigvalsh(fisher) > 0):
@@ -374,6 +370,11 @@ def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
     return fits
 
 
+def _data_denominators(used: Any, objective: HistogramObjective) -> np.ndarray:
+    """The chi2 denominators of the used bins without MC errors: ``sigma_d^2 + (f d)^2``."""
+    return np.asarray(used.errors**2 + (objective.model_uncertainty * used.data) ** 2)
+
+
 def _used_bins_of(trials: list[Trial], used: Any) -> tuple[np.ndarray, np.ndarray]:
     """The trials' simulated values and errors of the used bins, ``(n, B)`` each."""
     Y = np.array([used.flatten({n: v for n, (v, _) in t.info["bins"].items()})
@@ -420,8 +421,7 @@ def _basis_fits(
     """
     used = objective.used_bins()
     n_coef = A.shape[1]
-    den = used.errors**2 + (objective.model_uncertainty * used.data) ** 2
-    unit = np.sqrt(den / used.weights)  # chi2 units: sum of squares = chi2
+    unit = np.sqrt(_data_denominators(used, objective) / used.weights)  # sum of squares = chi2
     Yb, _ = _used_bins_of(basis, used)
     Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
     Ab = quadratic_features((Xb - Xb.mean(axis=0)) / np.maximum(np.ptp(Xb, axis=0), 1e-12))
