@@ -371,12 +371,15 @@ def repeated_closure(
     space: Space | Sequence[Dimension],
     truth: Mapping[str, Any],
     seeds: Sequence[int],
+    on_result: Callable[[ClosureResult], None] | None = None,
     **kwargs: Any,
 ) -> ClosureSummary:
     """Run :func:`closure_test` once per seed (tune seed = pseudo-data seed offset).
 
     With a ``simulate`` that has ``replicate(seed=...)``, each repeat also uses an independent
-    simulation seed for the tune. Keyword arguments go to :func:`closure_test`.
+    simulation seed for the tune. ``on_result`` is called with each finished
+    :class:`ClosureResult` (so a long series reports every seed as it ends, and an interrupted
+    one keeps what it had). Other keyword arguments go to :func:`closure_test`.
     """
     if len(seeds) < 2:
         raise ValueError(f"repeated_closure needs at least 2 seeds, got seeds={list(seeds)!r}")
@@ -385,6 +388,8 @@ def repeated_closure(
         sim = simulate.replicate(seed=1_000 + int(s)) if hasattr(simulate, "replicate") \
             else simulate
         results.append(closure_test(sim, space, truth, seed=int(s), **kwargs))
+        if on_result is not None:
+            on_result(results[-1])
     names = list(results[0].pulls)
     pulls = np.array([[r.pulls[n] for n in names] for r in results])
     return ClosureSummary(results, names, pulls)

@@ -150,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = repeated_closure(sim, SPACE, TRUTH,
                                        seeds=list(range(args.seed, args.seed + args.repeats)),
+                                       on_result=lambda r: print(r.table(), flush=True),
                                        **options)
-            for r in summary.results:
-                print(r.table())
             print(summary.table())
             results = summary.results
             ok = all(r.passed for r in results)

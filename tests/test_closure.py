@@ -48,8 +48,11 @@ def test_closure_checks_the_truth_is_inside_the_space():
 
 def test_repeated_closure_summary():
     sim = GaussianPeakSimulator(n_events=5_000, seed=1)
-    summary = repeated_closure(sim, SPACE, TRUTH, seeds=[1, 2, 3], n_evals=20)
+    finished = []
+    summary = repeated_closure(sim, SPACE, TRUTH, seeds=[1, 2, 3], n_evals=20,
+                               on_result=finished.append)
     assert summary.pulls.shape == (3, 2)
+    assert finished == summary.results  # each seed reported as it ends, in order
     mean, err = summary.pull_mean()
     width, werr = summary.pull_width()
     assert np.isfinite([mean, err, width, werr]).all() and err > 0 and werr > 0
