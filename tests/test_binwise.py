@@ -127,10 +127,11 @@ def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations
     assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
 
 
-def test_binwise_basis_needs_enough_evaluations_with_bins():
+def test_binwise_basis_needs_bins():
     space, objective, basis, local = _valley_campaign(0)
-    with pytest.raises(bt.BayestuneError, match="basis: .* at least 8 other evaluations"):
-        fit_binwise(History([]), space, objective, trials=local, basis=basis[:5])
+    bare = bt.Trial(number=99, params=dict(basis[0].params), value=basis[0].value)
+    with pytest.raises(bt.BayestuneError, match="basis trial carries no bins"):
+        fit_binwise(History([]), space, objective, trials=local, basis=[bare])
 
 
 SPACE_PEAK = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])

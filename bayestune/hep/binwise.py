@@ -126,16 +126,17 @@ class BinwiseModel:
         return out
 
     def _chi2_of(self, coef: dict[str, np.ndarray], values: Sequence[float] | np.ndarray,
-                 wall: bool = True) -> float:
-        """The chi2 of the bins ``coef`` predicts (less the fits' noise when debiased, with a
-        steep wall beyond the design's largest leverage unless ``wall`` is false)."""
+                 wall: bool = True, noise: float = 1.0) -> float:
+        """The chi2 of the bins ``coef`` predicts (less ``noise`` times the fits' noise when
+        debiased, with a steep wall beyond the design's largest leverage unless ``wall`` is
+        false)."""
         used = self._used
         feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
         pred = used.flatten({n: c @ feat for n, c in coef.items()})
         value = float(np.sum(used.weights * (pred - used.data) ** 2 / self._den))
         if self._gram is None:
             return value
-        value -= float(feat @ self._noise_form @ feat)
+        value -= noise * float(feat @ self._noise_form @ feat)
         excess = float(feat @ self._gram @ feat) / self.max_leverage - 1.0
         return value + 1e4 * excess**2 if wall and excess > 0 else value
 
@@ -174,12 +175,13 @@ class BinwiseModel:
         """Minimise the chi2 of the fitted bins inside the fitted box.
 
         The covariance is HESSE's (the data's errors) plus the spread of the minima of
-        ``n_replicas`` replicas of the fits, drawn from the fits' covariance (the MC noise of
-        the fitted evaluations; 0 leaves it out). The replicas' spread of the chi2 at the
-        minimum is ``fun_std``. HESSE's curvature is that of the debiased chi2 without the
-        box's limits or the leverage wall for a debiased model (so that a minimum on an edge
-        keeps the errors its surroundings give), and corrected for the fitted gradients'
-        noise otherwise.
+        ``n_replicas`` replicas of the fits (the MC noise of the fitted evaluations; 0 leaves
+        it out): drawn from the fits' covariance, or for a debiased model refitted -- the
+        directions included -- to the fitted bins plus new MC noise. The replicas' spread
+        of the chi2 at the minimum is ``fun_std``. HESSE's curvature is that of the debiased
+        chi2 without the box's limits or the leverage wall for a debiased model (so that a
+        minimum on an edge keeps the errors its surroundings give), and corrected for the
+        fitted gradients' noise otherwise.
         """
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
@@ -193,11 +195,14 @@ class BinwiseModel:
         best = np.array(m.values)
         rng = np.random.default_rng(seed)
         minima, at_best = [], []
+        # a debiased replica carries the fit's noise and its own: both are subtracted, so
+        # that the replicas' minima scatter about this minimum
+        twice = 2.0 if self.debiased else 1.0
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
-            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v), self.names, list(best),
-                           limits, errordef, hesse=False)
+            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=twice), self.names,
+                           list(best), limits, errordef, hesse=False)
             minima.append(np.array(r.values))
         extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
             if n_replicas > 1 else None
@@ -282,14 +287,19 @@ def fit_binwise(
         outside the chi2 are predicted by their mean. With ``basis``: the number of
         components (default ``None``/``"auto"``: one less than a quadratic's coefficients).
     basis : sequence of Trial, optional
-        Other evaluations (with bins; at least as many as a quadratic's coefficients + 2)
-        from which the directions of a reduced-rank fit are taken: the principal components
-        of a quadratic fit to them. Their noise is independent of the fitted trials', so the
-        fits' own noise, ``sum_b w_b Var(p_b(theta)) / D_b`` on average, is known and is
-        subtracted from the chi2 (:meth:`BinwiseModel.chi2`). Without that, the minimum is
-        pulled towards the centre of the fitted evaluations -- along a flat valley by many
-        standard deviations. The chi2 is then trusted only where the fitted design's
-        leverage is no larger than at its most exposed point.
+        Other evaluations with bins (may be empty) for a *debiased* reduced-rank fit. Each
+        fitted trial's bins are projected onto the leading principal components (default:
+        one less than a quadratic's coefficients, or ``rank``) of a quadratic fit to the
+        ``basis`` and the *other* fitted trials (leave one out), and the quadratics are
+        fitted to the projected bins. A trial's noise is then independent of the directions
+        it is projected onto, so the fits' own noise, ``sum_b w_b Var(p_b(theta)) / D_b`` on
+        average, is known and is subtracted from the chi2 (:meth:`BinwiseModel.chi2`).
+        Without that, the minimum is pulled towards the centre of the fitted evaluations --
+        along a flat valley by many standard deviations. The chi2 is then trusted only where
+        the fitted design's leverage is no larger than at its most exposed point. The basis
+        should cover the fitted region (its quadratic must describe the bins there, see
+        :func:`refine_binwise`): the leave-one-out directions come mostly from the fitted
+        trials themselves, the basis adds statistics.
     """
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
@@ -325,12 +335,11 @@ def fit_binwise(
     draw = None
     if basis is not None:
         basis = list(basis)
-        if len(basis) < n_coef + 2 or any("bins" not in t.info for t in basis):
+        if any("bins" not in t.info for t in basis):
             raise BayestuneError(
-                f"basis: a quadratic in {k} parameters needs at least {n_coef + 2} other "
-                f"evaluations with bins, got {len(basis)}"
+                "a basis trial carries no bins: build the objective with keep_bins=True"
             )
-        fits, draw = _basis_fits(A, chosen, basis, objective,
+        fits, draw = _cross_fits(A, chosen, basis, objective,
                                  None if rank in (None, "auto") else int(rank),
                                  [d.name for d in dims])
     elif rank is None:
@@ -409,29 +418,106 @@ def _reduced_rank_fits(
     return _component_fits(A, trials, used, Z, unit, mean, vt[:m], noise)
 
 
-def _basis_fits(
+def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` leading principal components (rows, orthonormal) of a quadratic fit of the
+    bins ``Z`` (n, B) to the points ``X`` (n, k)."""
+    A = quadratic_features((X - X.mean(axis=0)) / np.maximum(np.ptp(X, axis=0), 1e-12))
+    Zc = Z - Z.mean(axis=0)
+    _, _, vt = np.linalg.svd(A @ np.linalg.lstsq(A, Zc, rcond=None)[0], full_matrices=False)
+    return vt[:min(m, len(vt))]
+
+
+def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
     rank: int | None, names: list[str],
 ) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
-    """Quadratics of the bins' components along directions taken from *other* evaluations.
+    """Quadratics of the trials' used bins, each trial projected onto directions taken from
+    the ``basis`` and the other trials (leave one out; see :func:`fit_binwise`).
 
-    The directions are the principal components of a quadratic fit to the ``basis``
-    trials; their noise is independent of the fitted trials', so the fits' noise within
-    them is known exactly (and can be subtracted from the chi2).
+    Works in units where the chi2 is a plain sum of squares. The fitted coefficients'
+    covariance is that of the projected MC noise, so the model's noise form is exact; the
+    replicas redo the whole fit, directions included, on the fitted bins plus new MC noise
+    (so the directions' own noise is part of the replicas' spread).
     """
     used = objective.used_bins()
-    n_coef = A.shape[1]
+    n_use, n_coef = A.shape
+    m = n_coef - 1 if rank is None else rank
     unit = np.sqrt(_data_denominators(used, objective) / used.weights)  # sum of squares = chi2
-    Yb, _ = _used_bins_of(basis, used)
-    Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
-    Ab = quadratic_features((Xb - Xb.mean(axis=0)) / np.maximum(np.ptp(Xb, axis=0), 1e-12))
-    Zb = (Yb - Yb.mean(axis=0)) / unit
-    _, _, vt = np.linalg.svd(Ab @ np.linalg.lstsq(Ab, Zb, rcond=None)[0], full_matrices=False)
-    m = min(n_coef - 1 if rank is None else rank, len(vt))
     Y, E = _used_bins_of(trials, used)
     mean = Y.mean(axis=0)
-    return _component_fits(A, trials, used, (Y - mean) / unit, unit, mean, vt[:m],
-                           (E / unit) ** 2)
+    noise = (E / unit) ** 2  # (n, B) MC variances
+    X = np.array([[float(t.params[n]) for n in names] for t in trials])
+    if basis:
+        Yb, _ = _used_bins_of(basis, used)
+        Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
+    else:
+        Yb, Xb = np.empty((0, Y.shape[1])), np.empty((0, X.shape[1]))
+    Zb = (Yb - mean) / unit
+
+    def project(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row of ``Z`` projected onto the directions of the basis and the other rows,
+        and the projected MC variances."""
+        out, var = np.empty_like(Z), np.empty_like(Z)
+        for i in range(n_use):
+            others = np.arange(n_use) != i
+            V = _directions(np.vstack([Xb, X[others]]), np.vstack([Zb, Z[others]]), m)
+            P = V.T @ V
+            out[i] = Z[i] @ P
+            var[i] = noise[i] @ P**2
+        return out, var
+
+    projected, var = project((Y - mean) / unit)
+    H = np.linalg.pinv(A.T @ A) @ A.T  # (p, n): least squares
+    fitted = A @ (H @ projected)  # (n, B)
+
+    def coefficients(Z: np.ndarray) -> np.ndarray:
+        coef = (H @ Z).T * unit[:, None]  # (B, p)
+        coef[:, 0] += mean
+        return coef
+
+    coef_used = coefficients(projected)
+    sd = np.sqrt(noise)
+    cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
+    fits = _per_histogram_fits(trials, used, coef_used, cov_used)
+
+    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        again, _ = project(fitted + rng.normal(size=sd.shape) * sd)
+        moved = coefficients(again)
+        return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
+
+    return fits, draw
+
+
+def _on_used(used: Any, coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:
+    """``base`` (one histogram's per-bin rows) with its used bins' rows taken from
+    ``coef_of_used`` (rows of all used bins, histogram after histogram)."""
+    out = base.copy()
+    start = 0
+    for n, mask in used.masks.items():
+        size = int(np.sum(mask))
+        if n == name:
+            out[np.flatnonzero(mask)] = coef_of_used[start:start + size]
+            break
+        start += size
+    return out
+
+
+def _per_histogram_fits(trials: list[Trial], used: Any, coef_used: np.ndarray,
+                        cov_used: np.ndarray) -> dict[str, _BinFit]:
+    """Per-histogram fits from the used bins' coefficients and covariances; bins outside
+    the chi2 are predicted by their mean over ``trials``."""
+    n_use, n_coef = len(trials), coef_used.shape[1]
+    fits = {}
+    for name in trials[0].info["bins"]:
+        vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)
+        n_bins = vals.shape[1]
+        coef = np.zeros((n_bins, n_coef))
+        coef[:, 0] = vals.mean(axis=0)
+        cov = np.zeros((n_bins, n_coef, n_coef))
+        cov[:, 0, 0] = vals.var(axis=0) / n_use
+        fits[name] = _BinFit(_on_used(used, coef_used, name, coef),
+                             _on_used(used, cov_used, name, cov))
+    return fits
 
 
 def _component_fits(
@@ -457,27 +543,8 @@ def _component_fits(
     bin_var = (comps**2).T @ score_var  # (B,) variance factor of each bin's coefficients
     coef_used = (beta @ comps).T * unit[:, None]  # (B, p)
     coef_used[:, 0] += mean
-    starts = np.cumsum([0] + [int(np.sum(mask)) for mask in used.masks.values()])
-    offsets = dict(zip(used.masks, starts))
-
-    def per_histogram(coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:
-        out = base.copy()
-        mask = used.masks.get(name)
-        if mask is not None:
-            out[np.flatnonzero(mask)] = coef_of_used[offsets[name]:offsets[name] + int(mask.sum())]
-        return out
-
-    fits = {}
-    for name in trials[0].info["bins"]:
-        vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)
-        n_bins = vals.shape[1]
-        coef = np.zeros((n_bins, n_coef))
-        coef[:, 0] = vals.mean(axis=0)
-        cov = np.zeros((n_bins, n_coef, n_coef))
-        cov[:, 0, 0] = vals.var(axis=0) / n_use
-        fits[name] = _BinFit(
-            per_histogram(coef_used, name, coef),
-            per_histogram((unit**2 * bin_var)[:, None, None] * gram, name, cov))
+    fits = _per_histogram_fits(trials, used, coef_used,
+                               (unit**2 * bin_var)[:, None, None] * gram)
     vals, vecs = np.linalg.eigh(gram)
     gram_root = vecs * np.sqrt(np.maximum(vals, 0.0))
     loading = unit[:, None] * comps.T  # (B, m)
@@ -485,7 +552,7 @@ def _component_fits(
     def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
         shift = np.sqrt(score_var)[:, None] * (rng.normal(size=(m, n_coef)) @ gram_root.T)
         moved = coef_used + loading @ shift  # (B, p)
-        return {name: per_histogram(moved, name, fit.coef) for name, fit in fits.items()}
+        return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
 
     return fits, draw
 
@@ -526,12 +593,12 @@ def refine_binwise(
     These fits place the rounds. Because a fit's own noise adds least to its chi2 at the
     centre of its evaluations, their minima are pulled towards the evaluations (along a flat
     valley by several standard deviations). The returned estimate therefore comes from a
-    final fit of all the rounds' evaluations in directions taken from the *earlier*
-    evaluations (:func:`fit_binwise` with ``basis``: the lowest-chi2 evaluations before the
-    rounds), whose noise is independent of them, so that the fits' noise can be subtracted
-    from the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the
-    rounds (17 for four parameters: three rounds of eight) and as many before them;
-    otherwise the last round's fit is returned. The :class:`~bayestune.Uncertainty` is the
+    final, debiased fit of all the rounds' evaluations (:func:`fit_binwise` with ``basis``:
+    each evaluation projected onto directions taken from the others and from the earlier
+    evaluations inside the rounds' design), whose noise is then known and subtracted from
+    the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the rounds
+    (17 for four parameters: three rounds of eight); otherwise the last round's fit is
+    returned. The :class:`~bayestune.Uncertainty` is the
     minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
@@ -612,12 +679,10 @@ def refine_binwise(
                          fallback=2.0 * axes)
     assert model is not None and unc is not None
     local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
-    before = sorted((t for t in trials if t.source != "refine-binwise" and "bins" in t.info),
-                    key=lambda t: float(t.value))  # type: ignore[arg-type]
-    needed = n_quadratic_terms(k) + 2
-    if len(local) >= needed and len(before) >= needed:
+    if len(local) >= n_quadratic_terms(k) + 2:
+        before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
         model = fit_binwise(History([]), space, objective, trials=local,
-                            basis=before[:2 * n_quadratic_terms(k)])
+                            basis=_inside_design(before, local, dims))
         unc = model.uncertainty(start=centre)
         _log.info("debiased fit of the %d refine evaluations: minimum %s, errors %s",
                   len(local), [round(unc.x[n], 5) for n in unc.names],
@@ -726,3 +791,20 @@ def _trials_in_region(trials: list[Trial], dims: list[Real], centre: np.ndarray,
     order = np.argsort(dist, kind="stable")
     n = max(int(np.sum(dist <= 1.0 + 1e-9)), at_least)
     return [trials[i] for i in order[:n]]
+
+
+def _inside_design(candidates: list[Trial], design: list[Trial],
+                   dims: list[Real]) -> list[Trial]:
+    """The ``candidates`` where a quadratic fit to the ``design`` trials is trusted: no
+    larger leverage than at the design's own most exposed point."""
+    if not candidates:
+        return []
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in design])
+    centre, scale = X.mean(axis=0), np.maximum(np.ptp(X, axis=0), 1e-12)
+    A = quadratic_features((X - centre) / scale)
+    gram = np.linalg.pinv(A.T @ A)
+    worst = float(np.max(np.einsum("ip,pq,iq->i", A, gram, A)))
+    C = quadratic_features((np.array([[float(t.params[d.name]) for d in dims]
+                                      for t in candidates]) - centre) / scale)
+    inside = np.einsum("ip,pq,iq->i", C, gram, C) <= worst
+    return [t for t, ok in zip(candidates, inside) if ok]
