@@ -448,15 +448,16 @@ def _cross_fits(
     noise = (E / unit) ** 2  # (n, B) MC variances
     X = np.array([[float(t.params[n]) for n in names] for t in trials])
     if basis:
-        Yb, _ = _used_bins_of(basis, used)
+        Yb, Eb = _used_bins_of(basis, used)
         Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
     else:
-        Yb, Xb = np.empty((0, Y.shape[1])), np.empty((0, X.shape[1]))
+        Yb = Eb = np.empty((0, Y.shape[1]))
+        Xb = np.empty((0, X.shape[1]))
     Zb = (Yb - mean) / unit
 
-    def project(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each row of ``Z`` projected onto the directions of the basis and the other rows,
-        and the projected MC variances."""
+    def project(Z: np.ndarray, Zb: np.ndarray = Zb) -> tuple[np.ndarray, np.ndarray]:
+        """Each row of ``Z`` projected onto the directions of the basis ``Zb`` and the
+        other rows, and the projected MC variances."""
         out, var = np.empty_like(Z), np.empty_like(Z)
         for i in range(n_use):
             others = np.arange(n_use) != i
@@ -480,8 +481,12 @@ def _cross_fits(
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
 
+    sd_basis = Eb / unit
+
     def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
-        again, _ = project(fitted + rng.normal(size=sd.shape) * sd)
+        # new noise in the basis too: the directions' scatter from its noise
+        again, _ = project(fitted + rng.normal(size=sd.shape) * sd,
+                           Zb + rng.normal(size=sd_basis.shape) * sd_basis)
         moved = coefficients(again)
         return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
 
