@@ -127,6 +127,29 @@ def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations
     assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
 
 
+def test_binwise_noise_form_predicts_how_the_fits_error_grows():
+    """The debiased model subtracts ``f(theta)^T M f(theta)`` as the fits' noise: over many
+    campaigns, the squared error of the fitted bins grows from the design's centre to its
+    edges as that form says (an offset the same everywhere does not move the minimum)."""
+    centre, edges = (0.5, -0.5), [(1.8, 0.8), (-0.8, -1.8)]
+    growth = {p: [] for p in edges}
+    form = {p: [] for p in edges}
+    for seed in range(40):
+        space, objective, basis, local = _valley_campaign(seed)
+        model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+
+        def err2(p):
+            return np.sum((model.predict(p)["h"][0] - _valley_bins(*p)) ** 2)
+
+        for p in edges:
+            growth[p].append(err2(p) - err2(centre))
+            form[p].append(model.fit_noise(p) - model.fit_noise(centre))
+    for p in edges:
+        se = np.std(growth[p], ddof=1) / np.sqrt(len(growth[p]))
+        assert np.mean(form[p]) > 3.0  # the edges are far noisier than the centre
+        assert abs(np.mean(growth[p]) - np.mean(form[p])) < 3 * se, (p, np.mean(growth[p]))
+
+
 def test_binwise_basis_needs_bins():
     space, objective, basis, local = _valley_campaign(0)
     bare = bt.Trial(number=99, params=dict(basis[0].params), value=basis[0].value)

@@ -110,6 +110,12 @@ class BinwiseModel:
         feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
         return float(feat @ self._gram @ feat)
 
+    def fit_noise(self, values: Sequence[float] | np.ndarray) -> float:
+        """What the fits' own noise adds to the chi2 of the fitted bins at ``values`` on
+        average, ``sum_b w_b Var(p_b(theta)) / D_b`` (subtracted when debiased)."""
+        feat = quadratic_features(self._u(np.asarray(values, dtype=float)))[0]
+        return float(feat @ self._noise_form @ feat)
+
     def _u(self, values: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(values) - self._centre) / self._scale
 
@@ -686,11 +692,12 @@ def refine_binwise(
     local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
     if len(local) >= n_quadratic_terms(k) + 2:
         before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
-        model = fit_binwise(History([]), space, objective, trials=local,
-                            basis=_inside_design(before, local, dims))
+        basis = _inside_design(before, local, dims)
+        model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
         unc = model.uncertainty(start=centre)
-        _log.info("debiased fit of the %d refine evaluations: minimum %s, errors %s",
-                  len(local), [round(unc.x[n], 5) for n in unc.names],
+        _log.info("debiased fit of the %d refine evaluations (basis: %d earlier ones): "
+                  "minimum %s, errors %s", len(local), len(basis),
+                  [round(unc.x[n], 5) for n in unc.names],
                   [round(unc.errors[n], 5) for n in unc.names])
     return model, unc
 
