@@ -134,15 +134,13 @@ def test_binwise_noise_form_predicts_how_the_fits_error_grows():
     centre, edges = (0.5, -0.5), [(1.8, 0.8), (-0.8, -1.8)]
     growth = {p: [] for p in edges}
     form = {p: [] for p in edges}
-    for seed in range(40):
+    for seed in range(100):
         space, objective, basis, local = _valley_campaign(seed)
         model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
-
-        def err2(p):
-            return np.sum((model.predict(p)["h"][0] - _valley_bins(*p)) ** 2)
-
+        err2 = {p: np.sum((model.predict(p)["h"][0] - _valley_bins(*p)) ** 2)
+                for p in [centre, *edges]}
         for p in edges:
-            growth[p].append(err2(p) - err2(centre))
+            growth[p].append(err2[p] - err2[centre])
             form[p].append(model.fit_noise(p) - model.fit_noise(centre))
     for p in edges:
         se = np.std(growth[p], ddof=1) / np.sqrt(len(growth[p]))
