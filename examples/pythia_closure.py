@@ -23,6 +23,7 @@ subtracted), about 9 minutes.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import bayestune as bt
@@ -89,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(data: a level-1 closure; default with --full)")
     parser.add_argument("--plot", default=None, help="write a pull plot to this file")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log the local fits of the binwise estimator (minima, errors, lack "
+                             "of fit)")
     args = parser.parse_args(argv)
     if args.store and args.repeats > 1:
         parser.error("--store keeps one campaign: use it with --repeats 1")
@@ -110,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(format="  %(name)s: %(message)s")
+        logging.getLogger("bayestune.hep").setLevel(logging.INFO)
     obs = lep.observables(args.observables)
     reference = lep.load_reference(obs, args.data)  # the binning (and --pseudo-errors data)
     start = time.perf_counter()

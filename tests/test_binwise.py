@@ -84,15 +84,15 @@ def _valley_bins(a, b):
             + 0.5 * (a + b) ** 2 * VALLEY_X**2)
 
 
-def _valley_campaign(seed):
+def _valley_campaign(seed, bins=_valley_bins):
     """Data at a = b = 0 (errors 1); 32 wide evaluations (the basis) and 20 local ones
     centred at (0.5, -0.5), half a unit along the valley from the truth; MC noise 1 per bin."""
     rng = np.random.default_rng(seed)
     ref = {"h": Histogram.from_edges("/T/h", VALLEY_EDGES,
-                                     _valley_bins(0.0, 0.0) + rng.normal(size=60), np.ones(60))}
+                                     bins(0.0, 0.0) + rng.normal(size=60), np.ones(60))}
 
     def simulate(p):
-        values = _valley_bins(p["a"], p["b"]) + rng.normal(size=60)
+        values = bins(p["a"], p["b"]) + rng.normal(size=60)
         return {"h": Histogram.from_edges("/T/h", VALLEY_EDGES, values, np.ones(60))}
 
     objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False)
@@ -146,6 +146,23 @@ def test_binwise_noise_form_predicts_how_the_fits_error_grows():
         se = np.std(growth[p], ddof=1) / np.sqrt(len(growth[p]))
         assert np.mean(form[p]) > 3.0  # the edges are far noisier than the centre
         assert abs(np.mean(growth[p]) - np.mean(form[p])) < 3 * se, (p, np.mean(growth[p]))
+
+
+def test_binwise_lack_of_fit_widens_the_errors_of_bins_that_are_not_quadratic():
+    space, objective, basis, local = _valley_campaign(0)
+    quadratic = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+    assert 0.7 < quadratic.lack_of_fit < 1.5
+
+    def cubic(a, b):
+        return _valley_bins(a, b) + 0.8 * (a + b) ** 3 * np.cos(7 * VALLEY_X)
+
+    space, objective, basis, local = _valley_campaign(0, bins=cubic)
+    model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+    assert model.lack_of_fit > 3.0
+    scaled = model.uncertainty(n_replicas=20).errors
+    model.lack_of_fit = 1.0  # the same fit, its residuals taken for noise
+    plain = model.uncertainty(n_replicas=20).errors
+    assert all(scaled[n] > 1.2 * plain[n] for n in ("a", "b")), (scaled, plain)
 
 
 def test_binwise_basis_needs_bins():

@@ -62,13 +62,18 @@ class BinwiseModel:
     max_leverage : float
         The largest leverage of the fitted points (infinite unless debiased): the chi2 is
         trusted where :meth:`leverage` is below it.
+    lack_of_fit : float
+        For a debiased model, the residuals of the quadratics over what the MC noise leaves
+        of them (about 1 when the bins are quadratic over the fitted points; 1 otherwise).
+        Above 1, the replicas' noise is scaled up by it, so that a region too wide for
+        quadratics widens the errors (a PDG-style scale factor).
     """
 
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
                  centre: np.ndarray, scale: np.ndarray, fits: dict[str, _BinFit],
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
                  draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
-                 design: np.ndarray | None = None):
+                 design: np.ndarray | None = None, lack_of_fit: float = 1.0):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -85,6 +90,7 @@ class BinwiseModel:
         # chi2, and the chi2 is trusted only where the design's leverage is no larger than at
         # its own most exposed point
         self.debiased = design is not None
+        self.lack_of_fit = lack_of_fit
         self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
         self._gram: np.ndarray | None = None
@@ -201,9 +207,9 @@ class BinwiseModel:
         best = np.array(m.values)
         rng = np.random.default_rng(seed)
         minima, at_best = [], []
-        # a debiased replica carries the fit's noise and its own: both are subtracted, so
-        # that the replicas' minima scatter about this minimum
-        twice = 2.0 if self.debiased else 1.0
+        # a debiased replica carries the fit's noise and its own (scaled by the lack of fit):
+        # both are subtracted, so that the replicas' minima scatter about this minimum
+        twice = 1.0 + max(self.lack_of_fit, 1.0) if self.debiased else 1.0
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
@@ -339,15 +345,16 @@ def fit_binwise(
     scale = np.maximum(X.max(axis=0) - X.min(axis=0), 1e-12)
     A = quadratic_features((X - centre) / scale)
     draw = None
+    lack_of_fit = 1.0
     if basis is not None:
         basis = list(basis)
         if any("bins" not in t.info for t in basis):
             raise BayestuneError(
                 "a basis trial carries no bins: build the objective with keep_bins=True"
             )
-        fits, draw = _cross_fits(A, chosen, basis, objective,
-                                 None if rank in (None, "auto") else int(rank),
-                                 [d.name for d in dims])
+        fits, draw, lack_of_fit = _cross_fits(A, chosen, basis, objective,
+                                              None if rank in (None, "auto") else int(rank),
+                                              [d.name for d in dims])
     elif rank is None:
         fits = _per_bin_fits(A, chosen)
     else:
@@ -357,7 +364,7 @@ def fit_binwise(
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
            np.minimum(X.max(axis=0), [d.high for d in dims]))
     return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
-                        design=A if basis is not None else None)
+                        design=A if basis is not None else None, lack_of_fit=lack_of_fit)
 
 
 def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
@@ -436,14 +443,16 @@ def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
 def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
     rank: int | None, names: list[str],
-) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float]:
     """Quadratics of the trials' used bins, each trial projected onto directions taken from
     the ``basis`` and the other trials (leave one out; see :func:`fit_binwise`).
 
     Works in units where the chi2 is a plain sum of squares. The fitted coefficients'
     covariance is that of the projected MC noise, so the model's noise form is exact; the
     replicas redo the whole fit, directions included, on the fitted bins plus new MC noise
-    (so the directions' own noise is part of the replicas' spread).
+    (so the directions' own noise is part of the replicas' spread), scaled up by the lack of
+    fit when the residuals exceed the noise. Returns the fits, the replicas' draw and the
+    lack of fit.
     """
     used = objective.used_bins()
     n_use, n_coef = A.shape
@@ -476,6 +485,10 @@ def _cross_fits(
     projected, var = project((Y - mean) / unit)
     H = np.linalg.pinv(A.T @ A) @ A.T  # (p, n): least squares
     fitted = A @ (H @ projected)  # (n, B)
+    # lack of fit: the residuals against what the projected MC noise leaves of them
+    leverage = np.einsum("ip,pi->i", A, H)
+    lack_of_fit = float(np.sum((projected - fitted) ** 2)
+                        / max(np.sum((1.0 - leverage) * var.sum(axis=1)), 1e-300))
 
     def coefficients(Z: np.ndarray) -> np.ndarray:
         coef = (H @ Z).T * unit[:, None]  # (B, p)
@@ -483,11 +496,10 @@ def _cross_fits(
         return coef
 
     coef_used = coefficients(projected)
-    sd = np.sqrt(noise)
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
-
-    sd_basis = Eb / unit
+    inflate = math.sqrt(max(lack_of_fit, 1.0))
+    sd, sd_basis = inflate * np.sqrt(noise), inflate * Eb / unit
 
     def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
         # new noise in the basis too: the directions' scatter from its noise
@@ -496,7 +508,7 @@ def _cross_fits(
         moved = coefficients(again)
         return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
 
-    return fits, draw
+    return fits, draw, lack_of_fit
 
 
 def _on_used(used: Any, coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:
@@ -695,8 +707,9 @@ def refine_binwise(
         basis = _inside_design(before, local, dims)
         model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
         unc = model.uncertainty(start=centre)
-        _log.info("debiased fit of the %d refine evaluations (basis: %d earlier ones): "
-                  "minimum %s, errors %s", len(local), len(basis),
+        _log.info("debiased fit of the %d refine evaluations (basis: %d earlier ones, lack "
+                  "of fit %.2f): minimum %s, errors %s", len(local), len(basis),
+                  model.lack_of_fit,
                   [round(unc.x[n], 5) for n in unc.names],
                   [round(unc.errors[n], 5) for n in unc.names])
     return model, unc
