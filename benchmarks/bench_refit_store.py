@@ -88,10 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'fitted evaluations':26s}   n basis lack-of-fit  estimate  errors  pulls")
     refit("all rounds", rounds, before, objective)
     refit("rounds 2-4", rounds[8:], before + rounds[:8], objective)
-    inside = [t for t in done
-              if np.all((np.array([float(t.params[n]) for n in NAMES]) >= LOW)
-                        & (np.array([float(t.params[n]) for n in NAMES]) <= HIGH))]
-    refit("inside the emulator's box", inside, [t for t in done if t not in inside], objective)
+    in_box = [bool(np.all((x >= LOW) & (x <= HIGH)))
+              for x in np.array([[float(t.params[n]) for n in NAMES] for t in done])]
+    refit("inside the emulator's box", [t for t, i in zip(done, in_box) if i],
+          [t for t, i in zip(done, in_box) if not i], objective)
 
 
 if __name__ == "__main__":

@@ -96,9 +96,7 @@ class BinwiseModel:
         self._gram: np.ndarray | None = None
         self.max_leverage = math.inf
         if design is not None:
-            self._gram = np.linalg.pinv(design.T @ design)
-            self.max_leverage = float(np.max(np.einsum("ip,pq,iq->i", design, self._gram,
-                                                       design)))
+            self._gram, self.max_leverage = _design_leverage(design)
 
     def _fit_noise_form(self) -> np.ndarray:
         """``M`` with ``f(theta)^T M f(theta) = sum_b w_b Var(p_b(theta)) / D_b``: what the
@@ -209,11 +207,11 @@ class BinwiseModel:
         minima, at_best = [], []
         # a debiased replica carries the fit's noise and its own (scaled by the lack of fit):
         # both are subtracted, so that the replicas' minima scatter about this minimum
-        twice = 1.0 + max(self.lack_of_fit, 1.0) if self.debiased else 1.0
+        subtract = 1.0 + max(self.lack_of_fit, 1.0) if self.debiased else 1.0
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
-            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=twice), self.names,
+            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
                            list(best), limits, errordef, hesse=False)
             minima.append(np.array(r.values))
         extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
@@ -341,8 +339,7 @@ def fit_binwise(
             f"got {n_use}"
         )
     X = np.array([[float(t.params[d.name]) for d in dims] for t in chosen])
-    centre = X.mean(axis=0)
-    scale = np.maximum(X.max(axis=0) - X.min(axis=0), 1e-12)
+    centre, scale = _unit_box(X)
     A = quadratic_features((X - centre) / scale)
     draw = None
     lack_of_fit = 1.0
@@ -392,6 +389,19 @@ def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
     return fits
 
 
+def _unit_box(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale (the spread, at least 1e-12) of the points ``X`` (n, k): the
+    coordinates in which their quadratic features are built."""
+    return X.mean(axis=0), np.maximum(np.ptp(X, axis=0), 1e-12)
+
+
+def _design_leverage(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """The pseudo-inverse Gram matrix of the design features ``A`` and the largest leverage
+    of its points."""
+    gram = np.linalg.pinv(A.T @ A)
+    return gram, float(np.max(np.einsum("ip,pq,iq->i", A, gram, A)))
+
+
 def _data_denominators(used: Any, objective: HistogramObjective) -> np.ndarray:
     """The chi2 denominators of the used bins without MC errors: ``sigma_d^2 + (f d)^2``."""
     return np.asarray(used.errors**2 + (objective.model_uncertainty * used.data) ** 2)
@@ -434,7 +444,8 @@ def _reduced_rank_fits(
 def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
     """The ``m`` leading principal components (rows, orthonormal) of a quadratic fit of the
     bins ``Z`` (n, B) to the points ``X`` (n, k)."""
-    A = quadratic_features((X - X.mean(axis=0)) / np.maximum(np.ptp(X, axis=0), 1e-12))
+    centre, scale = _unit_box(X)
+    A = quadratic_features((X - centre) / scale)
     Zc = Z - Z.mean(axis=0)
     _, _, vt = np.linalg.svd(A @ np.linalg.lstsq(A, Zc, rcond=None)[0], full_matrices=False)
     return vt[:min(m, len(vt))]
@@ -825,10 +836,8 @@ def _inside_design(candidates: list[Trial], design: list[Trial],
     if not candidates:
         return []
     X = np.array([[float(t.params[d.name]) for d in dims] for t in design])
-    centre, scale = X.mean(axis=0), np.maximum(np.ptp(X, axis=0), 1e-12)
-    A = quadratic_features((X - centre) / scale)
-    gram = np.linalg.pinv(A.T @ A)
-    worst = float(np.max(np.einsum("ip,pq,iq->i", A, gram, A)))
+    centre, scale = _unit_box(X)
+    gram, worst = _design_leverage(quadratic_features((X - centre) / scale))
     C = quadratic_features((np.array([[float(t.params[d.name]) for d in dims]
                                       for t in candidates]) - centre) / scale)
     inside = np.einsum("ip,pq,iq->i", C, gram, C) <= worst
