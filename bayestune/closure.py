@@ -217,7 +217,9 @@ def closure_test(
         ``estimator="binwise"`` (which needs at least one) rounds of
         :func:`~bayestune.hep.binwise.refine_binwise` of
         :func:`~bayestune.hep.binwise.binwise_round_size` evaluations each; they are part
-        of ``n_evals`` (the Bayesian optimisation gets the rest).
+        of ``n_evals`` (the Bayesian optimisation gets the rest). ``refine_binwise`` adds up
+        to two rounds beyond ``n_evals`` when its final minimum sits on the edge of its
+        rounds' evaluations.
     optimiser : {"gp", "composite"}, optional
         Engine of the tune: the GP of the chi2 (the tuner's default) or
         :class:`~bayestune.hep.composite.CompositeChi2Engine`, which emulates the bins and

@@ -11,7 +11,8 @@ The default budget runs in a few minutes on two cores (GP surrogate estimate); `
 the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 28
 evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the estimate and
 errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
-subtracted), about 9 minutes.
+subtracted; up to two more rounds when that minimum lies on the edge of the rounds'
+evaluations), about 9 minutes.
 ``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage.
 
     python examples/pythia_closure.py                 # quick

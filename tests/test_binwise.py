@@ -9,6 +9,7 @@ import bayestune as bt
 from bayestune.hep import Histogram, HistogramObjective
 from bayestune.hep.binwise import fit_binwise, refine_binwise
 from bayestune.history import History
+from bayestune.objective import evaluate
 from bayestune.testfunctions import GaussianPeakSimulator
 
 EDGES = np.linspace(0.0, 1.0, 9)
@@ -224,6 +225,37 @@ def test_refine_binwise_replays_its_rounds_on_resume(tmp_path):
             refine_binwise(tuner, objective, rounds=0)
         with pytest.raises(ValueError, match="width=-1"):
             refine_binwise(tuner, objective, width=-1)
+        with pytest.raises(ValueError, match="max_extent=0"):
+            refine_binwise(tuner, objective, max_extent=0)
+        with pytest.raises(ValueError, match="extra_rounds=-1"):
+            refine_binwise(tuner, objective, extra_rounds=-1)
+
+
+def _start_short_of_the_peak(extra_rounds):
+    """refine_binwise from 12 evaluations near mean = 0.18 (the truth is 0.3) with regions
+    capped at 2 % of the ranges: the two budgeted rounds cannot reach the peak."""
+    sim = GaussianPeakSimulator(n_events=5_000, seed=1)
+    pseudo = sim.replicate(seed=10_001, n_events=20_000)(TRUTH_PEAK)
+    objective = HistogramObjective(sim, pseudo, keep_pulls=False, keep_bins=True)
+    rng = np.random.default_rng(0)
+    with bt.Tuner(SPACE_PEAK, objective, seed=1) as tuner:
+        for mean, width in zip(rng.uniform(0.15, 0.2, 12), rng.uniform(1.0, 1.2, 12)):
+            point = {"mean": float(mean), "width": float(width)}
+            tuner.add(point, evaluate(objective, point))
+        _, unc = refine_binwise(tuner, objective, rounds=2, n_per_round=8, seed=1,
+                                max_extent=0.02, extra_rounds=extra_rounds)
+        return unc, len(tuner.history.completed)
+
+
+def test_refine_binwise_follows_a_minimum_on_the_wall_of_its_rounds():
+    stuck, n_stuck = _start_short_of_the_peak(extra_rounds=0)
+    assert n_stuck == 12 + 16
+    assert stuck.at_limit == ["mean"]  # the final fit's minimum is on its design's edge
+    moved, n_moved = _start_short_of_the_peak(extra_rounds=3)
+    assert n_moved > n_stuck and (n_moved - n_stuck) % 8 == 0
+    assert not moved.at_limit
+    assert abs(moved.x["mean"] - TRUTH_PEAK["mean"]) < abs(stuck.x["mean"] - TRUTH_PEAK["mean"])
+    assert abs(moved.x["mean"] - TRUTH_PEAK["mean"]) < 3 * moved.errors["mean"]
 
 
 def test_refine_binwise_keeps_the_last_round_fit_with_too_few_round_evaluations():

@@ -605,6 +605,8 @@ def refine_binwise(
     rounds: int = 2,
     n_per_round: int | None = None,
     width: float = 20.0,
+    max_extent: float = 0.2,
+    extra_rounds: int = 2,
     rank: int | str | None = "auto",
     seed: int | None = 0,
     callback: Callable[..., None] | None = None,
@@ -615,14 +617,15 @@ def refine_binwise(
     Each round evaluates ``n_per_round`` Latin-hypercube points (source
     ``"refine-binwise"``) in a region around the current estimate: a box whose half-axes are
     ``width`` errors along the eigenvectors of the current covariance, so that it follows a
-    valley (each half-axis between 1 % and half of the parameter range). It then fits
+    valley (each half-axis between 1 % and ``max_extent`` of the parameter range). It then fits
     :func:`fit_binwise` (``rank="auto"`` by default) to the evaluations in the region -- at
     least twice as many as a quadratic has coefficients, the nearest ones if fewer are
     inside -- and minimises the chi2 of the fitted bins (:meth:`BinwiseModel.uncertainty`);
     a minimum on the edge of the fitted points doubles the region and refits. The next
     region is centred on that minimum and built from its covariance, kept between half and
     twice the previous region in every direction (twice it when the minimum stayed on an
-    edge). The first region comes from a fit to the evaluations nearest the lowest one.
+    edge, within ``max_extent``). The first region comes from a fit to the evaluations
+    nearest the lowest one.
 
     These fits place the rounds. Because a fit's own noise adds least to its chi2 at the
     centre of its evaluations, their minima are pulled towards the evaluations (along a flat
@@ -632,7 +635,9 @@ def refine_binwise(
     evaluations inside the rounds' design), whose noise is then known and subtracted from
     the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the rounds
     (17 for four parameters: three rounds of eight); otherwise the last round's fit is
-    returned. The :class:`~bayestune.Uncertainty` is the
+    returned. When that final minimum lies on the edge of the rounds' evaluations (the
+    rounds stopped short of the minimum along a valley), up to ``extra_rounds`` more rounds
+    are centred on it and the final fit is redone. The :class:`~bayestune.Uncertainty` is the
     minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
@@ -655,6 +660,13 @@ def refine_binwise(
         Half-axes of the next region in units of the current errors. Narrow regions make
         the fitted gradients noisy and the errors too small; wide ones make the bins less
         quadratic over them.
+    max_extent : float
+        Largest half-axis of a region, as a fraction of the parameter ranges. Bins of a
+        generator are quadratic only over a limited range: wider regions bias the fits
+        (their ``lack_of_fit`` grows) along a flat valley.
+    extra_rounds : int
+        Most rounds added after the budgeted ones while the final minimum sits on the edge
+        of the rounds' evaluations (0: never; each adds ``n_per_round`` evaluations).
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
@@ -668,6 +680,12 @@ def refine_binwise(
         raise ValueError(f"rounds must be a positive integer, got rounds={rounds!r}")
     if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
         raise ValueError(f"width must be a positive number, got width={width!r}")
+    if not (isinstance(max_extent, (int, float)) and 0.01 <= max_extent <= 1.0):
+        raise ValueError("max_extent must be a fraction of the parameter ranges in "
+                         f"[0.01, 1], got max_extent={max_extent!r}")
+    if not isinstance(extra_rounds, int) or extra_rounds < 0:
+        raise ValueError("extra_rounds must be a non-negative integer, got "
+                         f"extra_rounds={extra_rounds!r}")
     space = tuner.space
     dims = [d for d in space if isinstance(d, Real)]
     k = len(dims)
@@ -681,10 +699,10 @@ def refine_binwise(
     earlier = [t for t in done if t.source == "refine-binwise"]  # replayed, in order
     trials = [t for t in done if t.source != "refine-binwise"]
     base = dict(min(trials, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
-    centre, axes = _start_region(trials, space, objective, rank, width)
-    model: BinwiseModel | None = None
-    unc: Uncertainty | None = None
-    for _ in range(rounds):
+    span = hi - lo
+    centre, axes = _start_region(trials, space, objective, rank, width, max_extent)
+
+    def run_round(centre: np.ndarray, axes: np.ndarray) -> None:
         for row in qmc.LatinHypercube(d=k, seed=rng).random(n_round):
             point = dict(base)
             point.update({d.name: float(v) for d, v in
@@ -696,7 +714,7 @@ def refine_binwise(
                                         rel_tol=1e-9, abs_tol=1e-12) for d in dims):
                     raise BayestuneError(
                         f"the store's refine-binwise trial {trial.number} is not this "
-                        f"design's point (another seed, n_per_round or width?)"
+                        f"design's point (another seed, n_per_round, width or max_extent?)"
                     )
             else:
                 trial = tuner.add(point, evaluate(tuner.objective, point),
@@ -705,24 +723,44 @@ def refine_binwise(
                     callback(trial)
             if trial.value is not None:
                 trials.append(trial)
+
+    def next_axes(unc: Uncertainty, model: BinwiseModel, axes: np.ndarray) -> np.ndarray:
+        # a minimum on the edge of the fitted points has no trustworthy covariance
+        grown = _capped(2.0 * axes, span, max_extent)
+        if _on_box_edge(unc, model):
+            return grown
+        return _region_axes(_damped(unc.covariance, axes / width), width, span,
+                            fallback=grown, max_extent=max_extent)
+
+    model: BinwiseModel | None = None
+    unc: Uncertainty | None = None
+    for _ in range(rounds):
+        run_round(centre, axes)
         model, unc = _fit_local(trials, space, objective, rank, centre, axes)
         centre = np.array([unc.x[d.name] for d in dims])
-        # a minimum on the edge of the fitted points has no trustworthy covariance
-        axes = 2.0 * axes if _on_box_edge(unc, model) else \
-            _region_axes(_damped(unc.covariance, axes / width), width, hi - lo,
-                         fallback=2.0 * axes)
+        axes = next_axes(unc, model, axes)
     assert model is not None and unc is not None
-    local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
-    if len(local) >= n_quadratic_terms(k) + 2:
+    for extra in range(extra_rounds + 1):
+        local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
+        if len(local) < n_quadratic_terms(k) + 2:
+            break
         before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
         basis = _inside_design(before, local, dims)
-        model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
-        unc = model.uncertainty(start=centre)
+        final = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+        final_unc = final.uncertainty(start=centre)
         _log.info("debiased fit of the %d refine evaluations (basis: %d earlier ones, lack "
                   "of fit %.2f): minimum %s, errors %s", len(local), len(basis),
-                  model.lack_of_fit,
-                  [round(unc.x[n], 5) for n in unc.names],
-                  [round(unc.errors[n], 5) for n in unc.names])
+                  final.lack_of_fit,
+                  [round(final_unc.x[n], 5) for n in final_unc.names],
+                  [round(final_unc.errors[n], 5) for n in final_unc.names])
+        model, unc = final, final_unc
+        if extra == extra_rounds or not _on_box_edge(unc, model):
+            break
+        # the minimum lies on the wall of the rounds' design: one more round there
+        _log.info("the debiased minimum is on the edge of the rounds' evaluations: "
+                  "extra round %d of at most %d", extra + 1, extra_rounds)
+        centre = np.array([unc.x[d.name] for d in dims])
+        run_round(centre, axes)
     return model, unc
 
 
@@ -739,19 +777,25 @@ def _damped(cov: np.ndarray, old_root: np.ndarray) -> np.ndarray:
 
 
 def _region_axes(cov: np.ndarray, width: float, span: np.ndarray,
-                 fallback: np.ndarray) -> np.ndarray:
+                 fallback: np.ndarray, max_extent: float) -> np.ndarray:
     """Half-axes (columns) of the design region: ``width`` sigma along each eigenvector of
-    ``cov``, each between 1 % and half of the parameter range (in the range's units);
-    ``fallback`` for an unusable ``cov``."""
+    ``cov``, each between 1 % and ``max_extent`` of the parameter range (in the range's
+    units); ``fallback`` for an unusable ``cov``."""
     cov = np.asarray(cov, dtype=float)
     if not np.all(np.isfinite(cov)):
         return fallback
     vals, vecs = np.linalg.eigh(cov)
     if np.any(vals <= 0):
         return fallback
-    axes = vecs * (width * np.sqrt(vals))
+    return _capped(vecs * (width * np.sqrt(vals)), span, max_extent, at_least=0.01)
+
+
+def _capped(axes: np.ndarray, span: np.ndarray, max_extent: float,
+            at_least: float = 0.0) -> np.ndarray:
+    """Half-axes (columns) rescaled so that each one's length, in units of the parameter
+    ranges ``span``, lies between ``at_least`` and ``max_extent``."""
     length = np.sqrt(np.sum((axes / span[:, None]) ** 2, axis=0))
-    return axes * np.clip(length, 0.01, 0.5) / np.maximum(length, 1e-300)
+    return axes * np.clip(length, at_least, max_extent) / np.maximum(length, 1e-300)
 
 
 def _fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
@@ -793,7 +837,8 @@ def _on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
 
 
 def _start_region(trials: list[Trial], space: Space, objective: HistogramObjective,
-                  rank: int | str | None, width: float) -> tuple[np.ndarray, np.ndarray]:
+                  rank: int | str | None, width: float,
+                  max_extent: float) -> tuple[np.ndarray, np.ndarray]:
     """Centre and half-axes of the first design region: a fit to the evaluations nearest
     the lowest one (scaled by the reach of those within ten noise sd of it, at least 2 % of
     the range) gives the directions and sizes; its box when the fit is unusable."""
@@ -815,7 +860,8 @@ def _start_region(trials: list[Trial], space: Space, objective: HistogramObjecti
         unc = model.uncertainty(start=centre, n_replicas=0)
     except BayestuneError:
         return centre, box
-    return centre, _region_axes(unc.covariance, width, span, fallback=box)
+    return centre, _region_axes(unc.covariance, width, span, fallback=box,
+                                max_extent=max_extent)
 
 
 def _trials_in_region(trials: list[Trial], dims: list[Real], centre: np.ndarray,

@@ -124,11 +124,7 @@ class BinEmulator:
         """
         base = dict(start if start is not None else self._best_params)
         to_unit = RealCoordinates(self.space, base)
-        obj = self.objective
-
-        def variance(var: np.ndarray) -> np.ndarray:
-            return (self.data_err**2 + var + self._resid_var
-                    + (obj.model_uncertainty * self.data) ** 2)
+        variance = self._variance
 
         def fcn(*values: float) -> float:
             mean, var = self.predict_bins(to_unit(np.asarray(values))[None, :])
@@ -145,10 +141,14 @@ class BinEmulator:
 
     def chi2(self, bins: np.ndarray) -> np.ndarray:
         """chi2 of bin arrays (..., B) with an evaluation's typical MC error in the variance."""
-        obj = self.objective
-        v = (self.data_err**2 + self.sim_err**2 + self._resid_var
-             + (obj.model_uncertainty * self.data) ** 2)
-        return np.sum(self.weights * (bins - self.data) ** 2 / v, axis=-1)
+        return np.sum(self.weights * (bins - self.data) ** 2 / self._variance(self.sim_err**2),
+                      axis=-1)
+
+    def _variance(self, var: np.ndarray) -> np.ndarray:
+        """The chi2's denominator for bins of variance ``var``: the data error, the PCA
+        truncation residual and the model-uncertainty floor added."""
+        return (self.data_err**2 + var + self._resid_var
+                + (self.objective.model_uncertainty * self.data) ** 2)
 
 
 class CompositeChi2Engine(Engine):
