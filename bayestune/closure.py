@@ -15,8 +15,10 @@ and 0.954 for calibrated uncertainties).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -374,6 +376,7 @@ def repeated_closure(
     truth: Mapping[str, Any],
     seeds: Sequence[int],
     on_result: Callable[[ClosureResult], None] | None = None,
+    store_dir: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> ClosureSummary:
     """Run :func:`closure_test` once per seed (tune seed = pseudo-data seed offset).
@@ -381,14 +384,22 @@ def repeated_closure(
     With a ``simulate`` that has ``replicate(seed=...)``, each repeat also uses an independent
     simulation seed for the tune. ``on_result`` is called with each finished
     :class:`ClosureResult` (so a long series reports every seed as it ends, and an interrupted
-    one keeps what it had). Other keyword arguments go to :func:`closure_test`.
+    one keeps what it had). With ``store_dir``, each seed's campaign is stored in
+    ``store_dir/closure_seed<seed>.sqlite``: a rerun resumes the series, and every tune can
+    be refitted later. Other keyword arguments go to :func:`closure_test`.
     """
     if len(seeds) < 2:
         raise ValueError(f"repeated_closure needs at least 2 seeds, got seeds={list(seeds)!r}")
+    if store_dir is not None and "store" in kwargs:
+        raise ValueError("repeated_closure takes store_dir (one store per seed), not store")
+    if store_dir is not None:
+        Path(store_dir).mkdir(parents=True, exist_ok=True)
     results = []
     for s in seeds:
         sim = simulate.replicate(seed=1_000 + int(s)) if hasattr(simulate, "replicate") \
             else simulate
+        if store_dir is not None:
+            kwargs["store"] = Path(store_dir) / f"closure_seed{int(s)}.sqlite"
         results.append(closure_test(sim, space, truth, seed=int(s), **kwargs))
         if on_result is not None:
             on_result(results[-1])

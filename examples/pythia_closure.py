@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "level-1 pseudo-data, binwise estimator (28 composite-engine "
                              "evaluations + 4 local rounds of 8)")
     parser.add_argument("--store", default=None,
-                        help="campaign store (SQLite) of the tune; rerun to resume")
+                        help="campaign store (SQLite) of the tune, with --repeats a directory "
+                             "of one store per seed; rerun to resume")
     parser.add_argument("--warping", default="chi2", choices=["none", "log", "chi2"],
                         help="GP output warping (default chi2: ln of the chi2)")
     parser.add_argument("--trend", default="none", choices=["none", "quadratic"],
@@ -95,8 +96,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="log the local fits of the binwise estimator (minima, errors, lack "
                              "of fit)")
     args = parser.parse_args(argv)
-    if args.store and args.repeats > 1:
-        parser.error("--store keeps one campaign: use it with --repeats 1")
     if args.full:
         args.events, args.evals = 20_000, 60
         args.estimator = args.estimator or "binwise"
@@ -156,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             results = [res]
             ok = res.passed
         else:
+            store_dir = options.pop("store")
             summary = repeated_closure(sim, SPACE, TRUTH,
                                        seeds=list(range(args.seed, args.seed + args.repeats)),
                                        on_result=lambda r: print(r.table(), flush=True),
-                                       **options)
+                                       store_dir=store_dir, **options)
             print(summary.table())
             results = summary.results
             ok = all(r.passed for r in results)
