@@ -63,6 +63,31 @@ def test_repeated_closure_summary():
     assert "coverage" in summary.table()
 
 
+def _counted(sim, calls):
+    """``sim`` (and its replicas) recording every simulated point in ``calls``."""
+    def run(params):
+        calls.append(params)
+        return sim(params)
+
+    run.replicate = lambda **kw: _counted(sim.replicate(**kw), calls)
+    return run
+
+
+def test_repeated_closure_stores_each_seed_and_resumes(tmp_path):
+    sim = GaussianPeakSimulator(n_events=2_000, seed=1)
+    calls_first, calls_again = [], []
+    first = repeated_closure(_counted(sim, calls_first), SPACE, TRUTH, seeds=[1, 2],
+                             n_evals=12, store_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == \
+        ["closure_seed1.sqlite", "closure_seed2.sqlite"]
+    again = repeated_closure(_counted(sim, calls_again), SPACE, TRUTH, seeds=[1, 2],
+                             n_evals=12, store_dir=tmp_path)
+    assert len(calls_again) == len(calls_first) - 2 * 12  # no tune evaluation redone
+    np.testing.assert_allclose(again.pulls, first.pulls)
+    with pytest.raises(ValueError, match="store_dir"):
+        repeated_closure(sim, SPACE, TRUTH, seeds=[1, 2], store_dir=tmp_path, store="x.sqlite")
+
+
 def test_pull_plot(tmp_path):
     from bayestune.plots import plot_pulls, pull_data
 
