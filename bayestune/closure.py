@@ -330,16 +330,36 @@ class ClosureSummary:
     def n(self) -> int:
         return int(self.pulls.shape[0])
 
-    def pull_mean(self) -> tuple[float, float]:
-        """Mean of all pulls and its standard error."""
+    def pull_mean(self, by: str = "pull") -> tuple[float, float]:
+        """Mean of all pulls and its standard error: with ``by="pull"`` every pull counts
+        as independent; with ``by="seed"`` the closures are the independent units (the pulls
+        of one closure are correlated, as those of two correlated parameters are): the
+        standard error of the closures' mean pulls."""
         flat = self.pulls.ravel()
-        return float(flat.mean()), float(flat.std(ddof=1) / math.sqrt(flat.size))
+        if _unit(by) == "pull":
+            return float(flat.mean()), float(flat.std(ddof=1) / math.sqrt(flat.size))
+        per_seed = self.pulls.mean(axis=1)
+        return float(flat.mean()), float(per_seed.std(ddof=1) / math.sqrt(self.n))
 
-    def pull_width(self) -> tuple[float, float]:
-        """Standard deviation of all pulls and its (Gaussian) standard error."""
+    def pull_width(self, by: str = "pull") -> tuple[float, float]:
+        """Standard deviation of all pulls and its standard error: Gaussian with
+        ``by="pull"``, the delete-one-closure jackknife with ``by="seed"``."""
         flat = self.pulls.ravel()
         sd = float(flat.std(ddof=1))
-        return sd, sd / math.sqrt(2.0 * (flat.size - 1))
+        if _unit(by) == "pull":
+            return sd, sd / math.sqrt(2.0 * (flat.size - 1))
+        left_out = np.array([np.delete(self.pulls, i, axis=0).std(ddof=1)
+                             for i in range(self.n)])
+        return sd, float(math.sqrt((self.n - 1) / self.n
+                                   * np.sum((left_out - left_out.mean()) ** 2)))
+
+    def consistent(self, n_sigma: float = 2.0, by: str = "pull") -> bool:
+        """Whether the pull mean and width agree with 0 and 1 within ``n_sigma`` of their
+        standard errors (:meth:`pull_mean`, :meth:`pull_width`; ``by`` as there). Single
+        closures may fail at the rate their coverage allows; this judges the series."""
+        m, dm = self.pull_mean(by)
+        w, dw = self.pull_width(by)
+        return abs(m) <= n_sigma * dm and abs(w - 1.0) <= n_sigma * dw
 
     def coverage(self, n_sigma: float = 1.0) -> tuple[float, float]:
         """Fraction of |pull| <= n_sigma and its binomial standard error."""
@@ -363,11 +383,19 @@ class ClosureSummary:
         lines = [f"{self.n} closure tests, {self.pulls.size} pulls",
                  f"pull mean  {m:+.2f} +- {dm:.2f}   (expect 0)",
                  f"pull width {w:.2f} +- {dw:.2f}    (expect 1)",
+                 "  errors with the closure as the unit (its pulls are correlated): mean "
+                 f"+- {self.pull_mean('seed')[1]:.2f}, width +- {self.pull_width('seed')[1]:.2f}",
                  f"coverage 1 sigma {c1:.2f} +- {dc1:.2f} (expect 0.68), "
                  f"2 sigma {c2:.2f} +- {dc2:.2f} (expect 0.95)"]
         for n, (pm, pw) in self.per_parameter().items():
             lines.append(f"  {n}: mean {pm:+.2f}, width {pw:.2f}")
         return "\n".join(lines)
+
+
+def _unit(by: str) -> str:
+    if by not in ("pull", "seed"):
+        raise ValueError(f"by must be 'pull' or 'seed', got by={by!r}")
+    return by
 
 
 def repeated_closure(

@@ -202,10 +202,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-round", type=int, default=8, help="evaluations per round")
     parser.add_argument("--width", type=float, default=20.0, help="refine_binwise width")
     parser.add_argument("--rank", default="auto", help="refine_binwise rank: auto, none or k")
+    parser.add_argument("--max-extent", type=float, default=0.45,
+                        help="refine_binwise max_extent, a fraction of the design box's ranges "
+                             "(default 0.45: the examples' 0.2 of the published ranges, which "
+                             "are 2.5 and 1.9 times the box's for aLund and bLund)")
+    parser.add_argument("--extra-rounds", type=int, default=2,
+                        help="refine_binwise extra_rounds")
     args = parser.parse_args(argv)
     rank = None if args.rank == "none" else args.rank if args.rank == "auto" else int(args.rank)
     refine = {"rounds": args.rounds, "n_per_round": args.per_round, "width": args.width,
-              "rank": rank}
+              "max_extent": args.max_extent, "extra_rounds": args.extra_rounds, "rank": rank}
     if not args.design.exists():
         print(f"simulating the design into {args.design}")
         simulate_design(args.design, args.data)

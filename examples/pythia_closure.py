@@ -13,7 +13,9 @@ evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the
 errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
 subtracted; up to two more rounds when that minimum lies on the edge of the rounds'
 evaluations), about 9 minutes.
-``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage.
+``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage; the
+series passes when the pull mean and width agree with 0 and 1 within two standard errors
+(``ClosureSummary.consistent``), since single closures miss at the rate their coverage allows.
 
     python examples/pythia_closure.py                 # quick
     python examples/pythia_closure.py --full          # 20k events, 60 evaluations
@@ -162,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
                                        store_dir=store_dir, **options)
             print(summary.table())
             results = summary.results
-            ok = all(r.passed for r in results)
+            # a series passes when its pulls are calibrated: single closures may miss
+            # at the rate their 2 sigma coverage allows
+            ok = summary.consistent(2.0)
+            print(f"pull mean and width consistent with 0 and 1 within 2 standard errors: {ok}; "
+                  f"closures passed one by one: {sum(r.passed for r in results)} of "
+                  f"{len(results)}")
     print(f"total time {time.perf_counter() - start:.0f} s")
     if args.plot:
         from bayestune.plots import plot_pulls

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 import bayestune as bt
-from bayestune.closure import closure_test, level1_pseudo_data, repeated_closure
+from bayestune.closure import (
+    ClosureSummary,
+    closure_test,
+    level1_pseudo_data,
+    repeated_closure,
+)
 from bayestune.testfunctions import GaussianPeakSimulator
 
 SPACE = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
@@ -61,6 +66,26 @@ def test_repeated_closure_summary():
     assert 0.0 <= frac1 <= frac2 <= 1.0
     assert abs(mean) < 1.5 and width < 3.0, summary.table()
     assert "coverage" in summary.table()
+
+
+def test_pull_errors_with_the_closure_as_the_unit():
+    # two perfectly correlated parameters: 2 n pulls carry the information of n closures
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(400, 1))
+    summary = ClosureSummary(results=[], names=["a", "b"], pulls=np.hstack([z, z]))
+    mean, by_pull = summary.pull_mean()
+    _, by_seed = summary.pull_mean("seed")
+    assert by_seed == pytest.approx(np.sqrt(2) * by_pull, rel=0.01)
+    assert by_seed == pytest.approx(1 / np.sqrt(400), rel=0.1)
+    width, w_pull = summary.pull_width()
+    _, w_seed = summary.pull_width("seed")
+    assert width == pytest.approx(1.0, abs=0.1)
+    assert w_seed == pytest.approx(1 / np.sqrt(2 * 400), rel=0.25) and w_seed > 1.2 * w_pull
+    assert summary.consistent() and summary.consistent(by="seed")
+    assert not ClosureSummary([], ["a", "b"], 1.5 * np.hstack([z, z])).consistent()
+    assert not ClosureSummary([], ["a", "b"], np.hstack([z, z]) + 0.3).consistent()
+    with pytest.raises(ValueError, match="by='closure'"):
+        summary.pull_mean("closure")
 
 
 def _counted(sim, calls):

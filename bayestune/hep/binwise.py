@@ -637,7 +637,8 @@ def refine_binwise(
     (17 for four parameters: three rounds of eight); otherwise the last round's fit is
     returned. When that final minimum lies on the edge of the rounds' evaluations (the
     rounds stopped short of the minimum along a valley), up to ``extra_rounds`` more rounds
-    are centred on it and the final fit is redone. The :class:`~bayestune.Uncertainty` is the
+    are centred on it and the final fit is redone (also when it lies on the final fit's
+    leverage wall, which keeps the chi2 where the design can predict it). The :class:`~bayestune.Uncertainty` is the
     minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
@@ -645,7 +646,8 @@ def refine_binwise(
 
     ``rounds`` counts the rounds already in the tuner's store: a rerun with the same
     arguments replays them (no new evaluations) and continues, so an interrupted campaign
-    resumes.
+    resumes. Extra rounds are replayed as well; a rerun with more ``rounds`` than a run that
+    took extra rounds finds their points where its own rounds go and raises an error.
 
     Parameters
     ----------
@@ -714,7 +716,8 @@ def refine_binwise(
                                         rel_tol=1e-9, abs_tol=1e-12) for d in dims):
                     raise BayestuneError(
                         f"the store's refine-binwise trial {trial.number} is not this "
-                        f"design's point (another seed, n_per_round, width or max_extent?)"
+                        f"design's point (another seed, n_per_round, width or max_extent, "
+                        f"or more rounds after extra rounds were taken?)"
                     )
             else:
                 trial = tuner.add(point, evaluate(tuner.objective, point),
@@ -754,14 +757,21 @@ def refine_binwise(
                   [round(final_unc.x[n], 5) for n in final_unc.names],
                   [round(final_unc.errors[n], 5) for n in final_unc.names])
         model, unc = final, final_unc
-        if extra == extra_rounds or not _on_box_edge(unc, model):
+        x = np.array([unc.x[d.name] for d in dims])
+        if extra == extra_rounds or not (_on_box_edge(unc, model)
+                                         or model.leverage(x) > _ON_THE_WALL
+                                         * model.max_leverage):
             break
         # the minimum lies on the wall of the rounds' design: one more round there
-        _log.info("the debiased minimum is on the edge of the rounds' evaluations: "
-                  "extra round %d of at most %d", extra + 1, extra_rounds)
-        centre = np.array([unc.x[d.name] for d in dims])
+        _log.info("the debiased minimum is on the edge of the rounds' evaluations (leverage "
+                  "%.2f of the design's largest): extra round %d of at most %d",
+                  model.leverage(x) / model.max_leverage, extra + 1, extra_rounds)
+        centre = x
         run_round(centre, axes)
     return model, unc
+
+
+_ON_THE_WALL = 0.95  # a debiased minimum this close to its design's leverage wall is held there
 
 
 def _damped(cov: np.ndarray, old_root: np.ndarray) -> np.ndarray:
