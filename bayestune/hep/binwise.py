@@ -635,11 +635,11 @@ def refine_binwise(
     evaluations inside the rounds' design), whose noise is then known and subtracted from
     the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the rounds
     (17 for four parameters: three rounds of eight); otherwise the last round's fit is
-    returned. When that final minimum lies on the edge of the rounds' evaluations (the
-    rounds stopped short of the minimum along a valley), up to ``extra_rounds`` more rounds
-    are centred on it and the final fit is redone (also when it lies on the final fit's
-    leverage wall, which keeps the chi2 where the design can predict it). The :class:`~bayestune.Uncertainty` is the
-    minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
+    returned. When that final minimum lies on the edge of the rounds' evaluations or on the
+    final fit's leverage wall (which keeps the chi2 where the design can predict it) -- the
+    rounds stopped short of the minimum along a valley -- up to ``extra_rounds`` more rounds
+    are centred on it and the final fit is redone. The :class:`~bayestune.Uncertainty` is
+    the minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
     noise of all evaluations in the region.
@@ -668,7 +668,8 @@ def refine_binwise(
         (their ``lack_of_fit`` grows) along a flat valley.
     extra_rounds : int
         Most rounds added after the budgeted ones while the final minimum sits on the edge
-        of the rounds' evaluations (0: never; each adds ``n_per_round`` evaluations).
+        of the rounds' evaluations or on the leverage wall (0: never; each adds
+        ``n_per_round`` evaluations).
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
