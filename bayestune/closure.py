@@ -106,6 +106,11 @@ class ClosureResult:
         return "\n".join(lines)
 
 
+def default_pseudo_seed(seed: int) -> int:
+    """The seed of a closure's pseudo-data when :func:`closure_test` is not given one."""
+    return 10_000 + int(seed)
+
+
 def _default_pseudo_data(simulate: Any) -> PseudoData:
     replicate = getattr(simulate, "replicate", None)
     if replicate is None:
@@ -235,7 +240,7 @@ def closure_test(
     truth = space.validate(dict(truth))
     if not any(isinstance(d, Real) for d in space):
         raise BayestuneError("closure_test needs at least one Real parameter")
-    p_seed = 10_000 + seed if pseudo_seed is None else int(pseudo_seed)
+    p_seed = default_pseudo_seed(seed) if pseudo_seed is None else int(pseudo_seed)
     if isinstance(pseudo_data, Mapping):
         data = dict(pseudo_data)
     else:
@@ -426,9 +431,9 @@ def repeated_closure(
     for s in seeds:
         sim = simulate.replicate(seed=1_000 + int(s)) if hasattr(simulate, "replicate") \
             else simulate
-        if store_dir is not None:
-            kwargs["store"] = Path(store_dir) / f"closure_seed{int(s)}.sqlite"
-        results.append(closure_test(sim, space, truth, seed=int(s), **kwargs))
+        options = kwargs if store_dir is None else \
+            dict(kwargs, store=Path(store_dir) / f"closure_seed{int(s)}.sqlite")
+        results.append(closure_test(sim, space, truth, seed=int(s), **options))
         if on_result is not None:
             on_result(results[-1])
     names = list(results[0].pulls)

@@ -22,9 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from pythia_closure import TRUTH  # noqa: E402
+from pythia_closure import TRUTH, full_pseudo_data  # noqa: E402
 
-from bayestune.closure import level1_pseudo_data  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
 from bayestune.hep.pythia import PythiaSimulator  # noqa: E402
 
@@ -44,10 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         points[f"point {i + 1}"] = dict(zip(TRUTH, map(float, values)))
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)
-    p_seed = 10_000 + args.seed
     with PythiaSimulator(obs, reference, n_events=args.events, seed=777) as sim:
-        pseudo = sim.replicate(seed=p_seed, n_events=80_000)(TRUTH)
-        objective = HistogramObjective(sim, level1_pseudo_data(pseudo, reference, p_seed),
+        objective = HistogramObjective(sim, full_pseudo_data(sim, reference, args.seed),
                                        n_params=len(TRUTH), keep_pulls=False)
         print(f"closure seed {args.seed}: chi2 with {args.events} events per point "
               f"(+- its MC noise)")

@@ -27,10 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 from bench_valley_emulated import HIGH, LOW  # noqa: E402
-from pythia_closure import SPACE, TRUTH  # noqa: E402
+from pythia_closure import SPACE, TRUTH, full_pseudo_data  # noqa: E402
 
 import bayestune as bt  # noqa: E402
-from bayestune.closure import level1_pseudo_data  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
 from bayestune.hep.binwise import _inside_design, fit_binwise  # noqa: E402
 from bayestune.hep.pythia import PythiaSimulator  # noqa: E402
@@ -65,10 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"no store at {args.store}")
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)
-    p_seed = 10_000 + args.seed
     with PythiaSimulator(obs, reference, n_events=20_000, seed=args.seed) as sim:
-        pseudo = sim.replicate(seed=p_seed, n_events=80_000)(TRUTH)
-    data = level1_pseudo_data(pseudo, reference, p_seed)
+        data = full_pseudo_data(sim, reference, args.seed)
 
     def no_simulation(params: dict) -> dict:
         raise RuntimeError("this benchmark only reads the store")

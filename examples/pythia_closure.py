@@ -30,7 +30,12 @@ import logging
 import time
 
 import bayestune as bt
-from bayestune.closure import closure_test, repeated_closure
+from bayestune.closure import (
+    closure_test,
+    default_pseudo_seed,
+    level1_pseudo_data,
+    repeated_closure,
+)
 from bayestune.hep import lep
 from bayestune.hep.pythia import PythiaSimulator
 
@@ -48,6 +53,16 @@ SPACE = bt.Space([  # ranges of arXiv:1610.08328 / arXiv:2505.11675 (monash2013_
     bt.Real("StringPT:sigma", 0.0, 1.0),
 ])
 
+
+
+def full_pseudo_data(sim: PythiaSimulator, reference: dict, seed: int,
+                     n_events: int = 80_000) -> dict:
+    """The level-1 pseudo-data of the ``--full`` closure with ``seed``, made again exactly as
+    :func:`~bayestune.closure.closure_test` made them (for benchmarks that refit a stored
+    closure or compare points against its pseudo-data)."""
+    p_seed = default_pseudo_seed(seed)
+    return level1_pseudo_data(sim.replicate(seed=p_seed, n_events=n_events)(TRUTH), reference,
+                              p_seed)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -124,11 +124,11 @@ class BinEmulator:
         """
         base = dict(start if start is not None else self._best_params)
         to_unit = RealCoordinates(self.space, base)
-        variance = self._variance
 
         def fcn(*values: float) -> float:
             mean, var = self.predict_bins(to_unit(np.asarray(values))[None, :])
-            return float(np.sum(self.weights * (mean[0] - self.data) ** 2 / variance(var[0])))
+            return float(np.sum(self.weights * (mean[0] - self.data) ** 2
+                                / self._variance(var[0])))
 
         limits = [(d.low, d.high) for d in to_unit.dims]
         m = minuit_fit(fcn, to_unit.names, [float(base[n]) for n in to_unit.names], limits,
@@ -136,7 +136,7 @@ class BinEmulator:
         mean, var = self.predict_bins(to_unit(np.array(m.values))[None, :])
         r = mean[0] - self.data
         fun_std = float(np.sqrt(np.sum(self.weights**2 * 4 * r**2 * var[0]
-                                       / variance(var[0]) ** 2)))
+                                       / self._variance(var[0]) ** 2)))
         return uncertainty_from_minuit(m, base, limits, errordef, fun_std=fun_std)
 
     def chi2(self, bins: np.ndarray) -> np.ndarray:
