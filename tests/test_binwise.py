@@ -7,7 +7,7 @@ import pytest
 
 import bayestune as bt
 from bayestune.hep import Histogram, HistogramObjective
-from bayestune.hep.binwise import fit_binwise, refine_binwise
+from bayestune.hep.binwise import _unsettled, fit_binwise, refine_binwise
 from bayestune.history import History
 from bayestune.objective import evaluate
 from bayestune.testfunctions import GaussianPeakSimulator
@@ -278,3 +278,18 @@ def test_refine_binwise_keeps_the_last_round_fit_with_too_few_round_evaluations(
         model, unc = refine_binwise(tuner, objective, rounds=1, n_per_round=6, seed=5)
     assert not model.debiased  # 6 round evaluations < 8 (a quadratic's 6 coefficients + 2)
     assert unc.valid
+
+
+def test_rounds_walk_on_while_the_debiased_minimum_moves_away_from_their_centre():
+    space, objective, basis, local = _valley_campaign(4)
+    model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+    unc = model.uncertainty(n_replicas=20)
+    assert not unc.at_limit
+    x = np.array([unc.x["a"], unc.x["b"]])
+    assert _unsettled(unc, model, x, last_centre=x) is None  # inside its design, no step
+    vals, vecs = np.linalg.eigh(unc.covariance)
+    flat = np.sqrt(vals[-1]) * vecs[:, -1]  # one standard deviation along the valley
+    # Delta chi2 = 1 from the last round's centre: within the 95 % quantile of 2 dof (5.99)
+    assert _unsettled(unc, model, x, last_centre=x - flat) is None
+    why = _unsettled(unc, model, x, last_centre=x - 3.0 * flat)  # Delta chi2 = 9
+    assert why is not None and "moved by Delta chi2 = 9.0" in why

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import chi2 as chi2_dist
 from scipy.stats import qmc
 
 from ..exceptions import BayestuneError
@@ -606,7 +607,7 @@ def refine_binwise(
     n_per_round: int | None = None,
     width: float = 20.0,
     max_extent: float = 0.2,
-    extra_rounds: int = 2,
+    extra_rounds: int = 4,
     rank: int | str | None = "auto",
     seed: int | None = 0,
     callback: Callable[..., None] | None = None,
@@ -633,12 +634,17 @@ def refine_binwise(
     final, debiased fit of all the rounds' evaluations (:func:`fit_binwise` with ``basis``:
     each evaluation projected onto directions taken from the others and from the earlier
     evaluations inside the rounds' design), whose noise is then known and subtracted from
-    the chi2. That needs at least a quadratic's coefficients + 2 evaluations in the rounds
-    (17 for four parameters: three rounds of eight); otherwise the last round's fit is
-    returned. When that final minimum lies on the edge of the rounds' evaluations or on the
-    final fit's leverage wall (which keeps the chi2 where the design can predict it) -- the
-    rounds stopped short of the minimum along a valley -- up to ``extra_rounds`` more rounds
-    are centred on it and the final fit is redone. The :class:`~bayestune.Uncertainty` is
+    the chi2. It takes the rounds' evaluations in the last round's region (at least twice a
+    quadratic's coefficients, the nearest ones), so that a long walk's first rounds do not
+    bend the quadratics. That needs at least a quadratic's coefficients + 2 evaluations in
+    the rounds (17 for four parameters: three rounds of eight); otherwise the last round's
+    fit is returned. The rounds have not settled when that final minimum lies on the edge
+    of the rounds' evaluations or on the final fit's leverage wall (which keeps the chi2
+    where the design can predict it) -- they stopped short of the minimum along a valley --
+    or when it moved from the last round's centre by more than the 95 % quantile of Delta
+    chi2 for ``k`` parameters under its own covariance (the walk goes on); then up to
+    ``extra_rounds`` more rounds are centred on it and the final fit is redone. The
+    :class:`~bayestune.Uncertainty` is
     the minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
@@ -667,9 +673,8 @@ def refine_binwise(
         generator are quadratic only over a limited range: wider regions bias the fits
         (their ``lack_of_fit`` grows) along a flat valley.
     extra_rounds : int
-        Most rounds added after the budgeted ones while the final minimum sits on the edge
-        of the rounds' evaluations or on the leverage wall (0: never; each adds
-        ``n_per_round`` evaluations).
+        Most rounds added after the budgeted ones while the rounds have not settled on the
+        final minimum (see above; 0: never; each adds ``n_per_round`` evaluations).
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
@@ -739,39 +744,64 @@ def refine_binwise(
     model: BinwiseModel | None = None
     unc: Uncertainty | None = None
     for _ in range(rounds):
+        last_centre, last_axes = centre, axes
         run_round(centre, axes)
         model, unc = _fit_local(trials, space, objective, rank, centre, axes)
         centre = np.array([unc.x[d.name] for d in dims])
         axes = next_axes(unc, model, axes)
     assert model is not None and unc is not None
+    at_least = 2 * n_quadratic_terms(k)
     for extra in range(extra_rounds + 1):
         local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
         if len(local) < n_quadratic_terms(k) + 2:
             break
+        # a long walk's first rounds are far from where it ended: the rounds' evaluations
+        # in the last round's region, at least twice a quadratic's coefficients
+        local = _trials_in_region(local, dims, last_centre, last_axes, at_least)
         before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
         basis = _inside_design(before, local, dims)
         final = fit_binwise(History([]), space, objective, trials=local, basis=basis)
         final_unc = final.uncertainty(start=centre)
-        _log.info("debiased fit of the %d refine evaluations (basis: %d earlier ones, lack "
+        _log.info("debiased fit of %d refine evaluations (basis: %d earlier ones, lack "
                   "of fit %.2f): minimum %s, errors %s", len(local), len(basis),
                   final.lack_of_fit,
                   [round(final_unc.x[n], 5) for n in final_unc.names],
                   [round(final_unc.errors[n], 5) for n in final_unc.names])
         model, unc = final, final_unc
         x = np.array([unc.x[d.name] for d in dims])
-        if extra == extra_rounds or not (_on_box_edge(unc, model)
-                                         or model.leverage(x) > _ON_THE_WALL
-                                         * model.max_leverage):
+        why = _unsettled(unc, model, x, last_centre)
+        if extra == extra_rounds or why is None:
             break
-        # the minimum lies on the wall of the rounds' design: one more round there
-        _log.info("the debiased minimum is on the edge of the rounds' evaluations (leverage "
-                  "%.2f of the design's largest): extra round %d of at most %d",
-                  model.leverage(x) / model.max_leverage, extra + 1, extra_rounds)
-        centre = x
+        _log.info("the debiased minimum %s: extra round %d of at most %d",
+                  why, extra + 1, extra_rounds)
+        centre = last_centre = x
+        last_axes = axes
         run_round(centre, axes)
     return model, unc
 
 
+def _unsettled(unc: Uncertainty, model: BinwiseModel, x: np.ndarray,
+               last_centre: np.ndarray) -> str | None:
+    """Why the rounds have not settled on the debiased minimum ``x`` (None when they have):
+    it lies on the edge of the rounds' evaluations or on the fit's leverage wall (the rounds
+    stopped short of the minimum along a valley), or it moved from the last round's centre
+    ``last_centre`` by more than the 95 % Delta chi2 of its errors (the walk goes on)."""
+    if _on_box_edge(unc, model):
+        return "is on the edge of the rounds' evaluations"
+    wall = model.leverage(x) / model.max_leverage
+    if wall > _ON_THE_WALL:
+        return f"is on the fit's leverage wall ({wall:.2f} of the design's largest)"
+    step = x - last_centre
+    cov = np.asarray(unc.covariance, dtype=float)
+    if np.all(np.isfinite(cov)):
+        moved = float(step @ np.linalg.pinv(cov) @ step)
+        if moved > chi2_dist.ppf(_SETTLED, len(x)):
+            return (f"moved by Delta chi2 = {moved:.1f} from the last round's centre "
+                    f"{np.round(last_centre, 5)}")
+    return None
+
+
+_SETTLED = 0.95  # quantile of Delta chi2 beyond which a debiased minimum has moved on
 _ON_THE_WALL = 0.95  # a debiased minimum this close to its design's leverage wall is held there
 
 
