@@ -11,8 +11,8 @@ The default budget runs in a few minutes on two cores (GP surrogate estimate); `
 the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 28
 evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the estimate and
 errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
-subtracted; up to two more rounds when that minimum lies on the edge of the rounds'
-evaluations), about 9 minutes.
+subtracted; up to four more rounds while that minimum lies on the edge of the rounds'
+evaluations or still moves away from the last round's centre), about 9-13 minutes.
 ``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage; the
 series passes when the pull mean and width agree with 0 and 1 within two standard errors
 (``ClosureSummary.consistent``), since single closures miss at the rate their coverage allows.

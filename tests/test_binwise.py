@@ -293,3 +293,54 @@ def test_rounds_walk_on_while_the_debiased_minimum_moves_away_from_their_centre(
     assert _unsettled(unc, model, x, last_centre=x - flat) is None
     why = _unsettled(unc, model, x, last_centre=x - 3.0 * flat)  # Delta chi2 = 9
     assert why is not None and "moved by Delta chi2 = 9.0" in why
+
+
+BOUND_EDGES = np.linspace(0.0, 1.0, 61)
+BOUND_X = 0.5 * (BOUND_EDGES[:-1] + BOUND_EDGES[1:])
+
+
+def _bound_valley_bins(a, b):
+    """60 bins with a narrow valley along a + b = 2 whose chi2 against the truth (1, 1) rises
+    over a bump and falls again towards the bound b = 0, where it is 10-20 higher than at
+    the truth: a local minimum on the bound."""
+    t = a - b
+    bump = 0.4 * t * ((t - 2.5) ** 2 + 0.5)
+    return 10 + 10 * (a + b) * np.cos(3 * BOUND_X) + 1.5 * bump * np.sin(5 * BOUND_X)
+
+
+def _start_on_the_bound(probe_valley, seed=1):
+    """refine_binwise from 12 evaluations near (2, 0.15), the far end of the valley."""
+    rng = np.random.default_rng(seed)
+    data = _bound_valley_bins(1.0, 1.0) + rng.normal(size=60)
+    ref = {"h": Histogram.from_edges("/T/h", BOUND_EDGES, data, np.ones(60))}
+
+    def simulate(p):
+        bits = np.array([p["a"], p["b"]]).view(np.uint64)
+        noise = 0.2 * np.random.default_rng([seed, *map(int, bits)]).normal(size=60)
+        return {"h": Histogram.from_edges("/T/h", BOUND_EDGES,
+                                          _bound_valley_bins(p["a"], p["b"]) + noise,
+                                          np.full(60, 0.2))}
+
+    objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False)
+    space = bt.Space([bt.Real("a", 0.0, 3.0), bt.Real("b", 0.0, 3.0)])
+    with bt.Tuner(space, objective, seed=seed) as tuner:
+        for a, b in zip(rng.uniform(1.85, 2.15, 12), rng.uniform(0.0, 0.3, 12)):
+            point = {"a": float(a), "b": float(b)}
+            tuner.add(point, evaluate(objective, point))
+        _, unc = refine_binwise(tuner, objective, rounds=2, n_per_round=8, seed=seed,
+                                probe_valley=probe_valley)
+        return unc, len(tuner.history.completed)
+
+
+def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
+    stuck, n_stuck = _start_on_the_bound(probe_valley=False)
+    assert stuck.at_limit == ["b"] and stuck.x["a"] > 1.8  # the local minimum on b = 0
+    assert n_stuck == 12 + 16
+    found, n_found = _start_on_the_bound(probe_valley=True)
+    # 8 evaluations along the valley, then a new walk of two rounds from their minimum
+    assert n_found >= n_stuck + 8 + 16
+    assert not found.at_limit and found.fun < stuck.fun - 4.0
+    for name in ("a", "b"):
+        assert abs(found.x[name] - 1.0) < 3 * found.errors[name]
+    with pytest.raises(ValueError, match="probe_valley=1"):
+        _start_on_the_bound(probe_valley=1)

@@ -124,6 +124,18 @@ class BinwiseModel:
     def _u(self, values: np.ndarray) -> np.ndarray:
         return (np.atleast_2d(values) - self._centre) / self._scale
 
+    def used_jacobian(self, values: Sequence[float] | np.ndarray,
+                      directions: np.ndarray) -> np.ndarray:
+        """Derivatives ``(B, m)`` of the chi2's used bins (flattened as in the chi2) at
+        ``values`` along the columns of ``directions`` ``(k, m)`` (real parameters' units;
+        exact for the quadratics)."""
+        x = np.asarray(values, dtype=float)
+        cols = []
+        for v in np.asarray(directions, dtype=float).T:
+            up, down = self.predict(x + v), self.predict(x - v)
+            cols.append(self._used.flatten({n: 0.5 * (up[n][0] - down[n][0]) for n in up}))
+        return np.column_stack(cols)
+
     def predict(
         self, values: Sequence[float] | np.ndarray
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -608,6 +620,7 @@ def refine_binwise(
     width: float = 20.0,
     max_extent: float = 0.2,
     extra_rounds: int = 4,
+    probe_valley: bool = True,
     rank: int | str | None = "auto",
     seed: int | None = 0,
     callback: Callable[..., None] | None = None,
@@ -643,8 +656,20 @@ def refine_binwise(
     where the design can predict it) -- they stopped short of the minimum along a valley --
     or when it moved from the last round's centre by more than the 95 % quantile of Delta
     chi2 for ``k`` parameters under its own covariance (the walk goes on); then up to
-    ``extra_rounds`` more rounds are centred on it and the final fit is redone. The
-    :class:`~bayestune.Uncertainty` is
+    ``extra_rounds`` more rounds are centred on it and the final fit is redone.
+
+    A minimum on or near a parameter bound (within two errors, and within ``max_extent`` of
+    the range) may be a walk stopped by the box at the far end of a valley rather than the
+    data's minimum. With ``probe_valley``, ``n_per_round`` evaluations then go along the
+    valley -- the covariance's major axis, from the minimum to the next bound -- and their
+    bins are fitted by cubics in the position along that line; the chi2 of those bins (data
+    errors, the fits' noise subtracted) is profiled over shifts across the line with the
+    final fit's derivatives, since a straight line leaves a curved valley's floor. When it is
+    lower somewhere by more than its noise (from replicas of the fits: eight evaluations only
+    screen, and a missed minimum costs more than a walk), the rounds walk again from there,
+    and the lower of the two final minima is returned.
+
+    The :class:`~bayestune.Uncertainty` is
     the minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
     the minima of replicas of the fits. A chi2 surrogate cannot resolve ``Delta chi2 = 1``
     below the noise of one evaluation (``~ sqrt(2 n_bins)``); the fitted bins average the
@@ -652,8 +677,9 @@ def refine_binwise(
 
     ``rounds`` counts the rounds already in the tuner's store: a rerun with the same
     arguments replays them (no new evaluations) and continues, so an interrupted campaign
-    resumes. Extra rounds are replayed as well; a rerun with more ``rounds`` than a run that
-    took extra rounds finds their points where its own rounds go and raises an error.
+    resumes. Extra rounds and a valley probe are replayed as well; a rerun with more
+    ``rounds`` than a run that took extra rounds finds their points where its own rounds go
+    and raises an error.
 
     Parameters
     ----------
@@ -675,6 +701,9 @@ def refine_binwise(
     extra_rounds : int
         Most rounds added after the budgeted ones while the rounds have not settled on the
         final minimum (see above; 0: never; each adds ``n_per_round`` evaluations).
+    probe_valley : bool
+        Probe the valley from a minimum on or near a parameter bound (see above; each probe
+        adds ``n_per_round`` evaluations, and a new walk its rounds).
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
@@ -694,6 +723,8 @@ def refine_binwise(
     if not isinstance(extra_rounds, int) or extra_rounds < 0:
         raise ValueError("extra_rounds must be a non-negative integer, got "
                          f"extra_rounds={extra_rounds!r}")
+    if not isinstance(probe_valley, bool):
+        raise ValueError(f"probe_valley must be True or False, got probe_valley={probe_valley!r}")
     space = tuner.space
     dims = [d for d in space if isinstance(d, Real)]
     k = len(dims)
@@ -710,11 +741,12 @@ def refine_binwise(
     span = hi - lo
     centre, axes = _start_region(trials, space, objective, rank, width, max_extent)
 
-    def run_round(centre: np.ndarray, axes: np.ndarray) -> None:
-        for row in qmc.LatinHypercube(d=k, seed=rng).random(n_round):
+    def run_points(points: np.ndarray) -> list[Trial]:
+        """Evaluate (or replay from the store) the real parameters ``points`` (n, k)."""
+        out = []
+        for row in points:
             point = dict(base)
-            point.update({d.name: float(v) for d, v in
-                          zip(dims, np.clip(centre + axes @ (2.0 * row - 1.0), lo, hi))})
+            point.update({d.name: float(v) for d, v in zip(dims, np.clip(row, lo, hi))})
             point = space.validate(point)
             if earlier:
                 trial = earlier.pop(0)
@@ -722,8 +754,8 @@ def refine_binwise(
                                         rel_tol=1e-9, abs_tol=1e-12) for d in dims):
                     raise BayestuneError(
                         f"the store's refine-binwise trial {trial.number} is not this "
-                        f"design's point (another seed, n_per_round, width or max_extent, "
-                        f"or more rounds after extra rounds were taken?)"
+                        f"design's point (another seed, n_per_round, width, max_extent or "
+                        f"probe_valley, or more rounds after extra rounds were taken?)"
                     )
             else:
                 trial = tuner.add(point, evaluate(tuner.objective, point),
@@ -732,6 +764,12 @@ def refine_binwise(
                     callback(trial)
             if trial.value is not None:
                 trials.append(trial)
+                out.append(trial)
+        return out
+
+    def run_round(centre: np.ndarray, axes: np.ndarray) -> None:
+        rows = qmc.LatinHypercube(d=k, seed=rng).random(n_round)
+        run_points(np.array([centre + axes @ (2.0 * row - 1.0) for row in rows]))
 
     def next_axes(unc: Uncertainty, model: BinwiseModel, axes: np.ndarray) -> np.ndarray:
         # a minimum on the edge of the fitted points has no trustworthy covariance
@@ -741,43 +779,161 @@ def refine_binwise(
         return _region_axes(_damped(unc.covariance, axes / width), width, span,
                             fallback=grown, max_extent=max_extent)
 
-    model: BinwiseModel | None = None
-    unc: Uncertainty | None = None
-    for _ in range(rounds):
+    def walk(centre: np.ndarray,
+             axes: np.ndarray) -> tuple[BinwiseModel, Uncertainty, np.ndarray]:
+        """``rounds`` rounds from ``centre``, then the debiased final fit (and extra rounds
+        while it has not settled); returns it and the last round's half-axes."""
+        model: BinwiseModel | None = None
+        unc: Uncertainty | None = None
         last_centre, last_axes = centre, axes
-        run_round(centre, axes)
-        model, unc = _fit_local(trials, space, objective, rank, centre, axes)
-        centre = np.array([unc.x[d.name] for d in dims])
-        axes = next_axes(unc, model, axes)
-    assert model is not None and unc is not None
-    at_least = 2 * n_quadratic_terms(k)
-    for extra in range(extra_rounds + 1):
-        local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
-        if len(local) < n_quadratic_terms(k) + 2:
-            break
-        # a long walk's first rounds are far from where it ended: the rounds' evaluations
-        # in the last round's region, at least twice a quadratic's coefficients
-        local = _trials_in_region(local, dims, last_centre, last_axes, at_least)
-        before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
-        basis = _inside_design(before, local, dims)
-        final = fit_binwise(History([]), space, objective, trials=local, basis=basis)
-        final_unc = final.uncertainty(start=centre)
-        _log.info("debiased fit of %d refine evaluations (basis: %d earlier ones, lack "
-                  "of fit %.2f): minimum %s, errors %s", len(local), len(basis),
-                  final.lack_of_fit,
-                  [round(final_unc.x[n], 5) for n in final_unc.names],
-                  [round(final_unc.errors[n], 5) for n in final_unc.names])
-        model, unc = final, final_unc
-        x = np.array([unc.x[d.name] for d in dims])
-        why = _unsettled(unc, model, x, last_centre)
-        if extra == extra_rounds or why is None:
-            break
-        _log.info("the debiased minimum %s: extra round %d of at most %d",
-                  why, extra + 1, extra_rounds)
-        centre = last_centre = x
-        last_axes = axes
-        run_round(centre, axes)
+        for _ in range(rounds):
+            last_centre, last_axes = centre, axes
+            run_round(centre, axes)
+            model, unc = _fit_local(trials, space, objective, rank, centre, axes)
+            centre = np.array([unc.x[d.name] for d in dims])
+            axes = next_axes(unc, model, axes)
+        assert model is not None and unc is not None
+        at_least = 2 * n_quadratic_terms(k)
+        for extra in range(extra_rounds + 1):
+            local = [t for t in trials if t.source == "refine-binwise" and "bins" in t.info]
+            if len(local) < n_quadratic_terms(k) + 2:
+                break
+            # a long walk's first rounds are far from where it ended: the rounds'
+            # evaluations in the last round's region, at least twice a quadratic's
+            # coefficients
+            local = _trials_in_region(local, dims, last_centre, last_axes, at_least)
+            before = [t for t in trials if t.source != "refine-binwise" and "bins" in t.info]
+            basis = _inside_design(before, local, dims)
+            final = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+            final_unc = final.uncertainty(start=centre)
+            _log.info("debiased fit of %d refine evaluations (basis: %d earlier ones, lack "
+                      "of fit %.2f): minimum %s, errors %s", len(local), len(basis),
+                      final.lack_of_fit,
+                      [round(final_unc.x[n], 5) for n in final_unc.names],
+                      [round(final_unc.errors[n], 5) for n in final_unc.names])
+            model, unc = final, final_unc
+            x = np.array([unc.x[d.name] for d in dims])
+            why = _unsettled(unc, model, x, last_centre)
+            if extra == extra_rounds or why is None:
+                break
+            _log.info("the debiased minimum %s: extra round %d of at most %d",
+                      why, extra + 1, extra_rounds)
+            centre = last_centre = x
+            last_axes = axes
+            run_round(centre, axes)
+        return model, unc, last_axes
+
+    model, unc, last_axes = walk(centre, axes)
+    line = _valley_line(unc, dims, lo, hi, max_extent) if probe_valley else None
+    if line is not None:
+        # the minimum sits on a parameter bound: does the valley go lower elsewhere?
+        origin, direction, reach, across = line
+        steps = np.linspace(0.0, reach, n_round)
+        probe = run_points(origin + steps[:, None] * direction)
+        found = _line_minimum(probe, dims, origin, direction,
+                              model.used_jacobian(origin, across), objective) \
+            if len(probe) >= _LINE_DEGREE + 2 else None
+        if found is not None:
+            step, shift, gain, gain_sd = found
+            restart = np.clip(origin + step * direction + across @ shift, lo, hi)
+            _log.info("the minimum is on or near a parameter bound: along the valley the chi2 is "
+                      "lower by %.1f +- %.1f at %s", gain, gain_sd, np.round(restart, 5))
+            if gain > gain_sd:
+                other, other_unc, _ = walk(restart, last_axes)
+                _log.info("walk from the probe's minimum: chi2 %.1f (on the bound %.1f)",
+                          other_unc.fun, unc.fun)
+                if other_unc.fun < unc.fun:
+                    model, unc = other, other_unc
     return model, unc
+
+
+def _valley_line(unc: Uncertainty, dims: list[Real], lo: np.ndarray, hi: np.ndarray,
+                 max_extent: float
+                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
+    """The line along the valley from a minimum on or near a parameter bound (within
+    ``_NEAR_BOUND`` errors and ``max_extent`` of the range): its origin
+    (the minimum), direction (the covariance's major axis in units of the parameter ranges,
+    pointing away from the bound), length to the next bound, in parameter units, and the
+    other axes (columns, ``(k, k - 1)``, each one standard deviation long). ``None``
+    when the minimum is not on a bound, the covariance is unusable, or the line leaves the
+    box within ``max_extent`` of the ranges (the rounds' own reach)."""
+    x = np.array([unc.x[d.name] for d in dims])
+    span = hi - lo
+    cov = np.asarray(unc.covariance, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        return None
+    near = np.minimum(_NEAR_BOUND * np.sqrt(np.maximum(np.diag(cov), 0.0)),
+                      max_extent * span) + 1e-6 * span
+    below = x - lo <= np.minimum(near, hi - x)
+    above = ~below & (hi - x <= near)
+    if not (np.any(below) or np.any(above)):
+        return None
+    vals, vecs = np.linalg.eigh(cov / np.outer(span, span))
+    if np.any(vals <= 0):
+        return None
+    direction = vecs[:, -1] * span  # unit length in units of the ranges
+    across = vecs[:, :-1] * np.sqrt(vals[:-1]) * span[:, None]
+    inward = np.where(below, direction, 0.0) - np.where(above, direction, 0.0)
+    if np.sum(inward) < 0:
+        direction = -direction
+    with np.errstate(divide="ignore"):
+        room = np.where(direction > 0, (hi - x) / direction,
+                        np.where(direction < 0, (lo - x) / direction, np.inf))
+    reach = float(np.min(room))
+    if not np.isfinite(reach) or reach <= max_extent:
+        return None
+    return x, direction, reach, across
+
+
+_LINE_DEGREE = 3  # polynomial degree of the bins along a valley probe
+_NEAR_BOUND = 2.0  # a minimum within this many errors of a parameter bound probes the valley
+
+
+def _line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
+                  direction: np.ndarray, jacobian: np.ndarray, objective: HistogramObjective,
+                  n_replicas: int = 200) -> tuple[float, np.ndarray, float, float] | None:
+    """The minimum along a line of the chi2 of the bins fitted by cubics in the position on
+    it (data-only denominators, the fits' noise subtracted), profiled over shifts ``delta``
+    across the line with the bins' derivatives ``jacobian`` ``(B, m)`` taken as constant
+    (a straight line leaves a curved valley's floor). Returns its step from ``origin``, the
+    shift, how much lower it is than at ``origin`` and that gain's noise (from replicas of
+    the fits). ``None`` when the trials' positions do not span the line."""
+    used = objective.used_bins()
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    s = (X - origin) @ direction / float(direction @ direction)
+    if np.ptp(s) <= 0:
+        return None
+    scale = float(np.max(np.abs(s)))
+    powers = np.arange(_LINE_DEGREE + 1)
+    A = (s / scale)[:, None] ** powers  # (n, p)
+    Y, E = _used_bins_of(trials, used)
+    E = np.maximum(E, 1e-12 * np.maximum(np.abs(Y).max(axis=0), 1e-300))
+    W = 1.0 / E**2  # (n, B)
+    cov = np.linalg.pinv(np.einsum("np,nb,nq->bpq", A, W, A))  # (B, p, p)
+    coef = np.einsum("bpq,nq,nb->bp", cov, A, W * Y)  # (B, p)
+    vals, vecs = np.linalg.eigh(cov)
+    roots = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
+    grid = np.linspace(min(0.0, s.min()), s.max(), 201)
+    G = (grid / scale)[:, None] ** powers  # (g, p)
+    noise = np.einsum("gp,bpq,gq->gb", G, cov, G)  # the fits' variance along the line
+    w = used.weights / _data_denominators(used, objective)  # (B,)
+    J = np.asarray(jacobian, dtype=float)
+    solve = np.linalg.pinv((J.T * w) @ J) @ (J.T * w)  # (m, B)
+
+    def chi2_along(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = G @ c.T - used.data  # (g, B)
+        shift = -r @ solve.T  # (g, m): the best shift across the line at each step
+        return np.sum(w * ((r + shift @ J.T) ** 2 - noise), axis=1), shift
+
+    values, shifts = chi2_along(coef)
+    i0, best = int(np.argmin(np.abs(grid))), int(np.argmin(values))
+    rng = np.random.default_rng(0)
+    gains = []
+    for _ in range(n_replicas):
+        along, _ = chi2_along(coef + np.einsum("bpq,bq->bp", roots, rng.normal(size=coef.shape)))
+        gains.append(along[i0] - along[best])
+    return (float(grid[best]), shifts[best], float(values[i0] - values[best]),
+            float(np.std(gains, ddof=1)))
 
 
 def _unsettled(unc: Uncertainty, model: BinwiseModel, x: np.ndarray,
