@@ -826,7 +826,7 @@ def refine_binwise(
     model, unc, last_axes = walk(centre, axes)
     line = _valley_line(unc, dims, lo, hi, max_extent) if probe_valley else None
     if line is not None:
-        # the minimum sits on a parameter bound: does the valley go lower elsewhere?
+        # a minimum on or near a parameter bound: does the valley go lower elsewhere?
         origin, direction, reach, across = line
         steps = np.linspace(0.0, reach, n_round)
         probe = run_points(origin + steps[:, None] * direction)
@@ -851,12 +851,12 @@ def _valley_line(unc: Uncertainty, dims: list[Real], lo: np.ndarray, hi: np.ndar
                  max_extent: float
                  ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
     """The line along the valley from a minimum on or near a parameter bound (within
-    ``_NEAR_BOUND`` errors and ``max_extent`` of the range): its origin
-    (the minimum), direction (the covariance's major axis in units of the parameter ranges,
-    pointing away from the bound), length to the next bound, in parameter units, and the
-    other axes (columns, ``(k, k - 1)``, each one standard deviation long). ``None``
-    when the minimum is not on a bound, the covariance is unusable, or the line leaves the
-    box within ``max_extent`` of the ranges (the rounds' own reach)."""
+    ``_NEAR_BOUND`` errors and ``max_extent`` of the range): its origin (the minimum),
+    direction (the covariance's major axis in units of the parameter ranges, pointing away
+    from the bound), length to the next bound, in parameter units, and the other axes
+    (columns, ``(k, k - 1)``, each one standard deviation long). ``None`` when the minimum
+    is not near a bound, the covariance is unusable, or the line leaves the box within
+    ``max_extent`` of the ranges (the rounds' own reach)."""
     x = np.array([unc.x[d.name] for d in dims])
     span = hi - lo
     cov = np.asarray(unc.covariance, dtype=float)
