@@ -206,12 +206,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="refine_binwise max_extent, a fraction of the design box's ranges "
                              "(default 0.45: the examples' 0.2 of the published ranges, which "
                              "are 2.5 and 1.9 times the box's for aLund and bLund)")
-    parser.add_argument("--extra-rounds", type=int, default=2,
-                        help="refine_binwise extra_rounds")
+    parser.add_argument("--extra-rounds", type=int, default=4,
+                        help="refine_binwise extra_rounds (default 4, the library's)")
+    parser.add_argument("--no-probe", action="store_true",
+                        help="refine_binwise(probe_valley=False): no probe along the valley "
+                             "from a minimum on or near a bound of the box")
     args = parser.parse_args(argv)
     rank = None if args.rank == "none" else args.rank if args.rank == "auto" else int(args.rank)
     refine = {"rounds": args.rounds, "n_per_round": args.per_round, "width": args.width,
-              "max_extent": args.max_extent, "extra_rounds": args.extra_rounds, "rank": rank}
+              "max_extent": args.max_extent, "extra_rounds": args.extra_rounds, "rank": rank,
+              "probe_valley": not args.no_probe}
     if not args.design.exists():
         print(f"simulating the design into {args.design}")
         simulate_design(args.design, args.data)
