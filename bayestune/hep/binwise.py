@@ -665,9 +665,10 @@ def refine_binwise(
     bins are fitted by cubics in the position along that line; the chi2 of those bins (data
     errors, the fits' noise subtracted) is profiled over shifts across the line with the
     final fit's derivatives, since a straight line leaves a curved valley's floor. When it is
-    lower somewhere by more than its noise (from replicas of the fits: eight evaluations only
-    screen, and a missed minimum costs more than a walk), the rounds walk again from there,
-    and the lower of the two final minima is returned.
+    lowest further along the line than ``max_extent`` of the ranges (beyond the rounds' own
+    reach), the rounds walk again from there, and the lower of the two final minima is
+    returned: eight evaluations of a noisy simulation resolve the line's chi2 only roughly
+    (its gain and noise are logged), so the walks' final fits decide.
 
     The :class:`~bayestune.Uncertainty` is
     the minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
@@ -838,7 +839,9 @@ def refine_binwise(
             restart = np.clip(origin + step * direction + across @ shift, lo, hi)
             _log.info("the minimum is on or near a parameter bound: along the valley the chi2 is "
                       "lower by %.1f +- %.1f at %s", gain, gain_sd, np.round(restart, 5))
-            if gain > gain_sd:
+            # the line's minimum beyond the rounds' own reach: walk there; the two walks'
+            # final fits decide (eight evaluations resolve the line's chi2 only roughly)
+            if step > max_extent and gain > 0:
                 other, other_unc, _ = walk(restart, last_axes)
                 _log.info("walk from the probe's minimum: chi2 %.1f (on the bound %.1f)",
                           other_unc.fun, unc.fun)
