@@ -832,8 +832,7 @@ def refine_binwise(
         steps = np.linspace(0.0, reach, n_round)
         probe = run_points(origin + steps[:, None] * direction)
         found = _line_minimum(probe, dims, origin, direction,
-                              model.used_jacobian(origin, across), objective) \
-            if len(probe) >= _LINE_DEGREE + 2 else None
+                              model.used_jacobian(origin, across), objective)
         if found is not None:
             step, shift, gain, gain_sd = found
             restart = np.clip(origin + step * direction + across @ shift, lo, hi)
@@ -900,7 +899,10 @@ def _line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
     across the line with the bins' derivatives ``jacobian`` ``(B, m)`` taken as constant
     (a straight line leaves a curved valley's floor). Returns its step from ``origin``, the
     shift, how much lower it is than at ``origin`` and that gain's noise (from replicas of
-    the fits). ``None`` when the trials' positions do not span the line."""
+    the fits). ``None`` when there are too few trials for a cubic with residuals, or their
+    positions do not span the line."""
+    if len(trials) < _LINE_DEGREE + 2:
+        return None
     used = objective.used_bins()
     X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
     s = (X - origin) @ direction / float(direction @ direction)
