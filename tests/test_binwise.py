@@ -256,7 +256,8 @@ def _start_short_of_the_peak(extra_rounds):
             point = {"mean": float(mean), "width": float(width)}
             tuner.add(point, evaluate(objective, point))
         _, unc = refine_binwise(tuner, objective, rounds=2, n_per_round=8, seed=1,
-                                max_extent=0.02, extra_rounds=extra_rounds)
+                                max_extent=0.02, extra_rounds=extra_rounds,
+                                probe_valley=False)  # only the extra rounds here
         return unc, len(tuner.history.completed)
 
 
@@ -308,8 +309,9 @@ def _bound_valley_bins(a, b):
     return 10 + 10 * (a + b) * np.cos(3 * BOUND_X) + 1.5 * bump * np.sin(5 * BOUND_X)
 
 
-def _start_on_the_bound(probe_valley, seed=1):
-    """refine_binwise from 12 evaluations near (2, 0.15), the far end of the valley."""
+def _start_on_the_bound(probe_valley, seed=1, b_low=0.0, start=(2.0, 0.15)):
+    """refine_binwise from 12 evaluations near ``start`` (default (2, 0.15), the far end of
+    the valley), with ``b`` in ``[b_low, 3]``."""
     rng = np.random.default_rng(seed)
     data = _bound_valley_bins(1.0, 1.0) + rng.normal(size=60)
     ref = {"h": Histogram.from_edges("/T/h", BOUND_EDGES, data, np.ones(60))}
@@ -322,9 +324,10 @@ def _start_on_the_bound(probe_valley, seed=1):
                                           np.full(60, 0.2))}
 
     objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False)
-    space = bt.Space([bt.Real("a", 0.0, 3.0), bt.Real("b", 0.0, 3.0)])
+    space = bt.Space([bt.Real("a", 0.0, 3.0), bt.Real("b", b_low, 3.0)])
     with bt.Tuner(space, objective, seed=seed) as tuner:
-        for a, b in zip(rng.uniform(1.85, 2.15, 12), rng.uniform(0.0, 0.3, 12)):
+        for a, b in zip(rng.uniform(start[0] - 0.15, start[0] + 0.15, 12),
+                        rng.uniform(start[1] - 0.15, start[1] + 0.15, 12)):
             point = {"a": float(a), "b": float(b)}
             tuner.add(point, evaluate(objective, point))
         _, unc = refine_binwise(tuner, objective, rounds=2, n_per_round=8, seed=seed,
@@ -344,3 +347,17 @@ def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
         assert abs(found.x[name] - 1.0) < 3 * found.errors[name]
     with pytest.raises(ValueError, match="probe_valley=1"):
         _start_on_the_bound(probe_valley=1)
+
+
+def test_refine_binwise_probes_a_flat_valley_from_an_interior_local_minimum():
+    # with b down to -1 the valley's far dip (a - b = 2.4 on a + b = 2) is inside the box: the
+    # rounds settle in it, off every bound, many of its errors from the truth
+    options = {"b_low": -1.0, "start": (2.2, -0.2)}
+    stuck, n_stuck = _start_on_the_bound(probe_valley=False, **options)
+    assert not stuck.at_limit and stuck.x["a"] > 1.8
+    assert abs(stuck.x["a"] - 1.0) > 5 * stuck.errors["a"]
+    found, n_found = _start_on_the_bound(probe_valley=True, **options)
+    assert n_found >= n_stuck + 8 + 16  # the probe through the minimum, then a new walk
+    assert found.fun < stuck.fun - 4.0
+    for name in ("a", "b"):
+        assert abs(found.x[name] - 1.0) < 3 * found.errors[name]

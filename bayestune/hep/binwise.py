@@ -658,17 +658,21 @@ def refine_binwise(
     chi2 for ``k`` parameters under its own covariance (the walk goes on); then up to
     ``extra_rounds`` more rounds are centred on it and the final fit is redone.
 
-    A minimum on or near a parameter bound (within two errors, and within ``max_extent`` of
-    the range) may be a walk stopped by the box at the far end of a valley rather than the
-    data's minimum. With ``probe_valley``, ``n_per_round`` evaluations then go along the
-    valley -- the covariance's major axis, from the minimum to the next bound -- and their
+    A valley can mislead the rounds: a walk along it may be stopped by the box at its far
+    end, or settle in a shallow local dip of its flat part, far from the data's minimum by
+    many of the local fit's errors. With ``probe_valley``, ``n_per_round`` evaluations
+    therefore go along a flat valley (one whose final fit rises by less than ``Delta chi2 =
+    100`` within ``max_extent`` of the ranges along it) -- the final covariance's major axis, through the minimum
+    from bound to bound, or from the minimum away from a parameter bound when it lies on
+    or near one (within two errors, and within ``max_extent`` of the range) -- and their
     bins are fitted by cubics in the position along that line; the chi2 of those bins (data
     errors, the fits' noise subtracted) is profiled over shifts across the line with the
     final fit's derivatives, since a straight line leaves a curved valley's floor. When it is
     lowest further along the line than ``max_extent`` of the ranges (beyond the rounds' own
     reach), the rounds walk again from there, and the lower of the two final minima is
     returned: eight evaluations of a noisy simulation resolve the line's chi2 only roughly
-    (its gain and noise are logged), so the walks' final fits decide.
+    (its gain and noise are logged), so the walks' final fits decide. No probe is made when
+    the line is shorter than ``max_extent`` on both sides of the minimum.
 
     The :class:`~bayestune.Uncertainty` is
     the minimum of that chi2 with HESSE's covariance of the data's errors plus the spread of
@@ -703,8 +707,8 @@ def refine_binwise(
         Most rounds added after the budgeted ones while the rounds have not settled on the
         final minimum (see above; 0: never; each adds ``n_per_round`` evaluations).
     probe_valley : bool
-        Probe the valley from a minimum on or near a parameter bound (see above; each probe
-        adds ``n_per_round`` evaluations, and a new walk its rounds).
+        Probe along the valley through the final minimum (see above; the probe adds
+        ``n_per_round`` evaluations, and a new walk its rounds).
     rank : int, "auto" or None
         See :func:`fit_binwise`.
     seed : int, optional
@@ -827,22 +831,22 @@ def refine_binwise(
     model, unc, last_axes = walk(centre, axes)
     line = _valley_line(unc, dims, lo, hi, max_extent) if probe_valley else None
     if line is not None:
-        # a minimum on or near a parameter bound: does the valley go lower elsewhere?
-        origin, direction, reach, across = line
-        steps = np.linspace(0.0, reach, n_round)
-        probe = run_points(origin + steps[:, None] * direction)
+        # does the valley go lower beyond the rounds' reach (a walk stopped by a bound, or
+        # settled in a shallow local dip of a long valley)?
+        origin, direction, (first, last), across = line
+        probe = run_points(origin + np.linspace(first, last, n_round)[:, None] * direction)
         found = _line_minimum(probe, dims, origin, direction,
                               model.used_jacobian(origin, across), objective)
         if found is not None:
             step, shift, gain, gain_sd = found
             restart = np.clip(origin + step * direction + across @ shift, lo, hi)
-            _log.info("the minimum is on or near a parameter bound: along the valley the chi2 is "
-                      "lower by %.1f +- %.1f at %s", gain, gain_sd, np.round(restart, 5))
+            _log.info("along the valley the chi2 is lowest %.2f of the ranges from the minimum, "
+                      "lower by %.1f +- %.1f, at %s", step, gain, gain_sd, np.round(restart, 5))
             # the line's minimum beyond the rounds' own reach: walk there; the two walks'
             # final fits decide (eight evaluations resolve the line's chi2 only roughly)
-            if step > max_extent and gain > 0:
+            if abs(step) > max_extent and gain > 0:
                 other, other_unc, _ = walk(restart, last_axes)
-                _log.info("walk from the probe's minimum: chi2 %.1f (on the bound %.1f)",
+                _log.info("walk from the probe's minimum: chi2 %.1f (first walk %.1f)",
                           other_unc.fun, unc.fun)
                 if other_unc.fun < unc.fun:
                     model, unc = other, other_unc
@@ -851,44 +855,53 @@ def refine_binwise(
 
 def _valley_line(unc: Uncertainty, dims: list[Real], lo: np.ndarray, hi: np.ndarray,
                  max_extent: float
-                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
-    """The line along the valley from a minimum on or near a parameter bound (within
-    ``_NEAR_BOUND`` errors and ``max_extent`` of the range): its origin (the minimum),
-    direction (the covariance's major axis in units of the parameter ranges, pointing away
-    from the bound), length to the next bound, in parameter units, and the other axes
-    (columns, ``(k, k - 1)``, each one standard deviation long). ``None`` when the minimum
-    is not near a bound, the covariance is unusable, or the line leaves the box within
-    ``max_extent`` of the ranges (the rounds' own reach)."""
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float], np.ndarray] | None:
+    """The line along the valley through the minimum: its origin (the minimum), direction
+    (the covariance's major axis, of unit length in units of the parameter ranges), the
+    steps along it to the bounds, and the other axes (columns, ``(k, k - 1)``, each one
+    standard deviation long). From a minimum on or near a parameter bound (within
+    ``_NEAR_BOUND`` errors and ``max_extent`` of the range) the line points away from the
+    bound and starts at the minimum; otherwise it runs from bound to bound. ``None`` when
+    the covariance is unusable, when the line stays within ``max_extent`` of the ranges (the
+    rounds' own reach) on both sides, and, off the bounds, when the valley is not flat:
+    that reach spans more than ``_FLAT_VALLEY`` errors along it (its quadratic rises by
+    more than ``_FLAT_VALLEY ** 2`` there, and a lower minimum beyond would have to lie
+    behind a high ridge, which the global search sees)."""
     x = np.array([unc.x[d.name] for d in dims])
     span = hi - lo
     cov = np.asarray(unc.covariance, dtype=float)
     if not np.all(np.isfinite(cov)):
         return None
-    near = np.minimum(_NEAR_BOUND * np.sqrt(np.maximum(np.diag(cov), 0.0)),
-                      max_extent * span) + 1e-6 * span
-    below = x - lo <= np.minimum(near, hi - x)
-    above = ~below & (hi - x <= near)
-    if not (np.any(below) or np.any(above)):
-        return None
     vals, vecs = np.linalg.eigh(cov / np.outer(span, span))
     if np.any(vals <= 0):
         return None
-    direction = vecs[:, -1] * span  # unit length in units of the ranges
+    direction = vecs[:, -1] * span
     across = vecs[:, :-1] * np.sqrt(vals[:-1]) * span[:, None]
+    near = np.minimum(_NEAR_BOUND * np.sqrt(np.diag(cov)), max_extent * span) + 1e-6 * span
+    below = x - lo <= np.minimum(near, hi - x)
+    above = ~below & (hi - x <= near)
     inward = np.where(below, direction, 0.0) - np.where(above, direction, 0.0)
-    if np.sum(inward) < 0:
+    on_bound = bool(np.any(below | above))
+    if not on_bound and _FLAT_VALLEY * np.sqrt(vals[-1]) <= max_extent:
+        return None  # the chi2 rises steeply within the rounds' reach
+    if (inward.sum() if on_bound else direction[np.argmax(np.abs(vecs[:, -1]))]) < 0:
         direction = -direction
-    with np.errstate(divide="ignore"):
-        room = np.where(direction > 0, (hi - x) / direction,
-                        np.where(direction < 0, (lo - x) / direction, np.inf))
-    reach = float(np.min(room))
-    if not np.isfinite(reach) or reach <= max_extent:
+
+    def room(d: np.ndarray) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps = np.where(d > 0, (hi - x) / d, np.where(d < 0, (lo - x) / d, np.inf))
+        return max(float(np.min(steps)), 0.0)
+
+    ahead = room(direction)
+    behind = 0.0 if on_bound else room(-direction)
+    if not np.isfinite(ahead + behind) or max(ahead, behind) <= max_extent:
         return None
-    return x, direction, reach, across
+    return x, direction, (-behind, ahead), across
 
 
 _LINE_DEGREE = 3  # polynomial degree of the bins along a valley probe
-_NEAR_BOUND = 2.0  # a minimum within this many errors of a parameter bound probes the valley
+_NEAR_BOUND = 2.0  # a minimum within this many errors of a bound probes away from it
+_FLAT_VALLEY = 10.0  # off the bounds, probe when the rounds' reach spans fewer errors
 
 
 def _line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
@@ -918,7 +931,7 @@ def _line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
     coef = np.einsum("bpq,nq,nb->bp", cov, A, W * Y)  # (B, p)
     vals, vecs = np.linalg.eigh(cov)
     roots = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
-    grid = np.linspace(min(0.0, s.min()), s.max(), 201)
+    grid = np.linspace(min(0.0, s.min()), max(0.0, s.max()), 201)
     G = (grid / scale)[:, None] ** powers  # (g, p)
     noise = np.einsum("gp,bpq,gq->gb", G, cov, G)  # the fits' variance along the line
     w = used.weights / _data_denominators(used, objective)  # (B,)
