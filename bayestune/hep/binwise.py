@@ -661,14 +661,15 @@ def refine_binwise(
     A valley can mislead the rounds: a walk along it may be stopped by the box at its far
     end, or settle in a shallow local dip of its flat part, far from the data's minimum by
     many of the local fit's errors. With ``probe_valley``, ``n_per_round`` evaluations
-    therefore go along a flat valley (one whose final fit rises by less than ``Delta chi2 =
-    100`` within ``max_extent`` of the ranges along it) -- the final covariance's major axis, through the minimum
-    from bound to bound, or from the minimum away from a parameter bound when it lies on
-    or near one (within two errors, and within ``max_extent`` of the range) -- and their
-    bins are fitted by cubics in the position along that line; the chi2 of those bins (data
-    errors, the fits' noise subtracted) is profiled over shifts across the line with the
-    final fit's derivatives, since a straight line leaves a curved valley's floor. When it is
-    lowest further along the line than ``max_extent`` of the ranges (beyond the rounds' own
+    therefore go along a flat valley (one whose final fit rises by less than ``Delta chi2
+    = 100`` within ``max_extent`` of the ranges along it) -- the final covariance's major
+    axis, through the minimum from bound to bound, or from the minimum away from a
+    parameter bound when it lies on or near one (within two errors, and within
+    ``max_extent`` of the range; then however steep the valley). Their bins are fitted by
+    cubics in the position along that line; the chi2 of those bins (data errors, the fits'
+    noise subtracted) is profiled over shifts across the line with the final fit's
+    derivatives, since a straight line leaves a curved valley's floor. When it is lowest
+    further along the line than ``max_extent`` of the ranges (beyond the rounds' own
     reach), the rounds walk again from there, and the lower of the two final minima is
     returned: eight evaluations of a noisy simulation resolve the line's chi2 only roughly
     (its gain and noise are logged), so the walks' final fits decide. No probe is made when
