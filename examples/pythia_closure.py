@@ -12,9 +12,9 @@ the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseu
 evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the estimate and
 errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
 subtracted; up to four more rounds while that minimum lies on the edge of the rounds'
-evaluations or still moves away from the last round's centre; a minimum on a parameter bound
-probes the valley with 8 more evaluations and, when the chi2 is lower elsewhere along it,
-walks again from there), about 7-15 minutes.
+evaluations or still moves away from the last round's centre; then 8 more evaluations probe
+the flat aLund-bLund valley along its length and, when the chi2 is lower beyond the rounds'
+reach, the rounds walk again from there), about 7-25 minutes.
 ``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage; the
 series passes when the pull mean and width agree with 0 and 1 within two standard errors
 (``ClosureSummary.consistent``), since single closures miss at the rate their coverage allows.
