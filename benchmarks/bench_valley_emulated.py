@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extra-rounds", type=int, default=4,
                         help="refine_binwise extra_rounds (default 4, the library's)")
     parser.add_argument("--no-probe", action="store_true",
-                        help="refine_binwise(probe_valley=False): no probe along the valley "
-                             "from a minimum on or near a bound of the box")
+                        help="refine_binwise(probe_valley=False): no probe along a flat "
+                             "valley or from a minimum on or near a bound of the box")
     args = parser.parse_args(argv)
     rank = None if args.rank == "none" else args.rank if args.rank == "auto" else int(args.rank)
     refine = {"rounds": args.rounds, "n_per_round": args.per_round, "width": args.width,

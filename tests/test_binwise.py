@@ -309,9 +309,10 @@ def _bound_valley_bins(a, b):
     return 10 + 10 * (a + b) * np.cos(3 * BOUND_X) + 1.5 * bump * np.sin(5 * BOUND_X)
 
 
-def _start_on_the_bound(probe_valley, seed=1, b_low=0.0, start=(2.0, 0.15)):
-    """refine_binwise from 12 evaluations near ``start`` (default (2, 0.15), the far end of
-    the valley), with ``b`` in ``[b_low, 3]``."""
+def _start_in_the_bump_valley(probe_valley, seed=1, b_low=0.0, start=(2.0, 0.15)):
+    """refine_binwise in the valley of :func:`_bound_valley_bins` from 12 evaluations near
+    ``start`` (default (2, 0.15), its far end on the bound b = 0), with ``b`` in
+    ``[b_low, 3]``."""
     rng = np.random.default_rng(seed)
     data = _bound_valley_bins(1.0, 1.0) + rng.normal(size=60)
     ref = {"h": Histogram.from_edges("/T/h", BOUND_EDGES, data, np.ones(60))}
@@ -336,27 +337,27 @@ def _start_on_the_bound(probe_valley, seed=1, b_low=0.0, start=(2.0, 0.15)):
 
 
 def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
-    stuck, n_stuck = _start_on_the_bound(probe_valley=False)
+    stuck, n_stuck = _start_in_the_bump_valley(probe_valley=False)
     assert stuck.at_limit == ["b"] and stuck.x["a"] > 1.8  # the local minimum on b = 0
     assert n_stuck == 12 + 16
-    found, n_found = _start_on_the_bound(probe_valley=True)
+    found, n_found = _start_in_the_bump_valley(probe_valley=True)
     # 8 evaluations along the valley, then a new walk of two rounds from their minimum
     assert n_found >= n_stuck + 8 + 16
     assert not found.at_limit and found.fun < stuck.fun - 4.0
     for name in ("a", "b"):
         assert abs(found.x[name] - 1.0) < 3 * found.errors[name]
     with pytest.raises(ValueError, match="probe_valley=1"):
-        _start_on_the_bound(probe_valley=1)
+        _start_in_the_bump_valley(probe_valley=1)
 
 
 def test_refine_binwise_probes_a_flat_valley_from_an_interior_local_minimum():
     # with b down to -1 the valley's far dip (a - b = 2.4 on a + b = 2) is inside the box: the
     # rounds settle in it, off every bound, many of its errors from the truth
     options = {"b_low": -1.0, "start": (2.2, -0.2)}
-    stuck, n_stuck = _start_on_the_bound(probe_valley=False, **options)
+    stuck, n_stuck = _start_in_the_bump_valley(probe_valley=False, **options)
     assert not stuck.at_limit and stuck.x["a"] > 1.8
     assert abs(stuck.x["a"] - 1.0) > 5 * stuck.errors["a"]
-    found, n_found = _start_on_the_bound(probe_valley=True, **options)
+    found, n_found = _start_in_the_bump_valley(probe_valley=True, **options)
     assert n_found >= n_stuck + 8 + 16  # the probe through the minimum, then a new walk
     assert found.fun < stuck.fun - 4.0
     for name in ("a", "b"):
