@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -348,7 +349,7 @@ def _failure_reason(exc: BaseException, timeout: float | None) -> str:
         return f"timed out after {timeout:g} s"
     if isinstance(exc, WorkerDiedError):
         return f"worker died: {exc}"
-    if isinstance(exc, cf.process.BrokenProcessPool):
+    if isinstance(exc, BrokenProcessPool):
         return f"worker died (the process pool broke): {exc}"
     if isinstance(exc, cf.CancelledError):
         return "evaluation was cancelled by the executor"

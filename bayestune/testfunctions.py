@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .seeding import point_rng
 from .space import Real, Space
 
 __all__ = ["TestProblem", "branin", "hartmann6", "rosenbrock", "levy", "PROBLEMS",
@@ -109,7 +110,7 @@ class GaussianPeakSimulator:
     Each event gives a value ``x ~ Normal(mean, width)``; the simulator returns the unit-
     normalised histogram of ``x`` and the mean of ``x**2`` (a one-bin observable) with MC
     statistical errors, as :class:`~bayestune.hep.histogram.Histogram` objects. The random
-    seed is derived from ``seed`` and the parameters, like
+    seed is derived from ``seed`` and the parameters (:func:`~bayestune.seeding.point_rng`), like
     :class:`~bayestune.hep.pythia.PythiaSimulator`, and :meth:`replicate` makes copies with
     other seeds or statistics (for pseudo-data).
 
@@ -134,8 +135,7 @@ class GaussianPeakSimulator:
     def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
         from .hep.histogram import Histogram
 
-        bits = np.array([params["mean"], params["width"]], dtype=float).view(np.uint64)
-        rng = np.random.default_rng([self.seed, *(int(b) for b in bits)])
+        rng = point_rng(self.seed, {"mean": params["mean"], "width": params["width"]})
         x = rng.normal(float(params["mean"]), float(params["width"]), self.n_events)
         counts, _ = np.histogram(x, bins=self.edges)
         width = np.diff(self.edges)

@@ -128,6 +128,23 @@ def test_parallel_run_completes_and_records_dead_workers():
     assert res.success
 
 
+def unpicklable_info(p):
+    """Completes in the worker, but its result cannot travel back to the driver."""
+    from bayestune import Evaluation
+
+    return Evaluation(bowl(p), info={"callback": lambda: 0})
+
+
+def test_a_result_that_cannot_come_back_from_a_worker_is_a_failed_trial(tmp_path):
+    store = tmp_path / "s.sqlite"
+    with Tuner(SPACE, unpicklable_info, store=store, seed=0) as tuner:
+        tuner.run(4, n_workers=2)  # no AttributeError from the failure's classification
+        assert tuner.history.n_finished == 4 and not tuner.history.pending
+        assert len(tuner.history.failed) == 4
+        assert all("pickl" in t.error.lower() for t in tuner.history.failed), \
+            [t.error for t in tuner.history.failed]
+
+
 def test_timeout_stops_a_hanging_evaluation():
     tuner = Tuner(SPACE, hang_on_the_right, seed=2, n_initial=6)
     start = time.monotonic()

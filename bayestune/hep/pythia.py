@@ -6,15 +6,14 @@ Needs the ``pythia`` extra (``pip install "bayestune[pythia]"``, i.e. ``pythia8m
 :class:`~bayestune.hep.chi2.HistogramObjective`. Parameters are Pythia settings by their full
 names (``"TimeShower:alphaSvalue"``): any setting can be tuned. Events are generated in chunks
 of ``chunk_events``; chunks run in ``n_workers`` processes. The random seed of each chunk is
-derived from the simulator's ``seed``, the parameter values and the chunk number, so a point
-always gives the same histograms, whatever ``n_workers`` is, and different points get
+derived from the simulator's ``seed``, the parameter values (to six significant digits, so
+that a last-bit difference between machines does not change them) and the chunk number, so a
+point always gives the same histograms, whatever ``n_workers`` is, and different points get
 independent random numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import multiprocessing
 import weakref
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import BayestuneError
+from ..seeding import point_seed
 from .analysis import Analysis, EventRecord, Sums, durham_y23
 from .histogram import Histogram
 from .lep import LEP1_SETTINGS, Observable
@@ -215,11 +215,10 @@ class PythiaSimulator:
         return [*self.settings, *(format_setting(k, v) for k, v in merged.items())]
 
     def chunk_seeds(self, params: Mapping[str, Any]) -> list[int]:
-        """Deterministic seeds, one per chunk, from ``seed`` and the parameter values."""
-        text = json.dumps({k: repr(v) for k, v in sorted(dict(params).items())})
-        digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        state = np.random.SeedSequence([self.seed, digest]).generate_state(self.n_chunks,
-                                                                           np.uint64)
+        """Deterministic seeds, one per chunk, from ``seed`` and the parameter values (read to
+        :data:`~bayestune.seeding.KEY_DIGITS` significant digits, see :mod:`bayestune.seeding`)."""
+        state = np.random.SeedSequence(point_seed(self.seed, params)).generate_state(
+            self.n_chunks, np.uint64)
         return [int(s % (_SEED_MAX - 1)) + 1 for s in state]
 
     @property
