@@ -350,6 +350,9 @@ _ACQUISITIONS: dict[str, type[AcquisitionFunction]] = {
 }
 
 
+ACQUISITIONS = tuple(_ACQUISITIONS)  # the names make_acquisition accepts
+
+
 def make_acquisition(spec: str | AcquisitionFunction) -> AcquisitionFunction:
     """Resolve a user-facing name (``"ei"``, ``"nei"``, ``"pi"``, ``"lcb"``,
     ``"thompson"``) or pass an :class:`AcquisitionFunction` through."""

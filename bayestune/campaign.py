@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .acquisition import ACQUISITIONS
+from .engines import ENGINE_NAMES
 from .exceptions import BayestuneError
 from .gp import SurrogateConfig
 from .space import Categorical, Dimension, Integer, Real, Space
@@ -428,8 +430,12 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
     tuner.check_keys(["engine", "acquisition", "n_initial", "initial_design", "noisy",
                       "max_consecutive_failures"])
     tuner_options = dict(tuner.data)
-    for key in ("engine", "acquisition", "initial_design"):
-        tuner.get(key, (str,))
+    for key, allowed in (("engine", ENGINE_NAMES), ("acquisition", ("auto", *ACQUISITIONS)),
+                         ("initial_design", ("sobol", "lhs", "random"))):
+        value = tuner.get(key, (str,))
+        if value is not None and value not in allowed:
+            tuner.fail(f"expected one of {', '.join(map(repr, allowed))}, found "
+                       f"{_describe(value)}", key)
     tuner.positive_int("n_initial", minimum=2)
     tuner.get("noisy", (bool,))
     tuner.positive_int("max_consecutive_failures")

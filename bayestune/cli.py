@@ -65,7 +65,9 @@ def _load(path: str, store: str | None = None) -> Any:
 
 
 def _campaign_from_store(store: str) -> Any:
-    """The campaign recorded in a store by ``bayestune run`` (None if there is none)."""
+    """The campaign recorded in a store by ``bayestune run`` (None if there is none).
+
+    Only parsed: nothing it names is imported here (see :func:`_trusted_for_resume`)."""
     from .campaign import parse_campaign
     from .store import CampaignStore
 
@@ -75,6 +77,61 @@ def _campaign_from_store(store: str) -> Any:
         return None
     return parse_campaign(meta["campaign"], meta.get("campaign_file", "campaign.toml"),
                           store=store)
+
+
+def _stored_objective(store: str | Path) -> dict[str, Any] | None:
+    """The ``[objective]`` table of the campaign a store was started with, if any."""
+    import tomllib
+
+    from .store import CampaignStore
+
+    if not Path(store).is_file():
+        return None
+    with CampaignStore.open(store) as st:
+        text = st.metadata.get("campaign")
+    if text is None:
+        return None
+    return dict(tomllib.loads(text).get("objective", {}))
+
+
+def _check_same_objective(campaign: Any) -> None:
+    """Refuse to continue a store with another objective than the one it was started with:
+    its best value would compare two different functions."""
+    stored = _stored_objective(campaign.store)
+    if stored is None or stored == campaign.objective_spec:
+        return
+    keys = sorted(k for k in set(stored) | set(campaign.objective_spec)
+                  if stored.get(k) != campaign.objective_spec.get(k))
+    raise _UsageError(
+        f"{campaign.path.name}: [objective] differs from the one store {str(campaign.store)!r} "
+        f"was started with (keys {', '.join(keys)}); a campaign compares one objective: use "
+        "a new store (--store NEW.sqlite) or restore the campaign file")
+
+
+def _trusted_for_resume(campaign: Any, store: str) -> None:
+    """A store is data that people send each other: resuming one must not import or run
+    code that it names. Objectives that import Python code need the campaign file on the
+    command line (the user's own, trusted copy)."""
+    spec = campaign.objective_spec
+    code = spec.get("function") or spec.get("simulate")
+    if code is not None:
+        key = "function" if "function" in spec else "simulate"
+        raise _UsageError(
+            f"the campaign recorded in {store} imports Python code ([objective] {key} = "
+            f"{code!r}); resuming a store never runs code that the store names. Resume with "
+            f"the campaign file you trust: 'bayestune resume {store} --campaign FILE' or "
+            f"'bayestune run FILE --store {store}'")
+    recorded = campaign.path
+    if recorded.is_file():
+        try:
+            current = recorded.read_text()
+        except OSError:
+            return
+        if current != campaign.text:
+            raise _UsageError(
+                f"{recorded} was edited since {store} was started; say which to use: "
+                f"'bayestune resume {store} --campaign {recorded}' (the edited file; its "
+                "[objective] must be unchanged) or restore the file")
 
 
 def _tuner(campaign: Any, objective: Any = None) -> Any:
@@ -87,15 +144,21 @@ def _tuner(campaign: Any, objective: Any = None) -> Any:
 
 
 def _run_campaign(campaign: Any, args: argparse.Namespace) -> int:
-    from .objective import evaluate
+    from .objective import Outcome, evaluate
 
-    n_evals = args.evals or campaign.n_evals
+    n_evals = args.evals if args.evals is not None else campaign.n_evals
     options = dict(campaign.execution_options)
-    if args.workers:
+    if args.workers is not None:
         options["n_workers"] = args.workers
+    _check_same_objective(campaign)
     objective = campaign.build_objective()
     start = time.perf_counter()
     with _tuner(campaign, objective) as tuner:
+        if args.fail_pending:
+            for trial in tuner.history.pending:
+                tuner.tell(trial, Outcome.failed(
+                    "abandoned: in flight when an earlier run stopped, and recorded as failed "
+                    "by --fail-pending instead of being evaluated again"))
         history = tuner.history
         if not args.quiet and len(history):
             print(f"resuming {campaign.store}: {history.n_finished} finished, "
@@ -120,10 +183,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    if args.campaign is not None:  # the user's own file: its code is theirs to trust
+        return _run_campaign(_load(args.campaign, args.store), args)
     campaign = _campaign_from_store(args.store)
     if campaign is None:
         raise _UsageError(f"{args.store} was not started by 'bayestune run' (no campaign "
                           "file recorded); resume it from Python with Tuner(..., store=...)")
+    _trusted_for_resume(campaign, args.store)
     return _run_campaign(campaign, args)
 
 
@@ -223,7 +289,7 @@ def cmd_closure(args: argparse.Namespace) -> int:
         raise _UsageError(f"{args.campaign}: [closure] truth is required for 'closure'")
     objective = campaign.build_objective()
     simulate = objective.simulate
-    n_evals = args.evals or campaign.n_evals
+    n_evals = args.evals if args.evals is not None else campaign.n_evals
     options: dict[str, Any] = {
         "n_evals": n_evals, "weights": objective.weights,
         "model_uncertainty": objective.model_uncertainty,
@@ -238,7 +304,7 @@ def cmd_closure(args: argparse.Namespace) -> int:
             return simulate.replicate(seed=seed, n_events=pseudo_events)(point)
 
         options["pseudo_data"] = pseudo_data
-    repeats = args.repeats or campaign.closure.get("n_repeats", 1)
+    repeats = args.repeats if args.repeats is not None else campaign.closure.get("n_repeats", 1)
     seed = campaign.seed or 1
     if repeats == 1:
         results = [closure_test(simulate, campaign.space, truth, seed=seed,
@@ -261,22 +327,35 @@ def cmd_closure(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------- parser
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="bayestune",
         description="Gaussian-process Bayesian optimisation campaigns from the shell.",
-        epilog="Campaign file format: see 'docs/campaign-files.md' or "
-               "python -c 'import bayestune.campaign as c; help(c)'.")
+        epilog="Campaign file format and what a campaign file may run: see "
+               "docs/cli.md, or python -c 'import bayestune.campaign as c; help(c)'.")
     parser.add_argument("--version", action="version", version=f"bayestune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--evals", type=int, default=None,
+        p.add_argument("--evals", type=_positive_int, default=None,
                        help="total evaluation budget (default: [campaign] n_evals)")
-        p.add_argument("--workers", type=int, default=None,
+        p.add_argument("--workers", type=_positive_int, default=None,
                        help="evaluations in flight (default: [execution] n_workers)")
+        p.add_argument("--fail-pending", action="store_true",
+                       help="record the points left in flight by an earlier run as failed "
+                            "instead of evaluating them again")
         p.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar (for batch systems)")
 
@@ -290,15 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="resume a campaign from its store",
                        description="Resume a campaign started with 'bayestune run', using "
-                                   "the campaign file recorded in the store.")
+                                   "the campaign recorded in the store. A store never makes "
+                                   "bayestune import code: a campaign whose objective is "
+                                   "Python code needs --campaign FILE.")
     p.add_argument("store", help="campaign store (SQLite)")
+    p.add_argument("--campaign", default=None,
+                   help="the campaign file to resume with (needed when its objective "
+                        "imports Python code)")
     common(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("status", help="table of trials, failures and the best so far",
                        description="Show the state of a campaign store.")
     p.add_argument("store", help="campaign store (SQLite)")
-    p.add_argument("--last", type=int, default=20, help="show the last N trials (default 20)")
+    p.add_argument("--last", type=_positive_int, default=20,
+                   help="show the last N trials (default 20)")
     p.add_argument("--all", action="store_true", help="show every trial")
     p.set_defaults(func=cmd_status)
 
@@ -319,8 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Make pseudo-data at [closure] truth, tune against it and "
                                    "print the pulls. Exit code 1 if the closure fails.")
     p.add_argument("campaign", help="campaign file (TOML) with a [closure] table")
-    p.add_argument("--repeats", type=int, default=None, help="independent pseudo-data sets")
-    p.add_argument("--evals", type=int, default=None, help="evaluations per closure tune")
+    p.add_argument("--repeats", type=_positive_int, default=None,
+                   help="independent pseudo-data sets")
+    p.add_argument("--evals", type=_positive_int, default=None,
+                   help="evaluations per closure tune")
     p.add_argument("--out", default=None, help="write the pull plot to this PNG")
     p.set_defaults(func=cmd_closure)
     return parser

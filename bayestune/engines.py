@@ -397,6 +397,9 @@ class GPyOptEngine(Engine):
         return [self._decode(r) for r in rows]
 
 
+ENGINE_NAMES = ("gp", "skopt", "gpyopt")
+
+
 def make_engine(
     name: str | Engine,
     space: Space,

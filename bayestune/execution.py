@@ -46,6 +46,7 @@ __all__ = [
     "ExecutionConfig",
     "IsolatedProcessExecutor",
     "WorkerDiedError",
+    "executor_workers",
     "run_campaign",
 ]
 
@@ -68,11 +69,26 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
-def _child_main(conn: Connection, payload: bytes) -> None:
+def _watch_the_driver(lifeline: Connection) -> None:
+    """End this worker and its subprocesses when the driver's end of ``lifeline`` closes:
+    the driver died (even by ``kill -9``), and a resumed campaign evaluates the point again."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(1)
+
+
+def _child_main(conn: Connection, payload: bytes, lifeline: Connection | None = None) -> None:
     """Entry point of an isolated worker process: run one task, send back its result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C stops
     with contextlib.suppress(OSError):
         os.setpgrp()  # own process group: a kill reaches the task's own subprocesses too
+    if lifeline is not None:
+        threading.Thread(target=_watch_the_driver, args=(lifeline,), daemon=True,
+                         name="bayestune-lifeline").start()
     try:
         fn, args, kwargs = pickle.loads(payload)
         message: tuple[bool, Any] = (True, fn(*args, **kwargs))
@@ -91,6 +107,7 @@ class _Task:
     payload: bytes
     process: multiprocessing.process.BaseProcess | None = None
     conn: Connection | None = None
+    lifeline: Connection | None = None  # the driver's end; closing it ends the worker
 
 
 class IsolatedProcessExecutor(cf.Executor):
@@ -192,12 +209,15 @@ class IsolatedProcessExecutor(cf.Executor):
             process.join(grace)
         if task.conn is not None:
             task.conn.close()
+        if task.lifeline is not None:
+            task.lifeline.close()
 
     def _start(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
             return
         receiver, sender = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(target=_child_main, args=(sender, task.payload),
+        held, given = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=_child_main, args=(sender, task.payload, held),
                                     daemon=False)
         try:
             process.start()
@@ -205,7 +225,8 @@ class IsolatedProcessExecutor(cf.Executor):
             task.future.set_exception(WorkerDiedError(f"could not start a process: {exc}"))
             return
         sender.close()
-        task.process, task.conn = process, receiver
+        held.close()
+        task.process, task.conn, task.lifeline = process, receiver, given
         self._running.append(task)
 
     def _collect(self, task: _Task) -> None:
@@ -230,6 +251,8 @@ class IsolatedProcessExecutor(cf.Executor):
                 else:
                     task.future.set_exception(value)
         task.conn.close()
+        if task.lifeline is not None:
+            task.lifeline.close()
 
     def _manage(self) -> None:
         while True:
@@ -279,6 +302,10 @@ class ExecutionConfig:
     retries : int
         Extra attempts for an evaluation that failed (exception, timeout, dead worker)
         before the trial is recorded as failed.
+    max_driver_deaths : int
+        A point whose in-process evaluation ended the driver process (a segfault,
+        ``os._exit``, the kernel's out-of-memory killer, ``kill -9``) this many times is
+        recorded as failed when the campaign is resumed, instead of being evaluated again.
     """
 
     n_workers: int = 1
@@ -286,6 +313,7 @@ class ExecutionConfig:
     batch: bool = False
     timeout: float | None = None
     retries: int = 0
+    max_driver_deaths: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_workers, int) or isinstance(self.n_workers, bool) \
@@ -296,6 +324,10 @@ class ExecutionConfig:
                 isinstance(self.timeout, (int, float)) and self.timeout > 0):
             raise BayestuneError(f"timeout must be a positive number of seconds, "
                                  f"got timeout={self.timeout!r}")
+        if not isinstance(self.max_driver_deaths, int) or isinstance(
+                self.max_driver_deaths, bool) or self.max_driver_deaths < 1:
+            raise BayestuneError("max_driver_deaths must be a positive integer, got "
+                                 f"max_driver_deaths={self.max_driver_deaths!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
             raise BayestuneError(
                 f"retries must be a non-negative integer, got retries={self.retries!r}")
@@ -316,6 +348,19 @@ class _InlineExecutor(cf.Executor):
         except Exception as exc:  # noqa: BLE001 - handed to the loop like any executor's
             future.set_exception(exc)
         return future
+
+
+def executor_workers(executor: Any) -> int:
+    """How many evaluations ``executor`` runs at once (1 for no executor or unknown kinds)."""
+    if executor is None:
+        return 1
+    if _is_dask_client(executor):
+        return max(1, sum(executor.nthreads().values()))
+    for attribute in ("max_workers", "_max_workers"):  # ours; the concurrent.futures pools
+        count = getattr(executor, attribute, None)
+        if isinstance(count, int) and count >= 1:
+            return count
+    return 1
 
 
 def _is_dask_client(executor: Any) -> bool:
@@ -476,6 +521,7 @@ def run_campaign(
     ``stop_when(history)``, checked after each finished trial, ends the campaign early.
     """
     dispatcher = _Dispatcher(tuner.objective, config)
+    _fail_points_that_killed_the_driver(tuner, config.max_driver_deaths)
     factory = None
     if tuner.wants_handle:
         remote = not dispatcher.in_process
@@ -491,8 +537,11 @@ def run_campaign(
             if (free > 0 and needed > 0 and not stopping
                     and not (config.batch and dispatcher.in_flight)):
                 for trial in tuner.ask(min(free, needed)):
+                    if dispatcher.in_process:  # its death would be the driver's
+                        tuner.store.record_start(trial.number)
                     dispatcher.submit(trial)
             if not dispatcher.in_flight:
+                _abandon_leftovers(tuner)
                 return
             for trial, outcome in dispatcher.next_finished():
                 done = tuner.tell(trial, outcome)
@@ -509,3 +558,24 @@ def run_campaign(
         dispatcher.close(interrupted)
         if factory is not None:
             factory.close()
+
+
+def _fail_points_that_killed_the_driver(tuner: Any, limit: int) -> None:
+    """Record as failed the pending points whose evaluation in the driver process ended
+    the driver ``limit`` times: rerunning them would end it again."""
+    for number, deaths in sorted(tuner.store.driver_deaths().items()):
+        if deaths >= limit:
+            tuner.tell(number, Outcome.failed(
+                f"the driver process ended {deaths} times while evaluating this point "
+                "(a crash, os._exit, the out-of-memory killer or kill -9) without a "
+                "result; recorded as failed and not evaluated again"))
+
+
+def _abandon_leftovers(tuner: Any) -> None:
+    """The budget is spent: points an earlier run left in flight that this run did not need
+    are recorded as failed (never evaluated), so that no trial stays pending for good."""
+    for trial in tuner.history.pending:
+        if trial.number not in tuner.reissued:
+            tuner.tell(trial, Outcome.failed(
+                "abandoned: in flight when an earlier run stopped, and not evaluated again "
+                "because the campaign's budget was reached without it"))

@@ -10,12 +10,15 @@ because one evaluation misbehaved.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
 
 from .exceptions import ObjectiveError, TrialStopped
 
@@ -42,7 +45,12 @@ class Evaluation:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not _is_number(self.value):
+            raise ObjectiveError(f"Evaluation value must be a number, got value={self.value!r}")
         if self.variance is not None:
+            if not _is_number(self.variance):
+                raise ObjectiveError(
+                    f"Evaluation variance must be a number, got variance={self.variance!r}")
             var = float(self.variance)
             if not (math.isfinite(var) and var >= 0):
                 raise ObjectiveError(
@@ -53,6 +61,19 @@ class Evaluation:
 
 
 Objective = Callable[[dict[str, Any]], "float | Evaluation"]
+
+#: Largest magnitude of a value the surrogate can model: standardising squares values, and
+#: beyond this their squares overflow. An objective this large should return a transformed
+#: score (for example its logarithm).
+MAX_VALUE = 1e150
+
+
+def _is_number(x: Any) -> bool:
+    """A real number (Python or numpy, or a 0-d numeric array), not a bool or a string
+    that looks like one."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and x.dtype.kind in "fiu"
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 class Status(StrEnum):
@@ -85,20 +106,21 @@ def as_outcome(result: Any, duration: float = 0.0) -> Outcome:
 
     Non-finite values and unusable return types become failed outcomes with a reason.
     """
-    try:
-        if isinstance(result, Evaluation):
-            value, variance, info = result.value, result.variance, dict(result.info)
-        elif isinstance(result, bool):
-            raise ObjectiveError(f"objective must return a number, got {result!r}")
-        else:
-            value, variance, info = result, None, {}
-        value = float(value)
-    except (TypeError, ValueError, ObjectiveError) as exc:
+    if isinstance(result, Evaluation):
+        value, variance, info = result.value, result.variance, dict(result.info)
+    elif _is_number(result):
+        value, variance, info = result, None, {}
+    else:
         return Outcome.failed(
-            f"objective must return a float or an Evaluation, got {result!r} ({exc})", duration
-        )
+            f"objective must return a float or an Evaluation, got {result!r}"[:400]
+            + f" (a {type(result).__name__})", duration)
+    value = float(value)
     if not math.isfinite(value):
         return Outcome.failed(f"objective returned a non-finite value: {value!r}", duration)
+    if abs(value) > MAX_VALUE:
+        return Outcome.failed(
+            f"objective returned {value!r}, beyond the +-{MAX_VALUE:g} a surrogate can model; "
+            "return a transformed score (for example its logarithm)", duration)
     if variance is not None:
         variance = float(variance)
     return Outcome(Status.COMPLETE, value=value, variance=variance, info=info, duration=duration)

@@ -100,6 +100,8 @@ class Interval(Dimension):
 
     def __init__(self, name: str, low: float, high: float, log: bool = False) -> None:
         self.name = _check_name(name)
+        if not isinstance(log, (bool, np.bool_)):
+            raise SpaceError(f"log must be True or False, got log={log!r} for {name!r}")
         low_f = _check_finite(low, "low", self.name)
         high_f = _check_finite(high, "high", self.name)
         if not low_f < high_f:

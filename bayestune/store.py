@@ -3,7 +3,15 @@
 Every trial is a row. ``ask`` inserts it as ``pending`` together with the state of the
 random generator that produced it; ``tell`` fills in the outcome and commits at once. The
 database runs in write-ahead-log mode with ``synchronous=FULL``, so a committed trial
-survives ``kill -9`` and power loss. Resuming a campaign is reopening its file.
+survives ``kill -9`` and power loss, and every commit is checkpointed into the main file at
+once, so that the ``.sqlite`` file alone holds every finished trial even while the campaign
+runs or after it was killed. Resuming a campaign is reopening its file.
+
+One process writes a store at a time (:class:`~bayestune.storelock.StoreLock`: a second
+writer is refused with the first one's pid). An evaluation that the driver runs itself is
+recorded in a ``starts`` table before it begins, so that a point which kills the driver
+process can be recognised when the campaign is resumed (see
+:meth:`CampaignStore.driver_deaths`). A store holds data, never code.
 
 Intermediate values that a running trial reports (for example a validation score per
 epoch, see :class:`~bayestune.scheduler.TrialHandle`) go to a ``reports`` table as they
@@ -17,10 +25,12 @@ import contextlib
 import functools
 import json
 import math
+import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +38,7 @@ from .exceptions import StoreError
 from .history import History, Trial
 from .objective import Outcome, Status
 from .space import Space
+from .storelock import StoreLock
 
 __all__ = ["CampaignStore"]
 
@@ -52,6 +63,12 @@ CREATE TABLE IF NOT EXISTS trials (
     finished  REAL,
     duration  REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS starts (
+    number  INTEGER NOT NULL,
+    pid     INTEGER NOT NULL,
+    host    TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reports (
     number  INTEGER NOT NULL,
     step    REAL NOT NULL,
@@ -63,12 +80,16 @@ CREATE TABLE IF NOT EXISTS reports (
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Serialise a store method with the store's lock (driver threads share the store)."""
+    """Serialise a store method with the store's lock (driver threads share the store);
+    SQLite errors become :class:`StoreError` naming the file."""
 
     @functools.wraps(method)
     def wrapper(self: CampaignStore, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:  # name the file: a bare sqlite3 error does not
+                raise StoreError(f"campaign store {self._where!r}: {exc}") from None
 
     return wrapper
 
@@ -115,19 +136,60 @@ class CampaignStore:
         self.path = None if path is None else Path(path)
         if self.path is not None and self.path.is_dir():
             raise StoreError(f"store path must be a file, got a directory: {str(self.path)!r}")
-        target = ":memory:" if self.path is None else str(self.path)
-        try:
-            self._conn = sqlite3.connect(target, isolation_level=None,
-                                         check_same_thread=False)
-            if self.path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open campaign store {target!r}: {exc}") from None
+        self._where = "<memory>" if self.path is None else str(self.path)
         self._lock = threading.RLock()
+        self._writer = None if self.path is None else StoreLock(self.path)
+        self._conn = self._connect()
         self.space = space
         self.seed = self._init_meta(space, seed, metadata or {})
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the database; refuse another application's database and a damaged file."""
+        target = ":memory:" if self.path is None else str(self.path)
+        try:
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                conn.close()
+                raise StoreError(
+                    f"{target!r} is an SQLite database but not a bayestune campaign store "
+                    f"(it holds the tables {', '.join(sorted(tables))}); bayestune does not "
+                    "write into other databases: choose another store file")
+            if self.path is not None and self.path.exists() and tables:
+                check = [r[0] for r in conn.execute("PRAGMA quick_check")]
+                if check != ["ok"]:
+                    conn.close()
+                    raise StoreError(
+                        f"campaign store {target!r} is damaged (SQLite integrity check: "
+                        f"{'; '.join(check[:3])}); restore it from a copy")
+            if self.path is not None and tables and not os.access(self.path, os.W_OK):
+                return conn  # read-only: history and status only; writes are refused
+            if self.path is not None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA wal_autocheckpoint=1")  # every commit into the file
+            conn.execute("PRAGMA synchronous=FULL")
+            if not tables:
+                self._lock_for_writing()
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open campaign store {target!r}: {exc}") from None
+        return conn
+
+    def _lock_for_writing(self) -> None:
+        if self._writer is not None and not self._writer.held:
+            self._writer.acquire()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction by the store's single writer, with errors naming the file."""
+        self._lock_for_writing()
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to campaign store {self._where!r}: {exc}") from None
 
     @classmethod
     def open(cls, path: str | Path) -> CampaignStore:
@@ -150,7 +212,7 @@ class CampaignStore:
 
     def _init_meta(self, space: Space, seed: int | None, metadata: dict[str, Any]) -> int:
         meta = self._meta()
-        where = str(self.path) if self.path else "<memory>"
+        where = self._where
         if not meta:
             if seed is None:
                 import numpy as np
@@ -158,8 +220,7 @@ class CampaignStore:
                 entropy = np.random.SeedSequence().entropy
                 assert isinstance(entropy, int)  # always an int when drawn fresh
                 seed = entropy % (2**63)
-            with self._conn:
-                self._conn.execute("BEGIN")
+            with self._writing():
                 rows = {"format_version": str(FORMAT_VERSION), "space": space.to_json(),
                         "seed": str(int(seed)), "created": repr(time.time()),
                         "metadata": _dumps(metadata)}
@@ -196,8 +257,7 @@ class CampaignStore:
     ) -> Trial:
         """Record a proposed point; returns the pending :class:`Trial`."""
         now = time.time()
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._writing():
             (number,) = self._conn.execute(
                 "SELECT COALESCE(MAX(number) + 1, 0) FROM trials").fetchone()
             self._conn.execute(
@@ -218,8 +278,7 @@ class CampaignStore:
         if row[0] != Status.PENDING.value:
             raise StoreError(f"trial {number} is already {row[0]}; a trial is told only once")
         value = outcome.value if outcome.value is None or math.isfinite(outcome.value) else None
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._writing():
             self._conn.execute(
                 "UPDATE trials SET status = ?, value = ?, variance = ?, error = ?, info = ?, "
                 "finished = ?, duration = ? WHERE number = ?",
@@ -250,8 +309,7 @@ class CampaignStore:
 
         A second report of the same step replaces the first (a retried evaluation).
         """
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
+        with self._writing():
             self._conn.execute("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)",
                                (int(number), float(step), float(value), time.time()))
 
@@ -272,9 +330,30 @@ class CampaignStore:
         return None if row is None or row[0] is None else json.loads(row[0])
 
     @_locked
+    def record_start(self, number: int) -> None:
+        """Record that this process starts evaluating trial ``number`` itself (committed
+        before the evaluation begins)."""
+        with self._writing():
+            self._conn.execute("INSERT INTO starts VALUES (?, ?, ?, ?)",
+                               (int(number), os.getpid(), socket.gethostname(), time.time()))
+
+    @_locked
+    def driver_deaths(self) -> dict[int, int]:
+        """``{trial number: starts}`` of pending trials whose evaluation was started by the
+        driver process itself and never finished: each start is a driver that died (or was
+        killed) while evaluating the point."""
+        rows = self._conn.execute(
+            "SELECT s.number, COUNT(*) FROM starts s JOIN trials t ON t.number = s.number "
+            "WHERE t.status = ? AND NOT (s.pid = ? AND s.host = ?) GROUP BY s.number",
+            (Status.PENDING.value, os.getpid(), socket.gethostname())).fetchall()
+        return {int(n): int(c) for n, c in rows}
+
+    @_locked
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection and give up the writer's lock."""
         self._conn.close()
+        if self._writer is not None:
+            self._writer.release()
 
     def __enter__(self) -> CampaignStore:
         return self

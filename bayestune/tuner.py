@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from .acqopt import AcqOptimizerConfig
-from .acquisition import AcquisitionFunction
-from .engines import Engine, GPEngine, MultiFidelityGPEngine, make_engine
-from .exceptions import BayestuneError, CampaignError
-from .execution import ExecutionConfig, run_campaign
+from .acquisition import AcquisitionFunction, make_acquisition
+from .engines import ENGINE_NAMES, Engine, GPEngine, MultiFidelityGPEngine, make_engine
+from .exceptions import BayestuneError, CampaignError, EngineError
+from .execution import ExecutionConfig, executor_workers, run_campaign
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Outcome, Status, as_outcome
@@ -114,6 +114,12 @@ class Tuner:
                 "initial_design must be 'sobol', 'lhs' or 'random', "
                 f"got initial_design={initial_design!r}"
             )
+        # refuse a bad engine or acquisition now, not after the initial design
+        if not isinstance(engine, Engine) and engine not in ENGINE_NAMES:
+            raise EngineError(f"engine must be one of {list(ENGINE_NAMES)} or an Engine, "
+                              f"got engine={engine!r}")
+        if acquisition != "auto":
+            make_acquisition(acquisition)
         if not isinstance(max_consecutive_failures, int) or max_consecutive_failures < 1:
             raise BayestuneError(
                 "max_consecutive_failures must be a positive integer, "
@@ -210,6 +216,11 @@ class Tuner:
             self.ask_seconds.append(time.perf_counter() - start)
         return trials[0] if n is None else trials
 
+    @property
+    def reissued(self) -> frozenset[int]:
+        """Numbers of the pending trials this tuner has handed out (asked or re-asked)."""
+        return frozenset(self._reissued)
+
     def _reissue_pending(self, count: int) -> list[Trial]:
         out: list[Trial] = []
         for t in self.history.pending:
@@ -279,12 +290,13 @@ class Tuner:
         n_evals: int,
         callback: Callable[[Trial], None] | None = None,
         *,
-        n_workers: int = 1,
+        n_workers: int | None = None,
         executor: Any = None,
         batch: bool = False,
         timeout: float | None = None,
         retries: int = 0,
         stop_when: Callable[[History], bool] | None = None,
+        max_driver_deaths: int = 2,
     ) -> Result:
         """Evaluate until the campaign has ``n_evals`` finished trials, then summarise.
 
@@ -301,9 +313,11 @@ class Tuner:
             Finished trials (completed or failed) the campaign should have.
         callback : callable, optional
             Called with each finished :class:`Trial`, in the driver process.
-        n_workers : int
+        n_workers : int, optional
             Evaluations in flight at once. With ``n_workers > 1`` and no ``executor`` each
             evaluation runs in its own local process (see :class:`IsolatedProcessExecutor`).
+            Default: as many as the ``executor`` has workers (a pool's ``max_workers``, a
+            Dask cluster's worker threads), else 1.
         executor : concurrent.futures.Executor or dask.distributed.Client, optional
             Where evaluations run. The objective must be picklable unless it is a
             ``ThreadPoolExecutor``.
@@ -318,13 +332,21 @@ class Tuner:
             ``stop_when(history) -> bool``, checked after every finished trial: when true,
             no new trial is started and the loop ends once those in flight are done (e.g.
             a total budget of training epochs).
+        max_driver_deaths : int
+            A pending point whose evaluation in this process ended the process this many
+            times (a segfault, ``os._exit``, the out-of-memory killer) is recorded as failed
+            when the campaign resumes, instead of ending it once more.
         """
         if self.objective is None:
             raise BayestuneError("run() needs an objective; pass it to Tuner(space, objective)")
-        if not isinstance(n_evals, (int, np.integer)) or n_evals < 1:
+        if not isinstance(n_evals, (int, np.integer)) or isinstance(n_evals, bool) \
+                or n_evals < 1:
             raise BayestuneError(f"n_evals must be a positive integer, got n_evals={n_evals!r}")
+        if n_workers is None:
+            n_workers = executor_workers(executor)
         config = ExecutionConfig(n_workers=n_workers, executor=executor, batch=batch,
-                                 timeout=timeout, retries=retries)
+                                 timeout=timeout, retries=retries,
+                                 max_driver_deaths=max_driver_deaths)
         run_campaign(self, int(n_evals), config, callback, stop_when)
         return self.result()
 

@@ -97,11 +97,16 @@ def test_run_status_resume_and_report(tmp_path):
     assert "8 complete, 0 failed, 0 pending" in status.stdout
     assert re.search(r"best:\s+trial \d+, value", status.stdout)
 
-    # rerunning the file with a larger budget resumes; so does 'resume' from the store alone
+    # rerunning the file with a larger budget resumes; so does 'resume' with the file named
     again = bayestune("run", "branin.toml", "--evals", "10", cwd=tmp_path)
     assert again.returncode == 0 and _n_trials(store) == 10
     assert "resuming" in again.stderr and "eval" in again.stderr  # progress bar on stderr
-    resumed = bayestune("resume", "branin.sqlite", "--evals", "11", "-q", cwd=tmp_path)
+    # the store alone names Python code: resuming from it would import that code
+    alone = bayestune("resume", "branin.sqlite", "--evals", "11", "-q", cwd=tmp_path)
+    assert alone.returncode == 2 and "bayestune.testfunctions:branin" in alone.stderr
+    assert _n_trials(store) == 10
+    resumed = bayestune("resume", "branin.sqlite", "--campaign", "branin.toml", "--evals",
+                        "11", "-q", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert _n_trials(store) == 11
 

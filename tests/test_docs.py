@@ -124,3 +124,13 @@ def test_docs_build_with_warnings_as_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     html = (tmp_path / "site" / "api" / "index.html").read_text()
     assert "estimate_uncertainty" in html and "HistogramObjective" in html
+
+
+def test_every_docs_page_that_readme_and_cli_help_name_exists():
+    from bayestune.cli import build_parser
+
+    texts = [(ROOT / "README.md").read_text(), build_parser().format_help()]
+    named = {m for text in texts for m in re.findall(r"docs/[\w./-]+\.md", text)}
+    assert named, "the README names documentation pages"
+    missing = sorted(p for p in named if not (ROOT / p).is_file())
+    assert not missing, missing
