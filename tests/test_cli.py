@@ -9,32 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from campaigns import BRANIN
 
 from bayestune.campaign import CampaignFileError, load_campaign, parse_campaign
-
-BRANIN = """
-[campaign]
-name = "branin-cli"
-n_evals = 8
-seed = 1
-
-[[parameters]]
-name = "x1"
-type = "real"
-low = -5.0
-high = 10.0
-
-[[parameters]]
-name = "x2"
-type = "real"
-low = 0.0
-high = 15.0
-
-[objective]
-type = "python"
-function = "bayestune.testfunctions:branin"
-options = {}
-"""
 
 HISTOGRAMS = """
 [campaign]

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from campaigns import BRANIN as CLI_BRANIN
 
 import bayestune as bt
 from bayestune import CampaignStore, Real, Space, StoreError, Tuner
@@ -140,28 +141,7 @@ def test_a_point_that_kills_the_driver_twice_is_recorded_as_failed(tmp_path):
 
 
 # ------------------------------------------------------------- a store holds data only
-BRANIN = """
-[campaign]
-n_evals = 6
-seed = 1
-
-[[parameters]]
-name = "x1"
-type = "real"
-low = -5.0
-high = 10.0
-
-[[parameters]]
-name = "x2"
-type = "real"
-low = 0.0
-high = 15.0
-
-[objective]
-type = "python"
-function = "bayestune.testfunctions:branin"
-options = {}
-"""
+BRANIN = CLI_BRANIN.replace("n_evals = 8", "n_evals = 6")
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
