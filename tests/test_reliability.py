@@ -55,12 +55,13 @@ SLOW_CAMPAIGN = """
     from bayestune import Real, Space, Tuner
 
     store, log, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 0.3
     space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
 
     def objective(p):
         with open(log, "a") as fh:
             fh.write(json.dumps(p) + "\\n")
-        time.sleep(0.3)
+        time.sleep(seconds)
         return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2
 
     Tuner(space, objective, store=store, seed=42).run(n)
@@ -71,10 +72,13 @@ SLOW_CAMPAIGN = """
 def test_a_second_writer_is_refused_and_the_objective_runs_exactly_n_times(tmp_path):
     store, log = tmp_path / "s.sqlite", tmp_path / "calls.jsonl"
     script = _script(tmp_path, "campaign.py", SLOW_CAMPAIGN)
-    first = subprocess.Popen([sys.executable, str(script), str(store), str(log), "12"])
+    # one second per evaluation: the first campaign is still running (10 s and more) when
+    # the second one, started after its second evaluation, tries to write
+    first = subprocess.Popen([sys.executable, str(script), str(store), str(log), "12", "1.0"])
     _wait_for(lambda: len(_calls(log)) >= 2)
     second = subprocess.run([sys.executable, str(script), str(store), str(log), "12"],
                             capture_output=True, text=True, timeout=120)
+    assert first.poll() is None, "the first campaign ended before the second one wrote"
     assert first.wait(timeout=120) == 0
     assert second.returncode != 0
     last = second.stderr.strip().splitlines()[-1]
