@@ -553,6 +553,8 @@ def run_campaign(
                     stopping = True
     except KeyboardInterrupt:
         interrupted = True
+        if dispatcher.in_process:  # stopped on purpose, not killed by the point
+            tuner.store.forget_starts()
         raise
     finally:
         dispatcher.close(interrupted)

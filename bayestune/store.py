@@ -338,6 +338,16 @@ class CampaignStore:
                                (int(number), os.getpid(), socket.gethostname(), time.time()))
 
     @_locked
+    def forget_starts(self) -> None:
+        """Drop this process's start records of pending trials: their evaluations were
+        stopped on purpose (Ctrl-C), which says nothing about the points."""
+        with self._writing():
+            self._conn.execute(
+                "DELETE FROM starts WHERE pid = ? AND host = ? AND number IN "
+                "(SELECT number FROM trials WHERE status = ?)",
+                (os.getpid(), socket.gethostname(), Status.PENDING.value))
+
+    @_locked
     def driver_deaths(self) -> dict[int, int]:
         """``{trial number: starts}`` of pending trials whose evaluation was started by the
         driver process itself and never finished: each start is a driver that died (or was

@@ -122,6 +122,8 @@ KILLER = """
         if not marker.exists() and calls == 2:
             marker.write_text(json.dumps(p))  # this point crashes the process, every time
         if marker.exists() and json.loads(marker.read_text()) == p:
+            if sys.argv[3] == "interrupt":
+                raise KeyboardInterrupt  # what Ctrl-C does: not a crash of the point
             os._exit(139)
         return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2
 
@@ -132,7 +134,7 @@ KILLER = """
 def test_a_point_that_kills_the_driver_twice_is_recorded_as_failed(tmp_path):
     store = tmp_path / "s.sqlite"
     script = _script(tmp_path, "killer.py", KILLER)
-    codes = [subprocess.run([sys.executable, str(script), str(store), str(tmp_path)],
+    codes = [subprocess.run([sys.executable, str(script), str(store), str(tmp_path), "crash"],
                             capture_output=True, timeout=120).returncode for _ in range(3)]
     assert codes == [139, 139, 0]  # twice on the same point, then it is skipped
     history = CampaignStore(store, SPACE).history()
@@ -142,6 +144,17 @@ def test_a_point_that_kills_the_driver_twice_is_recorded_as_failed(tmp_path):
     assert "driver process ended 2 times" in failed.error
     calls = _calls(tmp_path / "calls.jsonl")
     assert len(calls) == 7 + 2  # seven completed points once, the killer twice
+
+
+def test_interrupting_the_same_point_twice_does_not_fail_it(tmp_path):
+    store = tmp_path / "s.sqlite"
+    script = _script(tmp_path, "killer.py", KILLER)
+    for _ in range(3):
+        done = subprocess.run([sys.executable, str(script), str(store), str(tmp_path),
+                               "interrupt"], capture_output=True, timeout=120)
+        assert done.returncode != 0  # interrupted on that point every time
+    history = CampaignStore(store, SPACE).history()
+    assert not history.failed and len(history.pending) == 1
 
 
 # ------------------------------------------------------------- a store holds data only
