@@ -77,6 +77,7 @@ from .engines import ENGINE_NAMES
 from .exceptions import BayestuneError
 from .gp import SurrogateConfig
 from .space import Categorical, Dimension, Integer, Real, Space
+from .tuner import INITIAL_DESIGNS
 
 __all__ = ["Campaign", "CampaignFileError", "load_campaign"]
 
@@ -431,7 +432,7 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
                       "max_consecutive_failures"])
     tuner_options = dict(tuner.data)
     for key, allowed in (("engine", ENGINE_NAMES), ("acquisition", ("auto", *ACQUISITIONS)),
-                         ("initial_design", ("sobol", "lhs", "random"))):
+                         ("initial_design", INITIAL_DESIGNS)):
         value = tuner.get(key, (str,))
         if value is not None and value not in allowed:
             tuner.fail(f"expected one of {', '.join(map(repr, allowed))}, found "

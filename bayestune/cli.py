@@ -112,15 +112,13 @@ def _trusted_for_resume(campaign: Any, store: str) -> None:
     """A store is data that people send each other: resuming one must not import or run
     code that it names. Objectives that import Python code need the campaign file on the
     command line (the user's own, trusted copy)."""
-    spec = campaign.objective_spec
-    code = spec.get("function") or spec.get("simulate")
-    if code is not None:
-        key = "function" if "function" in spec else "simulate"
-        raise _UsageError(
-            f"the campaign recorded in {store} imports Python code ([objective] {key} = "
-            f"{code!r}); resuming a store never runs code that the store names. Resume with "
-            f"the campaign file you trust: 'bayestune resume {store} --campaign FILE' or "
-            f"'bayestune run FILE --store {store}'")
+    for key in ("function", "simulate"):
+        if key in campaign.objective_spec:
+            raise _UsageError(
+                f"the campaign recorded in {store} imports Python code ([objective] {key} = "
+                f"{campaign.objective_spec[key]!r}); resuming a store never runs code that "
+                f"the store names. Resume with the campaign file you trust: 'bayestune "
+                f"resume {store} --campaign FILE' or 'bayestune run FILE --store {store}'")
     recorded = campaign.path
     if recorded.is_file():
         try:

@@ -400,6 +400,14 @@ class GPyOptEngine(Engine):
 ENGINE_NAMES = ("gp", "skopt", "gpyopt")
 
 
+def check_engine(name: str | Engine) -> None:
+    """Raise :class:`EngineError` unless ``name`` is an :class:`Engine` or one of
+    :data:`ENGINE_NAMES`."""
+    if not isinstance(name, Engine) and name not in ENGINE_NAMES:
+        raise EngineError(f"engine must be one of {list(ENGINE_NAMES)} or an Engine, "
+                          f"got engine={name!r}")
+
+
 def make_engine(
     name: str | Engine,
     space: Space,
@@ -408,12 +416,11 @@ def make_engine(
     optimizer: AcqOptimizerConfig | None = None,
 ) -> Engine:
     """Resolve a user-facing engine name (``"gp"``, ``"skopt"``, ``"gpyopt"``)."""
+    check_engine(name)
     if isinstance(name, Engine):
         return name
     if name == "gp":
         return GPEngine(space, acquisition, surrogate, optimizer)
     if name == "skopt":
         return SkoptEngine(space)
-    if name == "gpyopt":
-        return GPyOptEngine(space)
-    raise EngineError(f"engine must be 'gp', 'skopt' or 'gpyopt', got engine={name!r}")
+    return GPyOptEngine(space)

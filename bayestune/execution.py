@@ -576,8 +576,9 @@ def _fail_points_that_killed_the_driver(tuner: Any, limit: int) -> None:
 def _abandon_leftovers(tuner: Any) -> None:
     """The budget is spent: points an earlier run left in flight that this run did not need
     are recorded as failed (never evaluated), so that no trial stays pending for good."""
+    handed_out = tuner.reissued
     for trial in tuner.history.pending:
-        if trial.number not in tuner.reissued:
+        if trial.number not in handed_out:
             tuner.tell(trial, Outcome.failed(
                 "abandoned: in flight when an earlier run stopped, and not evaluated again "
                 "because the campaign's budget was reached without it"))

@@ -31,7 +31,7 @@ KEY_DIGITS = 6  # significant digits of a parameter value that enter its seed
 
 
 def _key_value(name: str, value: Any, digits: int) -> str:
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+    if isinstance(value, (bool, np.bool_, str)):
         return repr(value)
     if isinstance(value, numbers.Integral):
         return repr(int(value))

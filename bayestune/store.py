@@ -156,7 +156,7 @@ class CampaignStore:
                     f"{target!r} is an SQLite database but not a bayestune campaign store "
                     f"(it holds the tables {', '.join(sorted(tables))}); bayestune does not "
                     "write into other databases: choose another store file")
-            if self.path is not None and self.path.exists() and tables:
+            if tables:
                 check = [r[0] for r in conn.execute("PRAGMA quick_check")]
                 if check != ["ok"]:
                     conn.close()

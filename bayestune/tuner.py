@@ -17,8 +17,8 @@ import numpy as np
 
 from .acqopt import AcqOptimizerConfig
 from .acquisition import AcquisitionFunction, make_acquisition
-from .engines import ENGINE_NAMES, Engine, GPEngine, MultiFidelityGPEngine, make_engine
-from .exceptions import BayestuneError, CampaignError, EngineError
+from .engines import Engine, GPEngine, MultiFidelityGPEngine, check_engine, make_engine
+from .exceptions import BayestuneError, CampaignError
 from .execution import ExecutionConfig, executor_workers, run_campaign
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
@@ -30,6 +30,7 @@ from .store import CampaignStore
 
 __all__ = ["Tuner", "minimize"]
 
+INITIAL_DESIGNS = ("sobol", "lhs", "random")
 _DESIGN_STREAM = 0x5EED  # stream tag of the initial design's generator
 
 
@@ -109,15 +110,13 @@ class Tuner:
             n_initial = max(5, 2 * len(self.space))
         if not isinstance(n_initial, (int, np.integer)) or n_initial < 2:
             raise BayestuneError(f"n_initial must be an integer >= 2, got n_initial={n_initial!r}")
-        if initial_design not in ("sobol", "lhs", "random"):
+        if initial_design not in INITIAL_DESIGNS:
             raise BayestuneError(
                 "initial_design must be 'sobol', 'lhs' or 'random', "
                 f"got initial_design={initial_design!r}"
             )
         # refuse a bad engine or acquisition now, not after the initial design
-        if not isinstance(engine, Engine) and engine not in ENGINE_NAMES:
-            raise EngineError(f"engine must be one of {list(ENGINE_NAMES)} or an Engine, "
-                              f"got engine={engine!r}")
+        check_engine(engine)
         if acquisition != "auto":
             make_acquisition(acquisition)
         if not isinstance(max_consecutive_failures, int) or max_consecutive_failures < 1:
