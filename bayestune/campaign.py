@@ -70,7 +70,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .acquisition import ACQUISITIONS
 from .engines import ENGINE_NAMES
@@ -81,7 +81,8 @@ from .tuner import INITIAL_DESIGNS
 
 __all__ = ["Campaign", "CampaignFileError", "load_campaign"]
 
-_TABLES = ("campaign", "parameters", "objective", "tuner", "surrogate", "execution", "closure")
+_TABLES = ("campaign", "parameters", "objective", "tuner", "surrogate", "execution", "closure",
+           "method")
 
 
 class CampaignFileError(BayestuneError):
@@ -107,7 +108,7 @@ class _Table:
             self.fail(f"expected a table, found {_describe(data)}")
         self.data: dict[str, Any] = data
 
-    def fail(self, message: str, key: str | None = None) -> None:
+    def fail(self, message: str, key: str | None = None) -> NoReturn:
         place = self.where if key is None else f"{self.where} {key}"
         raise CampaignFileError(f"{self.source}: {place}: {message}")
 
@@ -182,6 +183,9 @@ class Campaign:
         The ``[closure]`` table.
     uncertainty : bool
         Whether reports compute Delta-chi2 uncertainties.
+    method : GeneratorTuning or None
+        The generator-tuning method of a ``[method] type = "generator"`` table (None: the
+        tuner's Bayesian optimisation).
     """
 
     path: Path
@@ -198,6 +202,7 @@ class Campaign:
     closure: dict[str, Any] = field(default_factory=dict)
     uncertainty: bool = False
     name: str = ""
+    method: Any = None
 
     @property
     def folder(self) -> Path:
@@ -478,6 +483,9 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
     closure.positive_int("n_repeats")
     closure.positive_int("refine_rounds", minimum=0)
 
+    method = _method(data.get("method", {}), source, objective.get("type"), tuner_options,
+                     camp.data)
+
     start = []
     for i, point in enumerate(camp.get("start", (list,), [])):
         try:
@@ -493,4 +501,35 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
                     seed=seed, objective_spec=objective, tuner_options=tuner_options,
                     execution_options=dict(exe.data), surrogate=surrogate, start=start,
                     closure=dict(closure.data), uncertainty=uncertainty,
-                    name=camp.get("name", (str,), path.stem))
+                    name=camp.get("name", (str,), path.stem), method=method)
+
+
+def _method(data: Any, source: str, objective_type: Any, tuner_options: dict[str, Any],
+            start_points: dict[str, Any]) -> Any:
+    """The ``[method]`` table: ``type = "bo"`` (default: the tuner's Bayesian optimisation)
+    or ``"generator"`` with the stage tables ``[method.explore]``, ``[method.refine]`` and
+    ``[method.probe]`` (:class:`~bayestune.hep.tuning.GeneratorTuning`)."""
+    from .hep.tuning import GeneratorTuning
+
+    table = _Table(data, "[method]", source)
+    table.check_keys(["type", "explore", "refine", "probe"])
+    kind = table.get("type", (str,), "bo")
+    if kind not in ("bo", "generator"):
+        table.fail(f"expected 'bo' or 'generator', found {_describe(kind)}", "type")
+    if kind == "bo":
+        if set(table.data) - {"type"}:
+            table.fail("stage tables need type = \"generator\"")
+        return None
+    if objective_type == "python":
+        table.fail("the generator method fits histograms: it needs a histograms or pythia "
+                   "objective", "type")
+    if "start" in start_points:
+        table.fail("[campaign] start is not used by the generator method (its explore "
+                   "stage begins with a space-filling design); remove it", "type")
+    if "engine" in tuner_options:
+        table.fail("the generator method chooses its explore engine in [method.explore] "
+                   "engine; remove [tuner] engine", "type")
+    try:
+        return GeneratorTuning.from_dict({k: v for k, v in table.data.items() if k != "type"})
+    except (TypeError, ValueError) as exc:
+        table.fail(str(exc))

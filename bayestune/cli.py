@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import BayestuneError
+from .objective import Outcome, evaluate
 
 __all__ = ["main"]
 
@@ -142,8 +143,6 @@ def _tuner(campaign: Any, objective: Any = None) -> Any:
 
 
 def _run_campaign(campaign: Any, args: argparse.Namespace) -> int:
-    from .objective import Outcome, evaluate
-
     n_evals = args.evals if args.evals is not None else campaign.n_evals
     options = dict(campaign.execution_options)
     if args.workers is not None:
@@ -151,6 +150,8 @@ def _run_campaign(campaign: Any, args: argparse.Namespace) -> int:
     _check_same_objective(campaign)
     objective = campaign.build_objective()
     start = time.perf_counter()
+    if campaign.method is not None:  # the method opens (and records itself in) the store
+        return _run_generator_tune(campaign, objective, n_evals, args, start)
     with _tuner(campaign, objective) as tuner:
         if args.fail_pending:
             for trial in tuner.history.pending:
@@ -173,6 +174,51 @@ def _run_campaign(campaign: Any, args: argparse.Namespace) -> int:
     print(result)
     print(f"store: {campaign.store}  ({seconds:.0f} s)")
     return EXIT_OK if result.success else EXIT_FAILED
+
+
+def _generator_tune(campaign: Any, objective: Any, n_evals: int, callback: Any = None) -> Any:
+    """The campaign's generator tune (resumed from its store: finished runs are reused)."""
+    from .hep.tuning import tune_generator
+
+    return tune_generator(
+        objective, campaign.space, n_evals, method=campaign.method, seed=campaign.seed or 0,
+        store=campaign.store, callback=callback,
+        tuner_options={**_surrogate_option(campaign), **campaign.tuner_options,
+                       "metadata": {"campaign": campaign.text,
+                                    "campaign_file": str(campaign.path)}})
+
+
+def _surrogate_option(campaign: Any) -> dict[str, Any]:
+    """The campaign's ``[surrogate]`` table, if it has one (else the method's default)."""
+    return {} if campaign.surrogate is None else {"surrogate": campaign.surrogate}
+
+
+def _run_generator_tune(campaign: Any, objective: Any, n_evals: int,
+                        args: argparse.Namespace, start: float) -> int:
+    from .store import CampaignStore
+
+    done = 0
+    if Path(campaign.store).exists():
+        with CampaignStore.open(campaign.store) as store:
+            if args.fail_pending:
+                for trial in store.history().pending:
+                    store.finish(trial.number, Outcome.failed(
+                        "abandoned: in flight when an earlier run stopped, and recorded as "
+                        "failed by --fail-pending instead of being evaluated again"))
+            done = store.history().n_finished
+        if not args.quiet and done:
+            print(f"resuming {campaign.store}: {done} finished", file=sys.stderr)
+    progress = Progress(n_evals, done, args.quiet, campaign.name)
+    try:
+        tune = _generator_tune(campaign, objective, n_evals, progress)
+    finally:
+        progress.close()
+    print(tune.uncertainty)
+    print(tune.stage_log())
+    if not tune.settled:
+        print(f"warning: the final fit has not settled: {tune.unsettled_reason}")
+    print(f"store: {campaign.store}  ({time.perf_counter() - start:.0f} s)")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------- commands
@@ -253,6 +299,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         uncertainty = args.uncertainty
     with tuner:
         result = tuner.result()
+    tune = _finished_generator_tune(campaign, result) if campaign is not None else None
     reference = None
     if campaign is not None and campaign.objective_type != "python":
         try:
@@ -262,7 +309,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.store).with_suffix("").with_name(
         Path(args.store).stem + "_report")
     report = write_report(result, out, title=title, uncertainty=uncertainty,
-                          reference=reference, store_path=args.store)
+                          reference=reference, store_path=args.store, tune=tune)
     if not args.quiet:
         for key, path in report.images.items():
             print(f"  {key:12s} {path}")
@@ -272,11 +319,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _finished_generator_tune(campaign: Any, result: Any) -> Any:
+    """The generator tune of a finished campaign, refitted from its store (None for other
+    methods; an unfinished tune is not resumed by a report: it says so)."""
+    if campaign.method is None:
+        return None
+    history = result.history
+    planned = (campaign.store and _stored_budget(campaign.store)) or campaign.n_evals
+    if len(history) < planned or history.pending:
+        print(f"bayestune: the generator tune is unfinished ({history.n_finished} of "
+              f"{planned} runs): resume it to get its estimate", file=sys.stderr)
+        return None
+    return _generator_tune(campaign, campaign.build_objective(), planned)
+
+
+def _stored_budget(store: str | Path) -> int | None:
+    from .store import CampaignStore
+
+    with CampaignStore.open(store) as st:
+        identity = st.metadata.get("generator_tuning") or {}
+    return identity.get("n_evals")
+
+
 def cmd_closure(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     from .closure import closure_test, repeated_closure
+    from .strategies import SurrogateTuning
 
     campaign = _load(args.campaign)
     if campaign.objective_type == "python":
@@ -291,8 +361,9 @@ def cmd_closure(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "n_evals": n_evals, "weights": objective.weights,
         "model_uncertainty": objective.model_uncertainty,
-        "tuner_options": {"surrogate": campaign.surrogate, **campaign.tuner_options},
-        "refine_rounds": campaign.closure.get("refine_rounds", 0),
+        "tuner_options": {**_surrogate_option(campaign), **campaign.tuner_options},
+        "method": campaign.method if campaign.method is not None else SurrogateTuning(
+            refine_rounds=campaign.closure.get("refine_rounds", 0)),
         "measured": objective.reference
         if campaign.closure.get("pseudo_errors", "mc") == "data" else None,
     }
@@ -313,6 +384,8 @@ def cmd_closure(args: argparse.Namespace) -> int:
         results = list(summary.results)
     for r in results:
         print(r.table())
+        if r.tune is not None:
+            print(r.tune.stage_log())
     if repeats > 1:
         print(summary.table())
     if args.out:

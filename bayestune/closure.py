@@ -24,18 +24,15 @@ from typing import Any
 import numpy as np
 
 from .exceptions import BayestuneError
-from .gp import SurrogateConfig
-from .hep.binwise import binwise_round_size, refine_binwise
 from .hep.chi2 import HistogramObjective, Weights, match_simulated
-from .hep.composite import BinEmulator, CompositeChi2Engine
 from .hep.histogram import Histogram
 from .result import Result
 from .space import Dimension, Real, Space
-from .tuner import Tuner
-from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty, refine
+from .strategies import as_strategy
+from .uncertainty import Uncertainty
 
-__all__ = ["ClosureResult", "ClosureSummary", "closure_test", "level1_pseudo_data",
-           "repeated_closure"]
+__all__ = ["ClosureResult", "ClosureSummary", "PseudoDataOptions", "closure_test",
+           "level1_pseudo_data", "repeated_closure"]
 
 PseudoData = Callable[[dict[str, Any], int], Mapping[str, Histogram]]
 
@@ -60,6 +57,8 @@ class ClosureResult:
     result : Result
         The tuning campaign.
     uncertainty : Uncertainty
+    tune : GeneratorTuneResult or None
+        With the generator-tuning method: its stage log, runs and events.
     """
 
     truth: dict[str, Any]
@@ -72,6 +71,7 @@ class ClosureResult:
     ndf: int
     result: Result = field(repr=False)
     uncertainty: Uncertainty = field(repr=False)
+    tune: Any = field(default=None, repr=False)
 
     def covered(self, n_sigma: float = 1.0) -> dict[str, bool]:
         """Whether each truth lies within ``n_sigma`` errors of the estimate."""
@@ -152,25 +152,55 @@ def level1_pseudo_data(pseudo: Mapping[str, Histogram], measured: Mapping[str, H
     return out
 
 
+@dataclass(frozen=True)
+class PseudoDataOptions:
+    """How a closure's pseudo-data are made.
+
+    Attributes
+    ----------
+    make : callable or mapping, optional
+        ``make(truth, seed)`` returning histograms, or the histograms themselves. Default:
+        ``simulate.replicate(seed=seed)(truth)``.
+    seed : int, optional
+        Seed of the pseudo-data (default :func:`default_pseudo_seed` of the tune's seed);
+        must differ from the tune's.
+    measured : mapping of str to Histogram, optional
+        Real data whose errors the pseudo-data take on (:func:`level1_pseudo_data`, seeded
+        by the pseudo-data seed); default: the pseudo-data's own MC errors only.
+    """
+
+    make: PseudoData | Mapping[str, Histogram] | None = None
+    seed: int | None = None
+    measured: Mapping[str, Histogram] | None = None
+
+    def histograms(self, simulate: Any, truth: dict[str, Any], tune_seed: int
+                   ) -> dict[str, Histogram]:
+        p_seed = default_pseudo_seed(tune_seed) if self.seed is None else int(self.seed)
+        if isinstance(self.make, Mapping):
+            data = dict(self.make)
+        else:
+            maker = self.make if self.make is not None else _default_pseudo_data(simulate)
+            data = dict(maker(truth, p_seed))
+        if self.measured is not None:
+            data = level1_pseudo_data(data, self.measured, p_seed)
+        return data
+
+
 def closure_test(
     simulate: Callable[[dict[str, Any]], Mapping[str, Histogram]],
     space: Space | Sequence[Dimension],
     truth: Mapping[str, Any],
     *,
+    method: Any = None,
     n_evals: int = 60,
     seed: int = 0,
-    pseudo_data: PseudoData | Mapping[str, Histogram] | None = None,
-    pseudo_seed: int | None = None,
+    pseudo: PseudoDataOptions | None = None,
     weights: Weights | Mapping[str, Any] | None = None,
     model_uncertainty: float = 0.0,
     store: Any = None,
     tuner_options: Mapping[str, Any] | None = None,
     callback: Callable[..., None] | None = None,
-    n_bootstrap: int = 30,
-    estimator: str = "surrogate",
-    refine_rounds: int = 0,
-    optimiser: str | None = None,
-    measured: Mapping[str, Histogram] | None = None,
+    **legacy: Any,
 ) -> ClosureResult:
     """Tune against pseudo-data generated at ``truth`` and compute the pulls.
 
@@ -181,129 +211,48 @@ def closure_test(
     space : Space
     truth : dict
         The true parameters (must be inside ``space``).
+    method : strategy, optional
+        How the tune runs and where the estimate comes from:
+        :class:`~bayestune.hep.tuning.GeneratorTuning` (the generator-tuning method: a hard
+        budget, local rounds fitted bin by bin; the choice for many bins with data much
+        more precise than one evaluation), :class:`~bayestune.strategies.SurrogateTuning`
+        (the default: Bayesian optimisation, the estimate from the GP of ``ln chi2``) or
+        :class:`~bayestune.strategies.CompositeTuning`.
     n_evals : int
-        Tuning budget.
+        Tuning budget: calls of ``simulate`` for the tune (the pseudo-data and the two
+        checks at the truth and the estimate come on top).
     seed : int
         Seed of the tune.
-    pseudo_data : callable or mapping, optional
-        ``pseudo_data(truth, seed)`` returning histograms, or the histograms themselves.
-        Default: ``simulate.replicate(seed=pseudo_seed)(truth)``.
-    pseudo_seed : int, optional
-        Seed of the pseudo-data (default ``10_000 + seed``); must differ from the tune's.
+    pseudo : PseudoDataOptions, optional
+        How the pseudo-data are made (default: ``simulate.replicate`` at the truth, seed
+        ``10_000 + seed``, their own MC errors).
     weights, model_uncertainty
         Passed to :class:`~bayestune.hep.chi2.HistogramObjective`.
     store : path or CampaignStore, optional
         Campaign store of the tune (resumable).
     tuner_options : dict, optional
         Further keyword arguments of :class:`bayestune.Tuner` (``surrogate``, ``n_initial``...).
-        The default surrogate models ``ln(chi2)`` (``SurrogateConfig(warping="chi2")``): an
-        unwarped GP of a chi2 that spans 10^1-10^5 learns length scales of half the box and
-        cannot see the valley.
     callback : callable, optional
         Called with each finished trial (progress printing).
-    n_bootstrap : int
-        Bootstrap replicas for the surrogate part of the uncertainty (see
-        :func:`~bayestune.estimate_uncertainty`); 0 uses the Hessian alone.
-    estimator : {"surrogate", "quadratic", "binwise", "composite"}
-        Where the estimate and its covariance come from: the GP surrogate of the chi2
-        (:func:`~bayestune.estimate_uncertainty`, default), or
-        ``"binwise"``: the last ``refine_rounds`` rounds of the budget are a local design
-        fitted bin by bin (:func:`~bayestune.hep.binwise.refine_binwise`, the Professor
-        method as a trust region), whose chi2 has the data's errors only -- the choice for
-        many bins with much more precise data than one evaluation, where a surrogate of the
-        summed chi2 drowns in its ``sqrt(2 n_bins)`` noise; or
-        ``"composite"``: the campaign itself runs :class:`~bayestune.hep.composite.
-        CompositeChi2Engine` (GP emulators of the bins, EI of the chi2 computed from them)
-        and the estimate minimises the chi2 of the emulated bins (experimental), or
-        ``"quadratic"``: a weighted least-squares quadratic through the chi2 values near the
-        lowest (``estimate_uncertainty(..., surface="quadratic")``, the GP when no quadratic
-        with a minimum inside the bounds fits), best after ``refine_rounds``.
-    refine_rounds : int
-        Rounds of :func:`~bayestune.refine` at the end of the tune, each ``2 k + 1``
-        evaluations placed where the chi2 rises by three times its MC noise, or with
-        ``estimator="binwise"`` (which needs at least one) rounds of
-        :func:`~bayestune.hep.binwise.refine_binwise` of
-        :func:`~bayestune.hep.binwise.binwise_round_size` evaluations each; they are part
-        of ``n_evals`` (the Bayesian optimisation gets the rest). ``refine_binwise`` adds up
-        to two rounds beyond ``n_evals`` when its final minimum sits on the edge of its
-        rounds' evaluations.
-    optimiser : {"gp", "composite"}, optional
-        Engine of the tune: the GP of the chi2 (the tuner's default) or
-        :class:`~bayestune.hep.composite.CompositeChi2Engine`, which emulates the bins and
-        converges much closer to the minimum of a many-bin chi2 (default: ``"composite"``
-        for ``estimator="composite"``, else ``"gp"``).
-    measured : mapping of str to Histogram, optional
-        Real data whose errors the pseudo-data take on (:func:`level1_pseudo_data`, seeded
-        by the pseudo-data seed); default: the pseudo-data's own MC errors only.
+    **legacy
+        The keywords of earlier releases, still accepted: ``pseudo_data``, ``pseudo_seed``
+        and ``measured`` (the fields of ``pseudo``), and ``estimator``, ``optimiser``,
+        ``refine_rounds`` and ``n_bootstrap``, which name a method
+        (:func:`~bayestune.strategies.as_strategy`; ``estimator="binwise"`` is
+        ``GeneratorTuning`` with ``refine_rounds`` local rounds of its budget).
     """
     space = space if isinstance(space, Space) else Space(list(space))
     truth = space.validate(dict(truth))
     if not any(isinstance(d, Real) for d in space):
         raise BayestuneError("closure_test needs at least one Real parameter")
-    p_seed = default_pseudo_seed(seed) if pseudo_seed is None else int(pseudo_seed)
-    if isinstance(pseudo_data, Mapping):
-        data = dict(pseudo_data)
-    else:
-        maker = pseudo_data if pseudo_data is not None else _default_pseudo_data(simulate)
-        data = dict(maker(truth, p_seed))
-    if measured is not None:
-        data = level1_pseudo_data(data, measured, p_seed)
-    if estimator not in ("surrogate", "quadratic", "binwise", "composite"):
-        raise ValueError(
-            "estimator must be 'surrogate', 'quadratic', 'binwise' or 'composite', "
-            f"got estimator={estimator!r}"
-        )
-    n_real = sum(isinstance(d, Real) for d in space)
-    per_round = binwise_round_size(n_real) if estimator == "binwise" else 2 * n_real + 1
-    n_refine = refine_rounds * per_round if isinstance(refine_rounds, int) else -1
-    if n_refine < 0 or n_evals - n_refine < 2 * len(space) + 2:
-        raise ValueError(
-            f"refine_rounds must be an integer >= 0 that leaves the optimisation at least "
-            f"{2 * len(space) + 2} of n_evals={n_evals} (each round takes {per_round}), "
-            f"got refine_rounds={refine_rounds!r}"
-        )
-    if estimator == "binwise" and refine_rounds < 1:
-        raise ValueError(
-            f"estimator='binwise' fits a local design: it needs refine_rounds >= 1, "
-            f"got refine_rounds={refine_rounds!r}"
-        )
-    optimiser = optimiser or ("composite" if estimator == "composite" else "gp")
-    if optimiser not in ("gp", "composite"):
-        raise ValueError(f"optimiser must be 'gp' or 'composite', got optimiser={optimiser!r}")
+    method, pseudo = _from_legacy(method, pseudo, legacy, n_evals, space)
+    data = pseudo.histograms(simulate, truth, seed)
     objective = HistogramObjective(
         simulate, data, weights, model_uncertainty=model_uncertainty, n_params=len(space),
-        keep_pulls=False, keep_bins=estimator in ("binwise", "composite") or optimiser != "gp")
-    options = dict(tuner_options or {})
-    # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
-    options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
-    if optimiser == "composite":
-        options.setdefault("engine", CompositeChi2Engine(space, objective))
-    surface = "quadratic" if estimator == "quadratic" else "gp"
-    with Tuner(space, objective, seed=seed, store=store, **options) as tuner:
-        result = tuner.run(n_evals - n_refine, callback=callback)
-        if not result.success:
-            raise BayestuneError(f"the closure tune failed: {result.message}")
-        if estimator == "binwise":  # a resumed store's rounds are replayed
-            _, unc = refine_binwise(tuner, objective, rounds=refine_rounds,
-                                    seed=seed, callback=callback)
-            result = tuner.result()
-        else:
-            done = sum(t.source == "refine" for t in result.history.completed)
-            # a resumed store has some rounds already (a round skips an evaluated centre)
-            rounds = refine_rounds - -(-done // per_round)
-            if rounds > 0:
-                refine(tuner, max_rounds=rounds, min_rounds=rounds, delta="noise", seed=seed,
-                       callback=callback, surface=surface)
-                result = tuner.result()
-    if estimator == "composite":
-        emulator = BinEmulator(space, objective).fit(result.history,
-                                                     np.random.default_rng([seed, 7]))
-        unc = emulator.uncertainty()
-    elif estimator == "quadratic":  # the GP (with its bootstrap) when no quadratic fits
-        unc = estimate_or_gp(result, 1.0, None, {"surface": "quadratic", "seed": seed,
-                                                 "n_bootstrap": n_bootstrap})
-    elif estimator == "surrogate":
-        unc = estimate_uncertainty(result, n_bootstrap=n_bootstrap, seed=seed)
+        keep_pulls=False, keep_bins=bool(method.keep_bins))
+    outcome = method.tune(objective, space, n_evals, seed=seed, store=store, callback=callback,
+                          tuner_options=dict(tuner_options or {}))
+    unc = outcome.uncertainty
     estimate = unc.x
     at_truth = objective.chi2(simulate(truth))
     at_tuned = objective.chi2(simulate(estimate))
@@ -312,8 +261,35 @@ def closure_test(
         truth=truth, estimate=estimate, errors=dict(unc.errors), pulls=pulls,
         chi2_truth=at_truth.value, chi2_tuned=at_tuned.value,
         chi2_noise=math.sqrt(at_truth.variance + at_tuned.variance), ndf=at_tuned.ndf,
-        result=result, uncertainty=unc,
+        result=outcome.result, uncertainty=unc, tune=outcome.tune,
     )
+
+
+_LEGACY_PSEUDO = {"pseudo_data": "make", "pseudo_seed": "seed", "measured": "measured"}
+_LEGACY_METHOD = ("estimator", "optimiser", "refine_rounds", "n_bootstrap")
+
+
+def _from_legacy(method: Any, pseudo: PseudoDataOptions | None, legacy: dict[str, Any],
+                 n_evals: int, space: Space) -> tuple[Any, PseudoDataOptions]:
+    """The method and pseudo-data options, with the keywords of earlier releases mapped."""
+    unknown = set(legacy) - set(_LEGACY_PSEUDO) - set(_LEGACY_METHOD)
+    if unknown:
+        raise TypeError(f"closure_test() got unexpected keyword argument(s) {sorted(unknown)}")
+    given = {_LEGACY_PSEUDO[k]: v for k, v in legacy.items() if k in _LEGACY_PSEUDO}
+    if given and pseudo is not None:
+        raise ValueError(f"give the pseudo-data options in pseudo=PseudoDataOptions(...), not "
+                         f"also as {sorted(k for k in legacy if k in _LEGACY_PSEUDO)}")
+    pseudo = pseudo if pseudo is not None else PseudoDataOptions(**given)
+    named = {k: v for k, v in legacy.items() if k in _LEGACY_METHOD}
+    if named and method is not None:
+        raise ValueError(f"give either method= or the keywords {sorted(named)}, not both")
+    if method is None:
+        k = sum(isinstance(d, Real) for d in space)
+        method = as_strategy(n_evals=n_evals, k=k, **named)
+    if not callable(getattr(method, "tune", None)):
+        raise ValueError(f"method must be a tuning strategy (GeneratorTuning, SurrogateTuning "
+                         f"or CompositeTuning), got method={method!r}")
+    return method, pseudo
 
 
 @dataclass

@@ -104,9 +104,12 @@ class GPEngine(Engine):
         self, history: History, n: int, rng: np.random.Generator
     ) -> list[dict[str, Any]]:
         posteriors = self._posteriors(history, rng)
-        pending = [t.params for t in history.pending]
-        if pending:
-            posteriors = [p.fantasize(self.space.to_unit(pending)) for p in posteriors]
+        # points in flight, and points whose evaluation failed, are believed at the
+        # posterior mean: their uncertainty no longer draws the search to them (a failed
+        # point would otherwise be proposed again and again)
+        avoid = [t.params for t in history.pending] + _failed_points(history)
+        if avoid:
+            posteriors = [p.fantasize(self.space.to_unit(avoid)) for p in posteriors]
         anchors = self._anchors(history)
         chosen: list[dict[str, Any]] = []
         for i in range(n):
@@ -398,6 +401,11 @@ class GPyOptEngine(Engine):
 
 
 ENGINE_NAMES = ("gp", "skopt", "gpyopt")
+
+
+def _failed_points(history: History) -> list[dict[str, Any]]:
+    """The points whose evaluation failed (not those abandoned unevaluated)."""
+    return [t.params for t in history.failed if not (t.error or "").startswith("abandoned")]
 
 
 def check_engine(name: str | Engine) -> None:

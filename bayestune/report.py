@@ -152,6 +152,7 @@ def write_report(
     uncertainty: bool = False,
     reference: Mapping[str, Any] | None = None,
     store_path: str | Path | None = None,
+    tune: Any = None,
 ) -> Report:
     """Write PNG plots and ``index.html`` for a campaign result into ``folder``.
 
@@ -169,6 +170,9 @@ def write_report(
         trial from its stored bins (``info["bins"]``).
     store_path : path, optional
         Shown on the page.
+    tune : GeneratorTuneResult, optional
+        The result of the generator-tuning method that made the campaign: its estimate,
+        uncertainties and stage log are shown (instead of the surrogate's uncertainties).
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,10 +193,12 @@ def write_report(
 
     values = [t.value for t in result.history]
     attempt("convergence", lambda: plot_convergence(values))
+    if tune is not None:
+        _tune_section(tune, sections, attempt)
     if result.surrogate is not None:
         attempt("lengthscales", lambda: plot_lengthscales(result))
         attempt("slices", lambda: plot_slices(result))
-        if uncertainty:
+        if uncertainty and tune is None:
             _uncertainty_section(result, sections, attempt)
     else:
         report.skipped["surrogate"] = "no surrogate (fewer than two completed trials)"
@@ -221,6 +227,18 @@ def _uncertainty_section(result: Result, sections: list[tuple[str, str]],
     attempt("profiles", lambda: plot_profiles(unc.profiles(n_points=15), uncertainty=unc))
     attempt("correlation", lambda: plot_correlation(unc))
     attempt("corner", lambda: plot_corner(unc.sample_posterior(2000, n_surrogates=4), unc))
+
+
+def _tune_section(tune: Any, sections: list[tuple[str, str]],
+                  attempt: Callable[[str, Callable[[], Any]], None]) -> None:
+    """The generator-tuning method's estimate, uncertainties and stage log."""
+    from .plots import plot_correlation
+
+    flags = "settled" if tune.settled else f"not settled: {tune.unsettled_reason}"
+    sections.append(("Generator tune: estimate and uncertainties (final fit of the bins)",
+                     f"<pre>{html.escape(repr(tune.uncertainty))}\n{html.escape(flags)}</pre>"))
+    sections.append(("Stages", f"<pre>{html.escape(tune.stage_log())}</pre>"))
+    attempt("correlation", lambda: plot_correlation(tune.uncertainty))
 
 
 def _ratio_figure(result: Result, reference: Mapping[str, Any]) -> Any:

@@ -8,19 +8,17 @@ four parameters over the published ranges against the pseudo-data, estimates the
 uncertainties (Hessian, Delta chi2 = 1) and prints the pulls (tuned - truth) / sigma.
 
 The default budget runs in a few minutes on two cores (GP surrogate estimate); ``--full`` runs
-the acceptance configuration: 20k events per point, 60 evaluations, level-1 pseudo-data, 28
-evaluations of the composite engine and 4 rounds of 8 of ``refine_binwise`` (the estimate and
-errors from the chi2 of the bins fitted over the rounds' evaluations, with the fits' noise
-subtracted; up to four more rounds while that minimum lies on the edge of the rounds'
-evaluations or still moves away from the last round's centre; then 8 more evaluations probe
-the flat aLund-bLund valley along its length and, when the chi2 is lower beyond the rounds'
-reach, the rounds walk again from there), about 7-25 minutes.
+the acceptance configuration: the generator-tuning method
+(:class:`bayestune.hep.GeneratorTuning`) inside a hard budget of 80 Pythia runs of 20k events
+against level-1 pseudo-data -- 32 runs of the composite engine over the whole box, then six
+local rounds of 8 fitted bin by bin (one of them may probe a flat valley), the estimate and
+errors from the final debiased fit of the bins -- about 15 minutes on two cores.
 ``--repeats N`` repeats the closure with N seeds and prints the pull mean, width and coverage; the
 series passes when the pull mean and width agree with 0 and 1 within two standard errors
 (``ClosureSummary.consistent``), since single closures miss at the rate their coverage allows.
 
     python examples/pythia_closure.py                 # quick
-    python examples/pythia_closure.py --full          # 20k events, 60 evaluations
+    python examples/pythia_closure.py --full          # 20k events, 80 runs
     python examples/pythia_closure.py --full --repeats 5 --plot pulls.png
     python examples/pythia_closure.py --full --pseudo-errors mc   # MC-only pseudo-data
 """
@@ -80,9 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--observables", default="core",
                         help="observable set: core, shapes or extended (default: core)")
     parser.add_argument("--full", action="store_true",
-                        help="acceptance configuration: 20k events per point, 60 evaluations, "
-                             "level-1 pseudo-data, binwise estimator (28 composite-engine "
-                             "evaluations + 4 local rounds of 8)")
+                        help="acceptance configuration: 20k events per point, 80 runs, "
+                             "level-1 pseudo-data, the generator-tuning method")
     parser.add_argument("--store", default=None,
                         help="campaign store (SQLite) of the tune, with --repeats a directory "
                              "of one store per seed; rerun to resume")
@@ -103,8 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--refine-rounds", type=int, default=None,
                         help="rounds at the end of the budget, part of --evals: refine() "
                              "(2 k + 1 evaluations each; default 0) or, for --estimator "
-                             "binwise, refine_binwise() (8 each; default 4 from 60 "
-                             "evaluations on, else 3)")
+                             "binwise, local rounds of 8 (default: the generator-tuning "
+                             "method's own split of the budget)")
     parser.add_argument("--pseudo-errors", default=None, choices=["mc", "data"],
                         help="errors of the pseudo-data: their own MC statistics (mc, default) "
                              "or the real measurement's, with the values smeared by them "
@@ -116,19 +113,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "of fit)")
     args = parser.parse_args(argv)
     if args.full:
-        args.events, args.evals = 20_000, 60
+        args.events, args.evals = 20_000, 80
         args.estimator = args.estimator or "binwise"
         args.pseudo_errors = args.pseudo_errors or "data"
     args.estimator = args.estimator or "surrogate"
     args.pseudo_errors = args.pseudo_errors or "mc"
     if args.optimiser is None:
         args.optimiser = "composite" if args.estimator in ("binwise", "composite") else "gp"
-    if args.refine_rounds is None:
-        # binwise: 4 rounds of 8 from 60 evaluations on (28 to find the valley), else 3
-        args.refine_rounds = (4 if args.evals >= 60 else 3) if args.estimator == "binwise" else 0
+    if args.refine_rounds is None and args.estimator != "binwise":
+        args.refine_rounds = 0
     if args.pseudo_events is None:
         args.pseudo_events = 4 * args.events
     return args
+
+
+def method_of(args: argparse.Namespace) -> object:
+    """The tuning strategy the options name: ``--estimator binwise`` is the generator-tuning
+    method (with ``--refine-rounds``, that many local rounds of its budget)."""
+    from bayestune.hep import ExploreStage, GeneratorTuning
+    from bayestune.strategies import as_strategy
+
+    if args.estimator == "binwise" and args.refine_rounds is None:
+        return GeneratorTuning(explore=ExploreStage(engine=args.optimiser))
+    return as_strategy(args.estimator, args.optimiser, args.refine_rounds, n_evals=args.evals,
+                       k=len(SPACE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "pseudo_data": pseudo_data,
             "callback": progress,
             "store": args.store,
-            "estimator": args.estimator,
-            "optimiser": args.optimiser,
-            "refine_rounds": args.refine_rounds,
+            "method": method_of(args),
             "measured": reference if args.pseudo_errors == "data" else None,
             "tuner_options": {"surrogate": bt.SurrogateConfig(
                 warping=None if args.warping == "none" else args.warping,
@@ -167,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
               f"({sum(reference[o.id].n_bins for o in obs)} bins), {args.events} events per "
               f"point, pseudo-data {args.pseudo_events} events"
               f"{' with the measured errors' if args.pseudo_errors == 'data' else ''}, "
-              f"{args.evals} evaluations, estimator {args.estimator}")
+              f"a budget of {args.evals} runs, estimator {args.estimator}")
         if args.repeats == 1:
             res = closure_test(sim, SPACE, TRUTH, seed=args.seed, **options)
             print(res.table())
+            if res.tune is not None:
+                print(res.tune.stage_log())
             results = [res]
             ok = res.passed
         else:

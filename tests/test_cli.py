@@ -126,6 +126,74 @@ def test_histogram_campaign_report_has_ratios_profiles_and_corner(tmp_path):
     assert "pull" in level1.stdout
 
 
+GENERATOR = HISTOGRAMS.replace("n_evals = 8", "n_evals = 40") + """
+[method]
+type = "generator"
+explore = { runs = 16, engine = "gp" }
+refine = { n_per_round = 8 }
+"""
+
+
+def test_generator_method_from_a_campaign_file(tmp_path):
+    """run, report and closure with [method] type = "generator": the hard budget, the stage
+    log, the method's own estimate in the report, and the closure's estimate equal to the
+    Python call's with the same seed."""
+    from bayestune.closure import closure_test
+    from bayestune.hep import ExploreStage, GeneratorTuning, RefineStage, write_yoda
+    from bayestune.testfunctions import GaussianPeakSimulator
+
+    write_yoda(GaussianPeakSimulator(100_000, seed=9)({"mean": 0.3, "width": 1.1}),
+               tmp_path / "ref.yoda")
+    (tmp_path / "gen.toml").write_text(GENERATOR)
+    run = bayestune("run", "gen.toml", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert _n_trials(tmp_path / "gen.sqlite") == 40
+    assert "of a budget of 40, 160,000 events" in run.stdout and "refine" in run.stdout
+    again = bayestune("run", "gen.toml", "-q", cwd=tmp_path)  # finished: nothing runs
+    assert again.returncode == 0 and _n_trials(tmp_path / "gen.sqlite") == 40
+    report = bayestune("report", "gen.sqlite", "--out", "rep", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "Generator tune" in html and "final-fit" in html
+    assert "Delta chi2 = 1 on the surrogate" not in html  # not the GP's uncertainty
+
+    closure = bayestune("closure", "gen.toml", cwd=tmp_path)
+    assert closure.returncode in (0, 1), closure.stderr
+    assert "of a budget of 40" in closure.stdout
+    tuned = dict(re.findall(r"^(mean|width)\s+\S+\s+(\S+)", closure.stdout, re.M))
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                             refine=RefineStage(n_per_round=8))
+    sim = GaussianPeakSimulator(n_events=4000, seed=1)
+
+    def pseudo_data(truth, seed):
+        return sim.replicate(seed=seed, n_events=16000)(truth)
+
+    res = closure_test(sim, load_campaign(tmp_path / "gen.toml").space,
+                       {"mean": 0.3, "width": 1.1}, method=method, n_evals=40, seed=2,
+                       pseudo_data=pseudo_data, model_uncertainty=0.02)
+    for name in ("mean", "width"):
+        assert float(tuned[name]) == pytest.approx(res.estimate[name], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + '\n[method]\ntype = "professor"\n',
+         r"\[method\] type: expected 'bo' or 'generator', found 'professor'"),
+        (lambda t: t + '\n[method]\ntype = "generator"\nrefine = { widht = 3 }\n',
+         r"\[method\]: unknown option\(s\) \['widht'\] of the refine stage"),
+        (lambda t: t + '\n[method]\ntype = "generator"\nexplore = { fraction = 2.0 }\n',
+         r"\[method\]: explore.fraction must be a number in \[0.05, 0.95\], got "
+         r"explore.fraction=2.0"),
+        (lambda t: t + '\n[method]\nrefine = { width = 3 }\n',
+         r'\[method\]: stage tables need type = "generator"'),
+    ],
+)
+def test_bad_method_tables_name_the_key(edit, message):
+    with pytest.raises(CampaignFileError, match=message):
+        parse_campaign(edit(HISTOGRAMS), Path("hist.toml"))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

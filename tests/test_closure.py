@@ -219,11 +219,10 @@ def test_closure_with_the_binwise_estimator_and_level1_pseudo_data():
                        refine_rounds=2, measured=measured,
                        pseudo_data=lambda truth, seed: sim.replicate(seed=seed,
                                                                      n_events=40_000)(truth))
-    sources = [t.source for t in res.result.history.completed]
-    # 15 GP evaluations and two rounds of 8, then whole rounds (extra rounds, a valley
-    # probe) when the noise of this draw asks for them
-    n_rounds = sources.count("refine-binwise")
-    assert n_rounds >= 16 and n_rounds % 8 == 0 and len(sources) == 15 + n_rounds
+    sources = [t.source for t in res.result.history]
+    # 15 GP evaluations and two rounds of 8: the budget, exactly
+    assert sources[15:] == ["refine:1"] * 8 + ["refine:2"] * 8 and len(sources) == 31
+    assert res.tune.n_runs == 31 and res.tune.n_events == 31 * 5_000
     assert res.uncertainty.valid and not res.uncertainty.at_limit
     assert all(abs(p) < 3.5 for p in res.pulls.values()), res.table()
     # the measurement's errors (10k events) dominate: the width's error is at least theirs

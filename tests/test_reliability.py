@@ -377,3 +377,30 @@ def test_an_executor_brings_its_own_worker_count():
     with ThreadPoolExecutor(4) as pool, Tuner(SPACE, objective, seed=0, n_initial=8) as tuner:
         tuner.run(8, executor=pool)
     assert most[0] == 4
+
+
+@pytest.mark.parametrize("engine", ["gp", "composite"])
+def test_a_region_where_the_objective_fails_is_not_proposed_again_and_again(engine):
+    """The search keeps away from points whose evaluation failed (a GP believes them at its
+    mean; the composite engine keeps its distance), so a crashing corner of the box does
+    not end the campaign through ten failures in a row."""
+    from bayestune.hep import HistogramObjective
+    from bayestune.hep.composite import CompositeChi2Engine
+    from bayestune.testfunctions import GaussianPeakSimulator
+
+    sim = GaussianPeakSimulator(n_events=2_000, seed=1)
+    data = sim.replicate(seed=2, n_events=8_000)({"mean": 0.3, "width": 1.1})
+
+    def simulate(params):
+        if params["mean"] > 0.8:
+            raise RuntimeError("the generator crashed")
+        return sim(params)
+
+    objective = HistogramObjective(simulate, data, keep_bins=True, keep_pulls=False)
+    space = Space([Real("mean", -1.0, 1.0), Real("width", 0.5, 2.0)])
+    options = {"engine": CompositeChi2Engine(space, objective)} if engine == "composite" \
+        else {"surrogate": bt.SurrogateConfig(warping="chi2")}
+    with Tuner(space, objective, seed=2, **options) as tuner:
+        result = tuner.run(30)
+    failed = result.history.failed
+    assert len(result.history) == 30 and len(failed) <= 12, len(failed)

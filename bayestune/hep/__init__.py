@@ -26,9 +26,20 @@ from .lep import (
     monash_parameters,
     observables,
 )
+from .tuning import (
+    ExploreStage,
+    GeneratorTuneResult,
+    GeneratorTuning,
+    ProbeStage,
+    RefineStage,
+    StageRecord,
+    tune_generator,
+)
 
 __all__ = [
-    "BinwiseModel", "Chi2", "Histogram", "HistogramError", "HistogramObjective",
+    "BinwiseModel", "Chi2", "ExploreStage", "GeneratorTuneResult", "GeneratorTuning",
+    "ProbeStage", "RefineStage", "StageRecord", "tune_generator", "Histogram", "HistogramError",
+    "HistogramObjective",
     "LEP1_SETTINGS", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2",
     "download_hepdata", "find_data_dir", "fit_binwise", "load_reference", "monash_parameters",
     "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",

@@ -190,7 +190,9 @@ class CompositeChi2Engine(Engine):
             for width in (0.01, 0.03, 0.1):
                 cand.append(np.clip(U_done[i] + width * rng.normal(size=(64, d)), 0.0, 1.0))
         U = np.vstack(cand)
+        # keep away from points in flight and from points whose evaluation failed
         chosen: list[np.ndarray] = [self.space.to_unit(t.params) for t in history.pending]
+        chosen += [self.space.to_unit(t.params) for t in history.failed]
         out = []
         for _ in range(n):
             draws = emu.chi2(emu.sample_bins(U, self.n_samples, rng))  # (S, q)

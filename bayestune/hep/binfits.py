@@ -1,0 +1,255 @@
+"""Per-bin polynomial fits of simulated histograms, for :mod:`bayestune.hep.binwise`.
+
+Three ways to fit the bins of a set of evaluations with quadratics in the parameters: bin by
+bin (:func:`per_bin_fits`), reduced-rank through the leading principal components of all
+bins together (:func:`reduced_rank_fits`), and cross-fitted against a basis of directions
+taken from the other evaluations (:func:`cross_fits`), whose noise is then known and can be
+subtracted from the chi2. Each returns the fits (coefficients and their covariance, per
+histogram) and, for the latter two, a function drawing replicas of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..history import Trial
+from ..quadratic import quadratic_features
+from .chi2 import HistogramObjective
+
+
+@dataclass
+class _BinFit:
+    coef: np.ndarray  # (n_bins, p)
+    cov: np.ndarray  # (n_bins, p, p)
+
+
+def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
+    """One weighted least-squares quadratic per bin (weights: the bins' MC errors)."""
+    n_use, n_coef = A.shape
+    fits = {}
+    for name in trials[0].info["bins"]:
+        vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)  # (n, bins)
+        errs = np.array([t.info["bins"][name][1] for t in trials], dtype=float)
+        errs = np.maximum(errs, 1e-12 * np.maximum(np.abs(vals).max(), 1.0))
+        n_bins = vals.shape[1]
+        coef = np.empty((n_bins, n_coef))
+        cov = np.empty((n_bins, n_coef, n_coef))
+        for b in range(n_bins):
+            w = 1.0 / errs[:, b] ** 2
+            AtW = A.T * w
+            normal = AtW @ A
+            cov_b = np.linalg.pinv(normal)
+            beta = cov_b @ (AtW @ vals[:, b])
+            resid = vals[:, b] - A @ beta
+            red = float(np.sum(w * resid**2)) / max(n_use - n_coef, 1)
+            coef[b] = beta
+            cov[b] = cov_b * max(red, 1.0)  # a poor fit widens its own errors
+        fits[name] = _BinFit(coef, cov)
+    return fits
+
+
+def _unit_box(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale (the spread, at least 1e-12) of the points ``X`` (n, k): the
+    coordinates in which their quadratic features are built."""
+    return X.mean(axis=0), np.maximum(np.ptp(X, axis=0), 1e-12)
+
+
+def _design_leverage(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """The pseudo-inverse Gram matrix of the design features ``A`` and the largest leverage
+    of its points."""
+    gram = np.linalg.pinv(A.T @ A)
+    return gram, float(np.max(np.einsum("ip,pq,iq->i", A, gram, A)))
+
+
+def _data_denominators(used: Any, objective: HistogramObjective) -> np.ndarray:
+    """The chi2 denominators of the used bins without MC errors: ``sigma_d^2 + (f d)^2``."""
+    return np.asarray(used.errors**2 + (objective.model_uncertainty * used.data) ** 2)
+
+
+def _used_bins_of(trials: list[Trial], used: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The trials' simulated values and errors of the used bins, ``(n, B)`` each."""
+    Y = np.array([used.flatten({n: v for n, (v, _) in t.info["bins"].items()})
+                  for t in trials], dtype=float)
+    E = np.array([used.flatten({n: e for n, (_, e) in t.info["bins"].items()})
+                  for t in trials], dtype=float)
+    return Y, E
+
+
+def _reduced_rank_fits(
+    A: np.ndarray, trials: list[Trial], objective: HistogramObjective, rank: int | str,
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+    """Quadratics of the leading principal components of the fitted, whitened used bins."""
+    used = objective.used_bins()
+    n_coef = A.shape[1]
+    Y, E = _used_bins_of(trials, used)
+    mean = Y.mean(axis=0)
+    # units of the chi2 denominator at a typical fitted point: the noise is then about
+    # isotropic, and a component's size is its weight in the chi2
+    unit = np.sqrt(used.errors**2 + np.median(E**2, axis=0))
+    unit = np.maximum(unit, 1e-12 * np.maximum(np.abs(mean), 1e-300))
+    Z = (Y - mean) / unit
+    noise = (E / unit) ** 2  # (n, B) per-point noise variances
+    gram = np.linalg.pinv(A.T @ A)
+    fitted = A @ (gram @ A.T @ Z)
+    _, sv, vt = np.linalg.svd(fitted, full_matrices=False)
+    if rank == "auto":
+        edge = float(np.mean(noise)) * (math.sqrt(n_coef) + math.sqrt(Z.shape[1])) ** 2
+        m = max(int(np.sum(sv**2 > edge)), 1)
+    else:
+        m = min(int(rank), len(sv))
+    return _component_fits(A, trials, used, Z, unit, mean, vt[:m], noise)
+
+
+def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` leading principal components (rows, orthonormal) of a quadratic fit of the
+    bins ``Z`` (n, B) to the points ``X`` (n, k)."""
+    centre, scale = _unit_box(X)
+    A = quadratic_features((X - centre) / scale)
+    Zc = Z - Z.mean(axis=0)
+    _, _, vt = np.linalg.svd(A @ np.linalg.lstsq(A, Zc, rcond=None)[0], full_matrices=False)
+    return vt[:min(m, len(vt))]
+
+
+def _cross_fits(
+    A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
+    rank: int | None, names: list[str],
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float]:
+    """Quadratics of the trials' used bins, each trial projected onto directions taken from
+    the ``basis`` and the other trials (leave one out; see :func:`fit_binwise`).
+
+    Works in units where the chi2 is a plain sum of squares. The fitted coefficients'
+    covariance is that of the projected MC noise, so the model's noise form is exact; the
+    replicas redo the whole fit, directions included, on the fitted bins plus new MC noise
+    (so the directions' own noise is part of the replicas' spread), scaled up by the lack of
+    fit when the residuals exceed the noise. Returns the fits, the replicas' draw and the
+    lack of fit.
+    """
+    used = objective.used_bins()
+    n_use, n_coef = A.shape
+    m = n_coef - 1 if rank is None else rank
+    unit = np.sqrt(_data_denominators(used, objective) / used.weights)  # sum of squares = chi2
+    Y, E = _used_bins_of(trials, used)
+    mean = Y.mean(axis=0)
+    noise = (E / unit) ** 2  # (n, B) MC variances
+    X = np.array([[float(t.params[n]) for n in names] for t in trials])
+    if basis:
+        Yb, Eb = _used_bins_of(basis, used)
+        Xb = np.array([[float(t.params[n]) for n in names] for t in basis])
+    else:
+        Yb = Eb = np.empty((0, Y.shape[1]))
+        Xb = np.empty((0, X.shape[1]))
+    Zb = (Yb - mean) / unit
+
+    def project(Z: np.ndarray, Zb: np.ndarray = Zb) -> tuple[np.ndarray, np.ndarray]:
+        """Each row of ``Z`` projected onto the directions of the basis ``Zb`` and the
+        other rows, and the projected MC variances."""
+        out, var = np.empty_like(Z), np.empty_like(Z)
+        for i in range(n_use):
+            others = np.arange(n_use) != i
+            V = _directions(np.vstack([Xb, X[others]]), np.vstack([Zb, Z[others]]), m)
+            P = V.T @ V
+            out[i] = Z[i] @ P
+            var[i] = noise[i] @ P**2
+        return out, var
+
+    projected, var = project((Y - mean) / unit)
+    H = np.linalg.pinv(A.T @ A) @ A.T  # (p, n): least squares
+    fitted = A @ (H @ projected)  # (n, B)
+    # lack of fit: the residuals against what the projected MC noise leaves of them
+    leverage = np.einsum("ip,pi->i", A, H)
+    lack_of_fit = float(np.sum((projected - fitted) ** 2)
+                        / max(np.sum((1.0 - leverage) * var.sum(axis=1)), 1e-300))
+
+    def coefficients(Z: np.ndarray) -> np.ndarray:
+        coef = (H @ Z).T * unit[:, None]  # (B, p)
+        coef[:, 0] += mean
+        return coef
+
+    coef_used = coefficients(projected)
+    cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
+    fits = _per_histogram_fits(trials, used, coef_used, cov_used)
+    inflate = math.sqrt(max(lack_of_fit, 1.0))
+    sd, sd_basis = inflate * np.sqrt(noise), inflate * Eb / unit
+
+    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        # new noise in the basis too: the directions' scatter from its noise
+        again, _ = project(fitted + rng.normal(size=sd.shape) * sd,
+                           Zb + rng.normal(size=sd_basis.shape) * sd_basis)
+        moved = coefficients(again)
+        return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
+
+    return fits, draw, lack_of_fit
+
+
+def _on_used(used: Any, coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:
+    """``base`` (one histogram's per-bin rows) with its used bins' rows taken from
+    ``coef_of_used`` (rows of all used bins, histogram after histogram)."""
+    out = base.copy()
+    start = 0
+    for n, mask in used.masks.items():
+        size = int(np.sum(mask))
+        if n == name:
+            out[np.flatnonzero(mask)] = coef_of_used[start:start + size]
+            break
+        start += size
+    return out
+
+
+def _per_histogram_fits(trials: list[Trial], used: Any, coef_used: np.ndarray,
+                        cov_used: np.ndarray) -> dict[str, _BinFit]:
+    """Per-histogram fits from the used bins' coefficients and covariances; bins outside
+    the chi2 are predicted by their mean over ``trials``."""
+    n_use, n_coef = len(trials), coef_used.shape[1]
+    fits = {}
+    for name in trials[0].info["bins"]:
+        vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)
+        n_bins = vals.shape[1]
+        coef = np.zeros((n_bins, n_coef))
+        coef[:, 0] = vals.mean(axis=0)
+        cov = np.zeros((n_bins, n_coef, n_coef))
+        cov[:, 0, 0] = vals.var(axis=0) / n_use
+        fits[name] = _BinFit(_on_used(used, coef_used, name, coef),
+                             _on_used(used, cov_used, name, cov))
+    return fits
+
+
+def _component_fits(
+    A: np.ndarray, trials: list[Trial], used: Any, Z: np.ndarray, unit: np.ndarray,
+    mean: np.ndarray, comps: np.ndarray, noise: np.ndarray,
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]]]:
+    """Quadratic fits of the scores ``Z @ comps.T`` of the trials' used bins (``Z = (Y -
+    mean) / unit``), mapped back to per-bin coefficients; ``noise``: the (n, B) noise
+    variances in ``unit``.
+    Bins outside the chi2 are predicted by their mean. Returns the fits and a function that
+    draws replicas of them (all bins moved together, each component within its errors)."""
+    n_use, n_coef = A.shape
+    m = comps.shape[0]
+    scores = Z @ comps.T  # (n, m)
+    gram = np.linalg.pinv(A.T @ A)
+    beta = gram @ A.T @ scores  # (p, m)
+    # each component score's noise: the larger of the known MC noise and the residuals'
+    resid = scores - A @ beta
+    known = np.mean(noise @ (comps**2).T, axis=0)  # (m,)
+    dof = n_use - n_coef
+    seen = np.sum(resid**2, axis=0) / dof if dof > 0 else known
+    score_var = np.maximum(known, seen)  # (m,)
+    bin_var = (comps**2).T @ score_var  # (B,) variance factor of each bin's coefficients
+    coef_used = (beta @ comps).T * unit[:, None]  # (B, p)
+    coef_used[:, 0] += mean
+    fits = _per_histogram_fits(trials, used, coef_used,
+                               (unit**2 * bin_var)[:, None, None] * gram)
+    vals, vecs = np.linalg.eigh(gram)
+    gram_root = vecs * np.sqrt(np.maximum(vals, 0.0))
+    loading = unit[:, None] * comps.T  # (B, m)
+
+    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
+        shift = np.sqrt(score_var)[:, None] * (rng.normal(size=(m, n_coef)) @ gram_root.T)
+        moved = coef_used + loading @ shift  # (B, p)
+        return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
+
+    return fits, draw

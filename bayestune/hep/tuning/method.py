@@ -1,0 +1,245 @@
+"""Tune a generator to histograms inside a hard budget of generator runs.
+
+:func:`tune_generator` is the one entry point: it runs the stages of a
+:class:`~bayestune.hep.tuning.options.GeneratorTuning` -- explore the whole box, walk local
+rounds to the minimum (with a probe along a flat valley), fit the rounds bin by bin -- and
+returns a :class:`GeneratorTuneResult` with the estimate, its covariance, flags, and the log
+of what each stage did. ``n_evals`` counts every generator run of every stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...exceptions import BayestuneError, StoreError
+from ...gp import SurrogateConfig
+from ...history import Trial
+from ...result import Result
+from ...space import Real, Space
+from ...tuner import Tuner
+from ...uncertainty import Uncertainty
+from ..binwise import BinwiseModel
+from ..chi2 import HistogramObjective
+from ..composite import CompositeChi2Engine
+from .budget import Budget, StageRecord
+from .options import GeneratorTuning
+from .refine import LocalStages, min_rounds
+from .runner import StageRunner
+
+__all__ = ["GeneratorTuneResult", "plan_budget", "tune_generator"]
+
+#: the label prefixes of the local stages' evaluations in a store
+LOCAL_LABELS = ("refine:", "probe:")
+
+
+@dataclass
+class GeneratorTuneResult:
+    """What :func:`tune_generator` did and found.
+
+    Attributes
+    ----------
+    uncertainty : Uncertainty
+        The estimate (``x``), its errors and covariance (the data's errors plus the spread
+        of the minima of replicas of the fits), ``fun`` (the chi2 of the fitted bins).
+    model : BinwiseModel
+        The final fit of the bins.
+    stages : list of StageRecord
+        One entry per stage, in order: which stage ran, its generator runs, why it ended.
+    budget : int
+        The runs allowed (``n_evals``).
+    n_runs : int
+        Generator runs made (never above ``budget``), failed ones included.
+    n_events : int or None
+        Events simulated by those runs (None when the simulator does not say per run).
+    settled : bool
+        Whether the final minimum lies inside the rounds' evaluations and where the last
+        round was centred (see :func:`~bayestune.hep.tuning.refine.unsettled`).
+    unsettled_reason : str or None
+    result : Result
+        The campaign (every trial, with the stage that made it as ``source``).
+    """
+
+    uncertainty: Uncertainty
+    model: BinwiseModel
+    stages: list[StageRecord]
+    budget: int
+    n_runs: int
+    n_events: int | None
+    settled: bool
+    unsettled_reason: str | None
+    result: Result
+    method: GeneratorTuning = field(default_factory=GeneratorTuning)
+
+    @property
+    def estimate(self) -> dict[str, Any]:
+        return dict(self.uncertainty.x)
+
+    @property
+    def errors(self) -> dict[str, float]:
+        return dict(self.uncertainty.errors)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return np.asarray(self.uncertainty.covariance)
+
+    @property
+    def at_limit(self) -> list[str]:
+        return list(self.uncertainty.at_limit)
+
+    def stage_log(self) -> str:
+        """The stages as a table: name, runs, outcome."""
+        events = "" if self.n_events is None else f", {self.n_events:,} events"
+        lines = [f"{'stage':10s} {'runs':>4s}  outcome"]
+        lines += [str(s) for s in self.stages]
+        lines.append(f"{'total':10s} {self.n_runs:4d}  of a budget of {self.budget}{events}")
+        return "\n".join(lines)
+
+
+def plan_budget(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int]:
+    """Split ``n_evals`` runs into the explore stage's runs and whole local rounds."""
+    n_round = method.refine.round_size(k)
+    least = min_rounds(k, n_round)
+    local = n_evals * (1.0 - method.explore.fraction) if method.explore.runs is None \
+        else n_evals - method.explore.runs
+    rounds = int(math.floor(local / n_round))
+    explore = n_evals - rounds * n_round
+    if rounds < least or explore < 2 * k + 2:
+        raise ValueError(
+            f"n_evals={n_evals} is too small for the generator-tuning method with "
+            f"{k} parameters: it needs at least {least} local rounds of {n_round} runs "
+            f"(refine.n_per_round) and {2 * k + 2} runs to explore, with "
+            f"explore.fraction={method.explore.fraction} (or explore.runs="
+            f"{method.explore.runs}) of the budget to explore (at least "
+            f"{2 * k + 2 + least * n_round} runs)")
+    return explore, rounds
+
+
+def tune_generator(
+    objective: HistogramObjective,
+    space: Space,
+    n_evals: int,
+    *,
+    method: GeneratorTuning | None = None,
+    seed: int = 0,
+    store: Any = None,
+    callback: Callable[[Trial], None] | None = None,
+    tuner_options: dict[str, Any] | None = None,
+) -> GeneratorTuneResult:
+    """Tune the real parameters of ``space`` to ``objective``'s reference histograms with at
+    most ``n_evals`` generator runs.
+
+    Parameters
+    ----------
+    objective : HistogramObjective
+        Built with ``keep_bins=True`` (the local stages fit the bins).
+    space : Space
+        Real parameters are tuned; others stay at the best explored point's values.
+    n_evals : int
+        The budget: every generator run of every stage, failed runs included.
+    method : GeneratorTuning, optional
+        The stages' options (default ``GeneratorTuning()``).
+    seed : int
+    store : path or None
+        Campaign store: a rerun with the same arguments resumes, reusing every completed
+        evaluation; a store made with other options or another budget is refused.
+    callback : callable, optional
+        Called with each finished trial.
+    tuner_options : dict, optional
+        Further options of the explore stage's :class:`~bayestune.Tuner` (``surrogate``...).
+    """
+    method = GeneratorTuning() if method is None else method
+    if not isinstance(method, GeneratorTuning):
+        raise ValueError(f"method must be a GeneratorTuning, got method={method!r}")
+    if not getattr(objective, "keep_bins", False):
+        raise ValueError("tune_generator fits the bins: build the objective with "
+                         "HistogramObjective(..., keep_bins=True)")
+    k = sum(isinstance(d, Real) for d in space)
+    if k == 0:
+        raise ValueError("tune_generator needs at least one Real parameter in the space")
+    budget = Budget(n_evals, events_per_run=_events_per_run(objective))
+    n_explore, rounds = plan_budget(n_evals, k, method)
+    identity = {"method": method.to_dict(), "n_evals": n_evals}
+    with _explore_tuner(space, objective, method, seed, store, identity,
+                        tuner_options) as tuner:
+        _check_identity(tuner, identity)
+        runner = StageRunner(tuner, budget, callback)
+        explored = _explore(tuner, runner, n_explore, callback)
+        local = LocalStages(runner, space, objective, explored, method.refine, method.probe,
+                            seed)
+        model, unc, why = local.run(rounds)
+        result = tuner.result()
+    stages = [explore_record(explored, n_explore)] + local.records
+    return GeneratorTuneResult(
+        uncertainty=unc, model=model, stages=stages, budget=n_evals, n_runs=budget.used,
+        n_events=budget.events, settled=why is None, unsettled_reason=why, result=result,
+        method=method)
+
+
+def _events_per_run(objective: HistogramObjective) -> int | None:
+    n = getattr(objective.simulate, "n_events", None)
+    return int(n) if isinstance(n, (int, np.integer)) and n > 0 else None
+
+
+def _explore_tuner(space: Space, objective: HistogramObjective, method: GeneratorTuning,
+                   seed: int, store: Any, identity: dict[str, Any],
+                   tuner_options: dict[str, Any] | None) -> Tuner:
+    options = dict(tuner_options or {})
+    # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
+    options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
+    if method.explore.n_initial is not None:
+        options.setdefault("n_initial", method.explore.n_initial)
+    engine: Any = method.explore.engine
+    if engine == "composite":
+        engine = CompositeChi2Engine(space, objective)
+    metadata = dict(options.pop("metadata", None) or {}, generator_tuning=identity)
+    return Tuner(space, objective, seed=seed, store=store, engine=engine, metadata=metadata,
+                 **options)
+
+
+def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
+    """Refuse to resume a store made by another method, options or budget."""
+    stored = tuner.store.metadata.get("generator_tuning")
+    if len(tuner.history) and stored != identity:
+        raise StoreError(
+            "this store was made with other generator-tuning options or budget:\n"
+            f"  stored: {stored}\n  given:  {identity}\n"
+            "resume it with the same method and n_evals, or start a new store")
+
+
+def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
+             callback: Callable[[Trial], None] | None) -> list[Trial]:
+    """The explore stage: the tuner's engine for ``n_explore`` runs (a resumed store's
+    finished ones count); returns its trials."""
+    def explored() -> list[Trial]:
+        return [t for t in tuner.history if not t.source.startswith(LOCAL_LABELS)]
+
+    done = [t for t in explored() if t.status.value != "pending"]
+    if len(done) < n_explore:
+        if any(t.source.startswith(LOCAL_LABELS) for t in tuner.history):
+            raise BayestuneError("the store's explore stage is incomplete but its local "
+                                 "rounds have begun: it was not made by this method")
+        result = tuner.run(n_explore, callback=callback)
+        if not result.success:
+            raise BayestuneError(f"the explore stage failed: {result.message}")
+    # points an interrupted run left in flight and the finished stage did not need are
+    # recorded as abandoned: never run, so not charged
+    trials = [t for t in explored() if t.status.value != "pending"
+              and not (t.error or "").startswith("abandoned")]
+    runner.budget.spend(len(trials))
+    if not any(t.value is not None for t in trials):
+        raise BayestuneError("no evaluation of the explore stage completed")
+    return trials
+
+
+def explore_record(trials: list[Trial], n_explore: int) -> StageRecord:
+    ok = [t for t in trials if t.value is not None]
+    best = min(ok, key=lambda t: float(t.value))  # type: ignore[arg-type]
+    return StageRecord("explore", len(trials), "its share of the budget spent",
+                       {"failed": len(trials) - len(ok), "best_chi2": float(best.value),
+                        "best": {n: float(v) for n, v in best.params.items()
+                                 if isinstance(v, (int, float))}})

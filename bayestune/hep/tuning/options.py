@@ -1,0 +1,197 @@
+"""The options of a generator tune, one validated object per stage.
+
+:class:`GeneratorTuning` is the method: an ``explore`` stage that searches the whole box
+(:class:`ExploreStage`), local ``refine`` rounds fitted bin by bin that walk to the minimum
+(:class:`RefineStage`), an optional ``probe`` along a flat valley (:class:`ProbeStage`), and
+the final debiased fit of the rounds that gives the estimate and its covariance. Every
+constant a stage uses is a field here, with its meaning and its validation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ...engines import ENGINE_NAMES
+
+__all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
+
+
+def _number(name: str, value: Any, low: float, high: float = math.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and low <= value <= high):
+        bounds = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise ValueError(f"{name} must be a number {bounds}, got {name}={value!r}")
+
+
+def _count(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+
+
+@dataclass(frozen=True)
+class ExploreStage:
+    """The global search over the whole box that finds the region of the minimum.
+
+    Attributes
+    ----------
+    fraction : float
+        Share of the budget it gets (the rest, in whole rounds, goes to the local rounds;
+        what does not fill a round comes back here).
+    runs : int, optional
+        Runs it gets, instead of a share (the same rounding).
+    engine : str
+        Engine of the search: ``"composite"`` (:class:`~bayestune.hep.composite.
+        CompositeChi2Engine`: GP emulators of the bins, EI of the chi2 computed from them)
+        or any engine of :class:`~bayestune.Tuner` (``"gp"``, ``"random"``...).
+    n_initial : int, optional
+        Space-filling points before the engine takes over (default: the tuner's).
+    """
+
+    fraction: float = 0.4
+    engine: str = "composite"
+    n_initial: int | None = None
+    runs: int | None = None
+
+    def __post_init__(self) -> None:
+        _number("explore.fraction", self.fraction, 0.05, 0.95)
+        if self.runs is not None:
+            _count("explore.runs", self.runs, 2)
+        if self.engine != "composite" and self.engine not in ENGINE_NAMES:
+            raise ValueError(f"explore.engine must be 'composite' or one of "
+                             f"{list(ENGINE_NAMES)}, got explore.engine={self.engine!r}")
+        if self.n_initial is not None:
+            _count("explore.n_initial", self.n_initial, 2)
+
+
+@dataclass(frozen=True)
+class RefineStage:
+    """Local rounds around the current estimate, each fitted bin by bin.
+
+    Attributes
+    ----------
+    n_per_round : int, optional
+        Evaluations per round (default ``2 k``, at least 8).
+    width : float
+        Half-axes of a round's region in units of the current errors, along the
+        covariance's eigenvectors (so that the rounds follow a valley).
+    max_extent : float
+        Largest half-axis of a region as a fraction of the parameter ranges: bins are
+        quadratic only over a limited range, and wider regions bias the fits.
+    rank : int, "auto" or None
+        Reduced-rank fits of the bins (see :func:`~bayestune.hep.fit_binwise`).
+    """
+
+    n_per_round: int | None = None
+    width: float = 20.0
+    max_extent: float = 0.2
+    rank: int | str | None = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_per_round is not None:
+            _count("refine.n_per_round", self.n_per_round, 1)
+        _number("refine.width", self.width, 1e-3)
+        _number("refine.max_extent", self.max_extent, 0.01, 1.0)
+        if not (self.rank is None or self.rank == "auto" or (
+                isinstance(self.rank, int) and not isinstance(self.rank, bool)
+                and self.rank >= 1)):
+            raise ValueError(f"refine.rank must be a positive integer, 'auto' or None, got "
+                             f"refine.rank={self.rank!r}")
+
+    def round_size(self, k: int) -> int:
+        return self.n_per_round if self.n_per_round is not None else max(2 * k, 8)
+
+
+@dataclass(frozen=True)
+class ProbeStage:
+    """One round along the valley through the estimate (see :mod:`.probe`).
+
+    Attributes
+    ----------
+    enabled : bool
+    flat_valley : float
+        Off the bounds, probe only when the rounds' reach (``max_extent`` of the ranges)
+        spans fewer than this many errors along the valley: a steeper valley would have to
+        hide a lower minimum behind a high ridge, which the explore stage sees.
+    near_bound : float
+        An estimate within this many errors of a bound probes away from it.
+    line_degree : int
+        Degree of the polynomials of the bins along the line.
+    min_gain_sd : float
+        The walk moves to the line's minimum when the chi2 there is lower than at the
+        estimate by more than this many standard deviations of that gain (default 0: any
+        gain; eight runs resolve the line's chi2 only roughly, so the final fits of the two
+        walks then decide which minimum is returned).
+    """
+
+    enabled: bool = True
+    flat_valley: float = 10.0
+    near_bound: float = 2.0
+    line_degree: int = 3
+    min_gain_sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"probe.enabled must be True or False, got "
+                             f"probe.enabled={self.enabled!r}")
+        _number("probe.flat_valley", self.flat_valley, 0.0)
+        _number("probe.near_bound", self.near_bound, 0.0)
+        _count("probe.line_degree", self.line_degree, 1)
+        _number("probe.min_gain_sd", self.min_gain_sd, 0.0)
+
+
+@dataclass(frozen=True)
+class GeneratorTuning:
+    """The generator-tuning method: explore, local rounds, probe, final fit.
+
+    Build it from plain dictionaries (a campaign file's ``[method]`` table) with
+    :meth:`from_dict`; :meth:`to_dict` gives them back (stored with a campaign, so that a
+    resumed tune runs with the options that made it).
+    """
+
+    explore: ExploreStage = field(default_factory=ExploreStage)
+    refine: RefineStage = field(default_factory=RefineStage)
+    probe: ProbeStage = field(default_factory=ProbeStage)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("explore", ExploreStage), ("refine", RefineStage),
+                           ("probe", ProbeStage)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got "
+                                 f"{name}={getattr(self, name)!r}")
+
+    #: the local stages fit the bins: the objective must keep them
+    keep_bins = True
+
+    def tune(self, objective: Any, space: Any, n_evals: int, *, seed: int, store: Any,
+             callback: Any, tuner_options: dict[str, Any] | None) -> Any:
+        """Run :func:`~bayestune.hep.tuning.tune_generator` (the strategy interface of
+        :mod:`bayestune.strategies`)."""
+        from ...strategies import TuneOutcome
+        from .method import tune_generator
+
+        res = tune_generator(objective, space, n_evals, method=self, seed=seed, store=store,
+                             callback=callback, tuner_options=tuner_options)
+        return TuneOutcome(res.result, res.uncertainty, res)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any]) -> GeneratorTuning:
+        kinds = {"explore": ExploreStage, "refine": RefineStage, "probe": ProbeStage}
+        unknown = set(options) - set(kinds)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {sorted(unknown)} of the generator-tuning "
+                             f"method; the stages are {sorted(kinds)}")
+        stages = {}
+        for name, kind in kinds.items():
+            given = dict(options.get(name) or {})
+            fields = set(kind.__dataclass_fields__)
+            bad = set(given) - fields
+            if bad:
+                raise ValueError(f"unknown option(s) {sorted(bad)} of the {name} stage; "
+                                 f"its options are {sorted(fields)}")
+            stages[name] = kind(**given)
+        return cls(**stages)

@@ -1,0 +1,279 @@
+"""The local stages of a generator tune: rounds that walk to the minimum, the valley probe,
+and the final debiased fit.
+
+Each round evaluates a Latin hypercube of ``n_per_round`` points in a region around the
+current estimate (:mod:`.regions`). The estimate after a round is the minimum of the
+debiased fit of the rounds' evaluations in that round's region (at least twice a
+quadratic's coefficients, the nearest ones): every evaluation is projected onto directions
+taken from the others and from the earlier evaluations inside the rounds' design, so the
+fits' own noise is known and subtracted from the chi2 -- a plain fit's minimum is pulled
+towards the centre of its own points. While the rounds are too few for it
+(:func:`min_rounds`), a plain bin-by-bin fit of the region's evaluations takes its place.
+The next region is centred on that minimum and shaped by its covariance (kept between half
+and twice the previous region in every direction; twice it when the minimum sits on the
+edge of the fitted points). The rounds spend their share of the budget whole, and the last
+round's fit is the estimate.
+
+Once the rounds are enough for a debiased fit and at least two more fit in the share, a
+probe may replace one round (:class:`~bayestune.hep.tuning.options.ProbeStage`): when the
+fit shows a flat valley, or a minimum on or near a bound, a round goes along the valley
+(:mod:`.probe`); if the chi2 is lower there beyond the rounds' reach, the walk continues from
+that point, and at the end the lower of the two walks' final fits is the estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import chi2 as chi2_dist
+from scipy.stats import qmc
+
+from ...history import History, Trial
+from ...quadratic import n_quadratic_terms
+from ...space import Space
+from ...uncertainty import Uncertainty
+from ..binwise import BinwiseModel, fit_binwise
+from ..chi2 import HistogramObjective
+from .budget import StageRecord
+from .options import ProbeStage, RefineStage
+from .probe import line_minimum, valley_line
+from .regions import (
+    capped,
+    damped,
+    fit_local,
+    inside_design,
+    on_box_edge,
+    real_dims,
+    region_axes,
+    start_region,
+    trials_in_region,
+)
+from .runner import StageRunner
+
+__all__ = ["LocalStages", "SETTLED_QUANTILE", "WALL_FRACTION", "min_rounds", "unsettled"]
+
+_log = logging.getLogger(__name__)
+
+#: a final minimum that moved from the last round's centre by more than this quantile of
+#: Delta chi2 (for k parameters) under its own covariance has not settled
+SETTLED_QUANTILE = 0.95
+#: a final minimum this close to its design's leverage wall (a fraction of the largest
+#: leverage of the fitted points) has not settled: the rounds stopped short of it
+WALL_FRACTION = 0.95
+#: rounds that must remain after a probe, to refit where it leads
+_ROUNDS_AFTER_PROBE = 2
+
+
+def min_rounds(k: int, n_round: int) -> int:
+    """Rounds a debiased final fit needs: a quadratic's coefficients + 2 evaluations (three
+    rounds of eight for four parameters, one for two)."""
+    return -(-(n_quadratic_terms(k) + 2) // n_round)
+
+
+@dataclass
+class _Walk:
+    """Where the rounds are: the next region, the last round's region and its fit."""
+
+    centre: np.ndarray
+    axes: np.ndarray
+    last_centre: np.ndarray
+    last_axes: np.ndarray
+    model: BinwiseModel | None = None
+    unc: Uncertainty | None = None
+    log: list[str] = field(default_factory=list)
+
+
+class LocalStages:
+    """Rounds, probe and final fit of one tune (see the module's description).
+
+    ``trials`` are the evaluations made before (the explore stage's); the rounds' points are
+    evaluated through ``runner`` under the labels ``"refine:<round>"`` and
+    ``"probe:<round>"``.
+    """
+
+    def __init__(self, runner: StageRunner, space: Space, objective: HistogramObjective,
+                 trials: list[Trial], refine: RefineStage, probe: ProbeStage,
+                 seed: int) -> None:
+        self.runner, self.space, self.objective = runner, space, objective
+        self.refine, self.probe, self.seed = refine, probe, seed
+        self.dims = real_dims(space)
+        self.lo = np.array([float(d.low) for d in self.dims])
+        self.hi = np.array([float(d.high) for d in self.dims])
+        self.n_round = refine.round_size(len(self.dims))
+        self.before = [t for t in trials if t.value is not None]
+        self.local: list[Trial] = []  # the rounds' completed evaluations
+        done = [t for t in trials if t.value is not None]
+        self.base = dict(min(done, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
+        self.records: list[StageRecord] = []
+        #: the first walk's final fit and last region, kept when a probe moved the walk
+        self._first_walk: tuple[BinwiseModel, Uncertainty, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ the stages
+    def run(self, rounds: int) -> tuple[BinwiseModel, Uncertainty, str | None]:
+        """Spend ``rounds`` rounds (a probe takes one of them), then the final fit; returns
+        its model, its uncertainty and why it has not settled (None when it has)."""
+        centre, axes = start_region(self.before, self.space, self.objective,
+                                    self.refine.rank, self.refine.width,
+                                    self.refine.max_extent)
+        walk = _Walk(centre, axes, centre, axes)
+        probed, walked = False, 0
+        for r in range(1, rounds + 1):
+            if self._may_probe(probed, r, rounds):
+                probed = True
+                if self._probe(walk, r):
+                    continue
+            self._round(walk, r)
+            walked += 1
+        self.records.append(StageRecord("refine", walked * self.n_round,
+                                        "its share of the budget spent",
+                                        {"rounds": walked, "centres": walk.log}))
+        return self._final(walk)
+
+    def _may_probe(self, probed: bool, r: int, rounds: int) -> bool:
+        return (self.probe.enabled and not probed
+                and r - 1 >= min_rounds(len(self.dims), self.n_round)
+                and rounds - r >= _ROUNDS_AFTER_PROBE)
+
+    def _round(self, walk: _Walk, r: int) -> None:
+        """One round of ``n_round`` points in the walk's region; the next region is centred
+        on the minimum of the debiased fit of the rounds (of the local fit of the region's
+        evaluations while the rounds are too few for it) and shaped by its covariance."""
+        rows = qmc.LatinHypercube(d=len(self.dims), seed=np.random.default_rng(
+            [self.seed, r])).random(self.n_round)
+        points = walk.centre + (2.0 * rows - 1.0) @ walk.axes.T
+        self._evaluate(f"refine:{r}", points)
+        walk.last_centre, walk.last_axes = walk.centre, walk.axes
+        model, unc = self._debiased(walk)
+        if model is None or unc is None:
+            model, unc = fit_local(self.before + self.local, self.space, self.objective,
+                                   self.refine.rank, walk.centre, walk.axes)
+        walk.model, walk.unc = model, unc
+        walk.centre = np.array([unc.x[d.name] for d in self.dims])
+        walk.axes = self._next_axes(unc, model, walk.axes)
+        walk.log.append(f"round {r}: minimum {np.round(walk.centre, 5).tolist()}")
+
+    def _next_axes(self, unc: Uncertainty, model: BinwiseModel, axes: np.ndarray) -> np.ndarray:
+        span = self.hi - self.lo
+        grown = capped(2.0 * axes, span, self.refine.max_extent)
+        if on_box_edge(unc, model):  # no trustworthy covariance on the edge of the points
+            return grown
+        return region_axes(damped(unc.covariance, axes / self.refine.width), self.refine.width,
+                           span, fallback=grown, max_extent=self.refine.max_extent)
+
+    def _evaluate(self, label: str, points: np.ndarray) -> list[Trial]:
+        rows = []
+        for row in np.clip(points, self.lo, self.hi):
+            point = dict(self.base)
+            point.update({d.name: float(v) for d, v in zip(self.dims, row)})
+            rows.append(point)
+        trials = self.runner.run(label, rows)
+        self.local.extend(t for t in trials if t.value is not None)
+        return trials
+
+    # ------------------------------------------------------------------ the probe
+    def _probe(self, walk: _Walk, r: int) -> bool:
+        """Probe along the valley of the debiased fit so far when it is flat (or from a
+        bound); returns whether the round was spent on it."""
+        model, unc = walk.model, walk.unc  # the debiased fit of the rounds so far
+        line = None if model is None or unc is None or not model.debiased else valley_line(
+            unc, self.dims, self.lo, self.hi, self.refine.max_extent, self.probe)
+        if line is None:
+            self.records.append(StageRecord("probe", 0, "not needed: the valley rises "
+                                            "within the rounds' reach"))
+            return False
+        origin, direction, (first, last), across = line
+        steps = np.linspace(first, last, self.n_round)
+        trials = self._evaluate(f"probe:{r}", origin + steps[:, None] * direction)
+        found = line_minimum([t for t in trials if t.value is not None], self.dims, origin,
+                             direction, model.used_jacobian(origin, across), self.objective,
+                             degree=self.probe.line_degree)
+        details: dict[str, Any] = {"origin": origin.tolist(), "direction": direction.tolist()}
+        outcome = "the line's chi2 could not be fitted; the walk goes on"
+        if found is not None:
+            step, shift, gain, gain_sd = found
+            target = np.clip(origin + step * direction + across @ shift, self.lo, self.hi)
+            details.update(step=step, gain=gain, gain_sd=gain_sd, target=target.tolist())
+            if abs(step) > self.refine.max_extent and gain > self.probe.min_gain_sd * gain_sd:
+                assert model is not None and unc is not None
+                self._first_walk = (model, unc, walk.last_centre)
+                walk.centre = target
+                outcome = (f"lower by {gain:.1f} +- {gain_sd:.1f} beyond the rounds' reach: "
+                           "the walk moves there")
+            else:
+                outcome = (f"no significantly lower chi2 beyond the rounds' reach (gain "
+                           f"{gain:.1f} +- {gain_sd:.1f} at {step:+.2f} of the ranges); "
+                           "the walk goes on")
+        _log.info("probe: %s", outcome)
+        self.records.append(StageRecord("probe", self.n_round, outcome, details))
+        return True
+
+    # ------------------------------------------------------------------ the final fit
+    def _debiased(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
+        """The debiased fit of the rounds' evaluations in the last round's region (None when
+        there are too few for it)."""
+        k = len(self.dims)
+        local = [t for t in self.local if "bins" in t.info]
+        if len(local) < n_quadratic_terms(k) + 2:
+            return None, None
+        local = trials_in_region(local, self.dims, walk.last_centre, walk.last_axes,
+                                 2 * n_quadratic_terms(k))
+        before = [t for t in self.before if "bins" in t.info]
+        basis = inside_design(before, local, self.dims)
+        model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis)
+        unc = model.uncertainty(start=walk.centre)
+        _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
+                  "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
+                  [round(unc.x[n], 5) for n in unc.names])
+        return model, unc
+
+    def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
+        model, unc = walk.model, walk.unc  # the last round's fit
+        if model is None or unc is None or not model.debiased:
+            assert model is not None and unc is not None
+            self.records.append(StageRecord(
+                "final-fit", 0, "too few round evaluations for a debiased fit: the last "
+                "round's fit is the estimate"))
+            return model, unc, "too few round evaluations for the final fit"
+        last_centre, chosen = walk.last_centre, "the walk's final fit"
+        if self._first_walk is not None:
+            # the probe moved the walk on a noisy line: the two walks' final fits decide
+            first_model, first_unc, first_centre = self._first_walk
+            if first_unc.fun < unc.fun:
+                model, unc, last_centre = first_model, first_unc, first_centre
+                chosen = "the first walk's final fit (lower than the second walk's)"
+            else:
+                chosen = "the second walk's final fit (lower than the first walk's)"
+        x = np.array([unc.x[d.name] for d in self.dims])
+        why = unsettled(unc, model, x, last_centre)
+        self.records.append(StageRecord(
+            "final-fit", 0, (f"{chosen}: settled" if why is None
+                             else f"{chosen}: not settled, the minimum {why}"),
+            {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
+             "chi2": unc.fun, "minimum": x.tolist()}))
+        return model, unc, why
+
+
+def unsettled(unc: Uncertainty, model: BinwiseModel, x: np.ndarray,
+              last_centre: np.ndarray) -> str | None:
+    """Why the rounds have not settled on the debiased minimum ``x`` (None when they have):
+    it lies on the edge of the rounds' evaluations or on the fit's leverage wall (the rounds
+    stopped short of the minimum along a valley), or it moved from the last round's centre
+    ``last_centre`` by more than the :data:`SETTLED_QUANTILE` of Delta chi2 under its own
+    covariance (the walk was still going)."""
+    if on_box_edge(unc, model):
+        return "is on the edge of the rounds' evaluations"
+    wall = model.leverage(x) / model.max_leverage
+    if wall > WALL_FRACTION:
+        return f"is on the fit's leverage wall ({wall:.2f} of the design's largest)"
+    step = x - last_centre
+    cov = np.asarray(unc.covariance, dtype=float)
+    if np.all(np.isfinite(cov)):
+        moved = float(step @ np.linalg.pinv(cov) @ step)
+        if moved > chi2_dist.ppf(SETTLED_QUANTILE, len(x)):
+            return (f"moved by Delta chi2 = {moved:.1f} from the last round's centre "
+                    f"{np.round(last_centre, 5).tolist()}")
+    return None
+

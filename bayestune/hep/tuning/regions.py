@@ -1,0 +1,159 @@
+"""Where the local rounds of a generator tune go: regions around an estimate and local fits.
+
+A region is a box ``centre + axes @ [-1, 1]^k`` whose half-axes (columns of ``axes``) follow
+the eigenvectors of the current covariance, ``width`` standard deviations long, so that the
+rounds follow a valley; each half-axis stays between 1 % of the parameter range and
+``max_extent`` of it, since a generator's bins are quadratic only over a limited range.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ...exceptions import BayestuneError
+from ...history import History, Trial
+from ...quadratic import n_quadratic_terms, near_lowest, quadratic_features
+from ...space import Real, Space
+from ...uncertainty import Uncertainty
+from ..binfits import _design_leverage, _unit_box
+from ..binwise import BinwiseModel, fit_binwise
+from ..chi2 import HistogramObjective
+
+_log = logging.getLogger(__name__)
+
+
+def real_dims(space: Space) -> list[Real]:
+    return [d for d in space if isinstance(d, Real)]
+
+
+def coordinates(trials: list[Trial], dims: list[Real]) -> np.ndarray:
+    """The trials' real parameters as an array ``(n, k)``."""
+    return np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+
+
+def region_axes(cov: np.ndarray, width: float, span: np.ndarray,
+                 fallback: np.ndarray, max_extent: float) -> np.ndarray:
+    """Half-axes (columns) of the design region: ``width`` sigma along each eigenvector of
+    ``cov``, each between 1 % and ``max_extent`` of the parameter range (in the range's
+    units); ``fallback`` for an unusable ``cov``."""
+    cov = np.asarray(cov, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        return fallback
+    vals, vecs = np.linalg.eigh(cov)
+    if np.any(vals <= 0):
+        return fallback
+    return capped(vecs * (width * np.sqrt(vals)), span, max_extent, at_least=0.01)
+
+
+def capped(axes: np.ndarray, span: np.ndarray, max_extent: float,
+            at_least: float = 0.0) -> np.ndarray:
+    """Half-axes (columns) rescaled so that each one's length, in units of the parameter
+    ranges ``span``, lies between ``at_least`` and ``max_extent``."""
+    length = np.sqrt(np.sum((axes / span[:, None]) ** 2, axis=0))
+    return axes * np.clip(length, at_least, max_extent) / np.maximum(length, 1e-300)
+
+
+def damped(cov: np.ndarray, old_root: np.ndarray) -> np.ndarray:
+    """``cov`` with its ellipse kept between half and twice the old one (``old_root``: the
+    old covariance's square root, ``old = old_root @ old_root.T``), in every direction."""
+    cov = np.asarray(cov, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        return cov
+    inv = np.linalg.inv(old_root)
+    vals, vecs = np.linalg.eigh(inv @ cov @ inv.T)
+    clipped = (vecs * np.clip(vals, 0.25, 4.0)) @ vecs.T
+    return np.asarray(old_root @ clipped @ old_root.T)
+
+
+def trials_in_region(trials: list[Trial], dims: list[Real], centre: np.ndarray,
+                      axes: np.ndarray, at_least: int) -> list[Trial]:
+    """The trials inside ``centre + axes @ [-1, 1]^k`` (the ``at_least`` nearest, in that
+    region's units, when fewer are inside)."""
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    dist = np.max(np.abs(np.linalg.solve(axes, (X - centre).T)), axis=0)
+    order = np.argsort(dist, kind="stable")
+    n = max(int(np.sum(dist <= 1.0 + 1e-9)), at_least)
+    return [trials[i] for i in order[:n]]
+
+
+def inside_design(candidates: list[Trial], design: list[Trial],
+                   dims: list[Real]) -> list[Trial]:
+    """The ``candidates`` where a quadratic fit to the ``design`` trials is trusted: no
+    larger leverage than at the design's own most exposed point."""
+    if not candidates:
+        return []
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in design])
+    centre, scale = _unit_box(X)
+    gram, worst = _design_leverage(quadratic_features((X - centre) / scale))
+    C = quadratic_features((np.array([[float(t.params[d.name]) for d in dims]
+                                      for t in candidates]) - centre) / scale)
+    inside = np.einsum("ip,pq,iq->i", C, gram, C) <= worst
+    return [t for t, ok in zip(candidates, inside) if ok]
+
+
+def on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
+    """Whether the minimum is within half an error of an edge of the box of the fitted
+    points that is not a parameter bound (a minimum on a bound is reported by
+    ``at_limit`` and stays there)."""
+    lo, hi = model.box
+    for i, d in enumerate(model.dims):
+        x, err = unc.x[d.name], unc.errors[d.name]
+        near = 0.5 * err if np.isfinite(err) else 0.0
+        tol = max(near, 1e-6 * (hi[i] - lo[i]))
+        if (lo[i] > float(d.low) and x <= lo[i] + tol) or \
+                (hi[i] < float(d.high) and x >= hi[i] - tol):
+            return True
+    return False
+
+
+def fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
+               rank: int | str | None, centre: np.ndarray,
+               axes: np.ndarray) -> tuple[BinwiseModel, Uncertainty]:
+    """:func:`fit_binwise` to the evaluations in the region ``centre + axes @ [-1, 1]^k``
+    (at least twice a quadratic's coefficients: the nearest ones), doubled (up to three
+    times) while the fitted minimum sits on the edge of the fitted points."""
+    dims = real_dims(space)
+    with_bins = [t for t in trials if "bins" in t.info]
+    at_least = 2 * n_quadratic_terms(len(dims))
+    for _ in range(4):
+        chosen = trials_in_region(with_bins, dims, centre, axes, at_least)
+        model = fit_binwise(History([]), space, objective, rank=rank, trials=chosen)
+        unc = model.uncertainty(start=centre)
+        _log.info("binwise fit of %d evaluations around %s: minimum %s, errors %s",
+                  len(chosen), np.round(centre, 5),
+                  [round(unc.x[n], 5) for n in unc.names],
+                  [round(unc.errors[n], 5) for n in unc.names])
+        if not on_box_edge(unc, model) or len(chosen) == len(with_bins):
+            break
+        axes = 2.0 * axes
+    return model, unc
+
+
+def start_region(trials: list[Trial], space: Space, objective: HistogramObjective,
+                  rank: int | str | None, width: float,
+                  max_extent: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half-axes of the first design region: a fit to the evaluations nearest
+    the lowest one (scaled by the reach of those within ten noise sd of it, at least 2 % of
+    the range) gives the directions and sizes; its box when the fit is unusable."""
+    dims = real_dims(space)
+    done, cloud, _ = near_lowest(trials)
+    if not done:
+        raise BayestuneError("refine_binwise needs completed evaluations to start from")
+    X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
+    centre = X[0]
+    span = np.array([float(d.high) - float(d.low) for d in dims])
+    box = np.diag(np.maximum(np.abs(X - centre).max(axis=0), 0.02 * span))
+    with_bins = [t for t in done if "bins" in t.info]
+    at_least = 2 * n_quadratic_terms(len(dims))
+    if len(with_bins) < at_least:
+        return centre, box
+    try:
+        model = fit_binwise(History([]), space, objective, rank=rank,
+                            trials=trials_in_region(with_bins, dims, centre, box, at_least))
+        unc = model.uncertainty(start=centre, n_replicas=0)
+    except BayestuneError:
+        return centre, box
+    return centre, region_axes(unc.covariance, width, span, fallback=box,
+                                max_extent=max_extent)

@@ -1,0 +1,203 @@
+"""Closures with random truths under a hard budget, against scikit-optimize at equal runs.
+
+Each seed draws a truth uniformly inside the central 60 % of the published ranges of the
+four parameters (TimeShower:alphaSvalue, StringZ:aLund, StringZ:bLund, StringPT:sigma), makes
+level-1 pseudo-data there (``4 x --events`` events, smeared by and given the measured ALEPH /
+PDG errors), and tunes against them with :func:`bayestune.hep.tune_generator` inside a
+budget of ``--budget`` generator runs of ``--events`` events. With ``--skopt`` it also runs
+scikit-optimize's ``gp_minimize`` (noise "gaussian") for the same number of runs against the
+same pseudo-data; both estimates (skopt's: its best observed point, ``result.x``) are then
+re-simulated with 5x the events of one run and their chi2 against the pseudo-data compared.
+
+``--generator emulated`` uses the quartic stand-in of ``emulated_box.py`` (seconds per
+closure: for choosing a method); ``--generator pythia`` the real Pythia 8 (minutes). One
+JSON line per finished closure goes to ``--results``; a rerun skips the seeds already there,
+and ``--store-dir`` keeps each tune's campaign store so that an interrupted closure resumes.
+
+    BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
+        benchmarks/bench_closure_random.py --generator pythia --seeds 101-120 --skopt \\
+        --results benchmarks/results/closure_random_pythia.jsonl --store-dir /tmp/stores
+
+``--report`` prints the summary of a results file: pull mean and width (with standard errors),
+the fraction of truths within 1 and 2 sigma, runs and events per closure, and the median
+chi2 at the estimates of bayestune and skopt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
+from emulated_box import HIGH, LOW, NAMES, BoxEmulator, central_truth  # noqa: E402
+from pythia_closure import SPACE  # noqa: E402
+
+from bayestune.closure import closure_test, default_pseudo_seed, level1_pseudo_data  # noqa: E402
+from bayestune.hep import HistogramObjective, lep  # noqa: E402
+
+
+def parse_seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def pseudo_data(sim: Any, reference: dict, truth: dict, seed: int, events: int) -> dict:
+    p_seed = default_pseudo_seed(seed)
+    return level1_pseudo_data(sim.replicate(seed=p_seed, n_events=events)(truth), reference,
+                              p_seed)
+
+
+def chi2_at(sim: Any, data: dict, point: dict, seed: int, events: int) -> float:
+    """chi2 against ``data`` of a fresh simulation at ``point`` with ``events`` events."""
+    objective = HistogramObjective(sim, data, n_params=len(NAMES))
+    return float(objective.chi2(sim.replicate(seed=seed, n_events=events)(point)).value)
+
+
+def skopt_tune(sim: Any, data: dict, n_calls: int, seed: int) -> dict[str, float]:
+    from skopt import gp_minimize
+
+    objective = HistogramObjective(sim, data, n_params=len(NAMES))
+
+    def f(x: list[float]) -> float:
+        return float(objective(dict(zip(NAMES, map(float, x)))).value)
+
+    res = gp_minimize(f, list(zip(LOW.tolist(), HIGH.tolist())), n_calls=n_calls,
+                      noise="gaussian", random_state=seed)
+    return dict(zip(NAMES, map(float, res.x)))
+
+
+def one_closure(sim: Any, reference: dict, seed: int, args: argparse.Namespace) -> dict:
+    truth = central_truth(seed)
+    data = pseudo_data(sim, reference, truth, seed, 4 * args.events)
+    tune_sim = sim.replicate(seed=1_000 + seed)
+    store = None if args.store_dir is None else Path(args.store_dir) / f"seed{seed}.sqlite"
+    started = time.perf_counter()
+    res = closure_test(tune_sim, SPACE, truth, seed=seed, pseudo_data=data, store=store,
+                       n_evals=args.budget, **method_options(args))
+    row: dict[str, Any] = {
+        "seed": seed, "truth": truth, "estimate": res.estimate, "errors": res.errors,
+        "pulls": res.pulls, "runs": len(res.result.history),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    tune = getattr(res, "tune", None)
+    if tune is not None:
+        row["events"] = tune.n_events
+        row["stages"] = [s.as_dict() for s in tune.stages]
+    check_events = 5 * args.events
+    row["chi2_truth"] = chi2_at(sim, data, truth, 7_000 + seed, check_events)
+    row["chi2_estimate"] = chi2_at(sim, data, res.estimate, 7_000 + seed, check_events)
+    if args.skopt:
+        started = time.perf_counter()
+        point = skopt_tune(sim.replicate(seed=3_000 + seed), data, row["runs"], seed)
+        row["skopt_estimate"] = point
+        row["skopt_seconds"] = round(time.perf_counter() - started, 1)
+        row["chi2_skopt"] = chi2_at(sim, data, point, 7_000 + seed, check_events)
+    return row
+
+
+def method_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.method == "legacy":  # the composite engine + refine_binwise of --full
+        return {"estimator": "binwise", "optimiser": "composite", "refine_rounds": 4}
+    from bayestune.hep import GeneratorTuning
+
+    return {"method": GeneratorTuning.from_dict(json.loads(args.options or "{}"))}
+
+
+def report(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        print("no closures yet")
+        return
+    P = np.array([[r["pulls"][n] for n in NAMES] for r in rows])
+    flat = P.ravel()
+    n = flat.size
+    within2 = np.mean(np.all(np.abs(P) < 2, axis=1))
+    print(f"{len(rows)} closures ({n} pulls): pull mean {flat.mean():+.3f} +- "
+          f"{flat.std(ddof=1) / np.sqrt(n):.3f}, width {flat.std(ddof=1):.3f} +- "
+          f"{flat.std(ddof=1) / np.sqrt(2 * (n - 1)):.3f}; pulls within 1 sigma "
+          f"{np.mean(np.abs(flat) < 1):.2f}, within 2 sigma {np.mean(np.abs(flat) < 2):.2f}; "
+          f"truths with every pull within 2 sigma {within2:.2f}")
+    for j, name in enumerate(NAMES):
+        print(f"  {name:24s} mean {P[:, j].mean():+.2f}  sd {P[:, j].std(ddof=1):.2f}")
+    runs = [r["runs"] for r in rows]
+    print(f"runs per closure: min {min(runs)}, max {max(runs)}"
+          + (f"; events per closure: max {max(r['events'] for r in rows):,}"
+             if all("events" in r for r in rows) else ""))
+    gap = np.array([r["chi2_estimate"] - r["chi2_truth"] for r in rows])
+    print(f"chi2 at the estimate minus at the truth (5x events): median {np.median(gap):+.1f}")
+    if all("chi2_skopt" in r for r in rows):
+        ours = np.array([r["chi2_estimate"] for r in rows])
+        theirs = np.array([r["chi2_skopt"] for r in rows])
+        print(f"median chi2 at the estimate: bayestune {np.median(ours):.1f}, skopt "
+              f"{np.median(theirs):.1f}; bayestune lower in {np.mean(ours < theirs):.2f}")
+    for r in rows:
+        line = (f"  seed {r['seed']:4d} pulls {np.round([r['pulls'][n] for n in NAMES], 2)} "
+                f"runs {r['runs']} chi2 est-truth {r['chi2_estimate'] - r['chi2_truth']:+7.1f}")
+        if "chi2_skopt" in r:
+            line += f" skopt-truth {r['chi2_skopt'] - r['chi2_truth']:+7.1f}"
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generator", choices=["emulated", "pythia"], default="emulated")
+    parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--budget", type=int, default=80, help="generator runs per closure")
+    parser.add_argument("--events", type=int, default=20_000, help="events per run")
+    parser.add_argument("--method", choices=["staged", "legacy"], default="staged")
+    parser.add_argument("--options", default=None,
+                        help="the method's options as JSON, e.g. "
+                        "'{\"probe\": {\"enabled\": false}}'")
+    parser.add_argument("--skopt", action="store_true")
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--store-dir", default=None)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args(argv)
+    if args.report:
+        report(args.results)
+        return
+    if args.store_dir:
+        Path(args.store_dir).mkdir(parents=True, exist_ok=True)
+    done = set()
+    if args.results.exists():
+        done = {json.loads(x)["seed"] for x in args.results.read_text().splitlines() if x}
+    obs = lep.observables("core")
+    reference = lep.load_reference(obs, args.data)
+    if args.generator == "emulated":
+        sim: Any = BoxEmulator(data=args.data).simulator(args.events)
+        run_series(sim, reference, args, done)
+    else:
+        from bayestune.hep.pythia import PythiaSimulator
+
+        with PythiaSimulator(obs, reference, n_events=args.events, seed=0,
+                             n_workers=args.workers) as sim:
+            run_series(sim, reference, args, done)
+    report(args.results)
+
+
+def run_series(sim: Any, reference: dict, args: argparse.Namespace, done: set) -> None:
+    for seed in parse_seeds(args.seeds):
+        if seed in done:
+            continue
+        row = one_closure(sim, reference, seed, args)
+        with open(args.results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"seed {seed}: pulls {np.round([row['pulls'][n] for n in NAMES], 2)}, runs "
+              f"{row['runs']}, {row['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The generator-tuning method: a hard budget, a stage log, resume by identity, options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import bayestune as bt
+from bayestune.hep import (
+    ExploreStage,
+    GeneratorTuning,
+    HistogramObjective,
+    ProbeStage,
+    RefineStage,
+    tune_generator,
+)
+from bayestune.hep.tuning import Budget, plan_budget
+from bayestune.hep.tuning.budget import BudgetExhausted
+from bayestune.testfunctions import GaussianPeakSimulator
+
+SPACE = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
+TRUTH = {"mean": 0.3, "width": 1.1}
+# a small method for two parameters: 16 runs to explore with the GP, rounds of 8
+FAST = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                       refine=RefineStage(n_per_round=8))
+
+
+class Counting:
+    """A simulator that counts its calls and the points it was called at."""
+
+    def __init__(self, sim, fail_mean_above=None):
+        self.sim, self.calls, self.points = sim, 0, []
+        self.n_events = sim.n_events
+        self.fail_mean_above = fail_mean_above
+
+    def __call__(self, params):
+        self.calls += 1
+        self.points.append((params["mean"], params["width"]))
+        if self.fail_mean_above is not None and params["mean"] > self.fail_mean_above:
+            raise RuntimeError(f"the generator crashed at mean={params['mean']}")
+        return self.sim(params)
+
+
+def _objective(seed, fail_mean_above=None):
+    sim = GaussianPeakSimulator(n_events=5_000, seed=seed)
+    pseudo = sim.replicate(seed=10_000 + seed, n_events=20_000)(TRUTH)
+    counting = Counting(sim, fail_mean_above)
+    return HistogramObjective(counting, pseudo, keep_pulls=False, keep_bins=True), counting
+
+
+def test_the_budget_counts_every_run_of_every_stage():
+    objective, sim = _objective(1)
+    res = tune_generator(objective, SPACE, 48, method=FAST, seed=1)
+    assert sim.calls == res.n_runs == 48 == len(res.result.history)
+    assert res.n_events == 48 * 5_000
+    assert sum(s.runs for s in res.stages) == 48
+    assert [s.stage for s in res.stages][0] == "explore" and res.stages[-1].stage == "final-fit"
+    assert "of a budget of 48, 240,000 events" in res.stage_log()
+    sources = [t.source for t in res.result.history]  # each run labelled by its stage
+    assert not any(s.startswith(("refine:", "probe:")) for s in sources[:16])
+    assert all(s.startswith(("refine:", "probe:")) for s in sources[16:])
+    for name in ("mean", "width"):  # a calibrated estimate: within 3.5 errors
+        assert abs(res.estimate[name] - TRUTH[name]) < 3.5 * res.errors[name]
+
+
+def test_failed_runs_are_charged_and_recorded():
+    objective, sim = _objective(2, fail_mean_above=0.8)
+    res = tune_generator(objective, SPACE, 48, method=FAST, seed=2)
+    failed = res.result.history.failed
+    assert failed and all("crashed" in t.error for t in failed)
+    assert sim.calls == res.n_runs == 48
+
+
+def test_plan_budget_and_bad_options_name_the_value():
+    assert plan_budget(80, 4, GeneratorTuning()) == (32, 6)
+    assert plan_budget(60, 4, GeneratorTuning(explore=ExploreStage(runs=28))) == (28, 4)
+    with pytest.raises(ValueError, match="n_evals=20 is too small"):
+        plan_budget(20, 4, GeneratorTuning())
+    with pytest.raises(ValueError, match="explore.fraction=1.5"):
+        ExploreStage(fraction=1.5)
+    with pytest.raises(ValueError, match="refine.max_extent=0"):
+        RefineStage(max_extent=0)
+    with pytest.raises(ValueError, match="probe.enabled=1"):
+        ProbeStage(enabled=1)
+    with pytest.raises(ValueError, match="explore.engine='cma'"):
+        ExploreStage(engine="cma")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['widht'\] of the refine"):
+        GeneratorTuning.from_dict({"refine": {"widht": 3}})
+    with pytest.raises(ValueError, match=r"unknown stage\(s\) \['polish'\]"):
+        GeneratorTuning.from_dict({"polish": {}})
+    with pytest.raises(ValueError, match="n_evals=0"):
+        Budget(0)
+    budget = Budget(2)
+    budget.spend(2)
+    with pytest.raises(BudgetExhausted, match="budget of 2"):
+        budget.spend(1)
+    method = GeneratorTuning.from_dict({"probe": {"enabled": False}, "explore": {"runs": 20}})
+    assert GeneratorTuning.from_dict(method.to_dict()) == method
+    objective, _ = _objective(1)
+    objective.keep_bins = False
+    with pytest.raises(ValueError, match="keep_bins=True"):
+        tune_generator(objective, SPACE, 48, method=FAST)
+
+
+def test_a_resumed_tune_reuses_its_evaluations_by_identity(tmp_path):
+    """A tune stopped in its second round resumes without evaluating a finished point
+    again, also when the stored points differ from the recomputed plan in the last digits
+    (another machine's round-off); a store made with other options is refused."""
+    store = tmp_path / "tune.sqlite"
+    objective, sim = _objective(3)
+
+    def stop_in_round_two(trial):
+        if trial.source == "refine:2" and sum(
+                t.source == "refine:2" for t in bt.CampaignStore.open(store).history()) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune_generator(objective, SPACE, 48, method=FAST, seed=3, store=store,
+                       callback=stop_in_round_two)
+    first_points = set(sim.points)
+    assert sim.calls == 16 + 8 + 3
+    with sqlite3.connect(store) as conn:  # another machine's round-off
+        for number, text in conn.execute(
+                "SELECT number, params FROM trials WHERE source LIKE 'refine:%'").fetchall():
+            params = {k: v * (1 + 3e-7) for k, v in json.loads(text).items()}
+            conn.execute("UPDATE trials SET params = ? WHERE number = ?",
+                         (json.dumps(params), number))
+    objective, sim = _objective(3)
+    res = tune_generator(objective, SPACE, 48, method=FAST, seed=3, store=store)
+    assert sim.calls == 48 - 27  # only what the first run had not finished
+    assert not set(sim.points) & first_points
+    assert res.n_runs == 48 and len(res.result.history) == 48
+    objective, sim = _objective(3)
+    again = tune_generator(objective, SPACE, 48, method=FAST, seed=3, store=store)
+    assert sim.calls == 0 and again.estimate == pytest.approx(res.estimate, rel=1e-6)
+    other = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                            refine=RefineStage(n_per_round=8, width=10.0))
+    with pytest.raises(bt.StoreError, match="other generator-tuning options"):
+        tune_generator(objective, SPACE, 48, method=other, seed=3, store=store)
+    with pytest.raises(bt.StoreError, match="other generator-tuning options"):
+        tune_generator(objective, SPACE, 56, method=FAST, seed=3, store=store)
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import bayestune as bt
+    from bayestune.hep import ExploreStage, GeneratorTuning, HistogramObjective, RefineStage
+    from bayestune.hep import tune_generator
+    from bayestune.testfunctions import GaussianPeakSimulator
+
+    store, kill_at, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    sim = GaussianPeakSimulator(n_events=5_000, seed=4)
+    pseudo = sim.replicate(seed=10_004, n_events=20_000)({"mean": 0.3, "width": 1.1})
+    calls = []
+
+    def simulate(params):
+        calls.append(1)
+        if len(calls) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        with open(log, "a") as f:
+            f.write(f"{params['mean']!r} {params['width']!r}\\n")
+        return sim(params)
+
+    objective = HistogramObjective(simulate, pseudo, keep_pulls=False, keep_bins=True)
+    space = bt.Space([bt.Real("mean", -1.0, 1.0), bt.Real("width", 0.5, 2.0)])
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                             refine=RefineStage(n_per_round=8))
+    res = tune_generator(objective, space, 40, method=method, seed=4, store=store)
+    print(res.n_runs, len(calls))
+""")
+
+
+def test_kill_minus_9_in_the_middle_of_a_round_loses_nothing(tmp_path):
+    script = tmp_path / "tune.py"
+    script.write_text(KILLED)
+    store, log = tmp_path / "tune.sqlite", tmp_path / "points.txt"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    killed = subprocess.run([sys.executable, str(script), str(store), "21", str(log)],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr
+    assert len(log.read_text().splitlines()) == 20  # 16 explored, 4 of round 1
+    done = subprocess.run([sys.executable, str(script), str(store), "0", str(log)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["40", "20"]  # the killed point again, and 19 new ones
+    points = log.read_text().splitlines()
+    assert len(points) == 40 and len(set(points)) == 40  # no finished point ran twice
