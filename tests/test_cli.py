@@ -261,3 +261,10 @@ def test_campaign_paths_are_relative_to_the_file(tmp_path):
     with pytest.raises(CampaignFileError, match="point #1: .*missing"):
         parse_campaign(BRANIN.replace("seed = 1", "seed = 1\nstart = [{ x1 = 1.0 }]"),
                        folder / "c.toml")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples"
+                                         / "campaigns").glob("*.toml")), ids=lambda p: p.name)
+def test_the_example_campaign_files_are_valid(path):
+    campaign = load_campaign(path)
+    assert campaign.n_evals >= 1 and len(campaign.space) >= 1

@@ -7,12 +7,14 @@ debiased fit of the rounds' evaluations in that round's region (at least twice a
 quadratic's coefficients, the nearest ones): every evaluation is projected onto directions
 taken from the others and from the earlier evaluations inside the rounds' design, so the
 fits' own noise is known and subtracted from the chi2 -- a plain fit's minimum is pulled
-towards the centre of its own points. While the rounds are too few for it
-(:func:`min_rounds`), a plain bin-by-bin fit of the region's evaluations takes its place.
-The next region is centred on that minimum and shaped by its covariance (kept between half
-and twice the previous region in every direction; twice it when the minimum sits on the
-edge of the fitted points). The rounds spend their share of the budget whole, and the last
-round's fit is the estimate.
+towards the centre of its own points. The next region is centred on that minimum and
+shaped by its covariance (kept between half and twice the previous region in every
+direction). While the rounds are too few for the debiased fit (:func:`min_rounds`), or its
+minimum lies on the edge of what its design can predict (the walk has not reached the
+minimum), a plain bin-by-bin fit of the region's evaluations places the next region
+instead: its region doubles while its minimum sits on the edge of its points, so it
+extrapolates. The rounds spend their share of the budget whole, and the last round's
+debiased fit is the estimate.
 
 Once the rounds are enough for a debiased fit and at least two more fit in the share, a
 probe may replace one round (:class:`~bayestune.hep.tuning.options.ProbeStage`): when the
@@ -138,22 +140,40 @@ class LocalStages:
                 and rounds - r >= _ROUNDS_AFTER_PROBE)
 
     def _round(self, walk: _Walk, r: int) -> None:
-        """One round of ``n_round`` points in the walk's region; the next region is centred
-        on the minimum of the debiased fit of the rounds (of the local fit of the region's
-        evaluations while the rounds are too few for it) and shaped by its covariance."""
+        """One round of ``n_round`` points in the walk's region, then the next region."""
         rows = qmc.LatinHypercube(d=len(self.dims), seed=np.random.default_rng(
             [self.seed, r])).random(self.n_round)
         points = walk.centre + (2.0 * rows - 1.0) @ walk.axes.T
         self._evaluate(f"refine:{r}", points)
         walk.last_centre, walk.last_axes = walk.centre, walk.axes
         model, unc = self._debiased(walk)
+        if model is None or unc is None or self._on_wall(model, unc):
+            # the debiased fit's minimum is untrusted here (too few rounds, or on the edge
+            # of what its design can predict): the walk follows the plain fit of the
+            # region, which extrapolates beyond the evaluations
+            local_model, local_unc = fit_local(self.before + self.local, self.space,
+                                               self.objective, self.refine.rank,
+                                               walk.centre, walk.axes)
+            centre, axes = self._minimum(local_unc), self._next_axes(local_unc, local_model,
+                                                                      walk.axes)
+            how = "plain fit"
+        else:
+            centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
+            how = "debiased fit"
         if model is None or unc is None:
-            model, unc = fit_local(self.before + self.local, self.space, self.objective,
-                                   self.refine.rank, walk.centre, walk.axes)
-        walk.model, walk.unc = model, unc
-        walk.centre = np.array([unc.x[d.name] for d in self.dims])
-        walk.axes = self._next_axes(unc, model, walk.axes)
-        walk.log.append(f"round {r}: minimum {np.round(walk.centre, 5).tolist()}")
+            model, unc = local_model, local_unc
+        walk.model, walk.unc, walk.centre, walk.axes = model, unc, centre, axes
+        walk.log.append(f"round {r}: next centre {np.round(centre, 5).tolist()} ({how})")
+
+    def _minimum(self, unc: Uncertainty) -> np.ndarray:
+        return np.array([unc.x[d.name] for d in self.dims])
+
+    def _on_wall(self, model: BinwiseModel, unc: Uncertainty) -> bool:
+        """Whether a debiased fit's minimum lies on the edge of its evaluations or on its
+        leverage wall (its true minimum is then beyond what it can predict)."""
+        x = self._minimum(unc)
+        return on_box_edge(unc, model) or \
+            model.leverage(x) > WALL_FRACTION * model.max_leverage
 
     def _next_axes(self, unc: Uncertainty, model: BinwiseModel, axes: np.ndarray) -> np.ndarray:
         span = self.hi - self.lo
