@@ -12,13 +12,14 @@ shaped by its covariance (kept between half and twice the previous region in eve
 direction). While the rounds are too few for the debiased fit (:func:`min_rounds`), or its
 minimum lies on the edge of what its design can predict (the walk has not reached the
 minimum), a plain bin-by-bin fit of the region's evaluations places the next region
-instead: its region doubles while its minimum sits on the edge of its points, so it
+instead: its fitted region doubles while its minimum sits on the edge of its points, so it
 extrapolates. The rounds spend their share of the budget whole, and the last round's
 debiased fit is the estimate.
 
-Once the rounds are enough for a debiased fit and at least two more fit in the share, a
-probe may replace one round (:class:`~bayestune.hep.tuning.options.ProbeStage`): when the
-fit shows a flat valley, or a minimum on or near a bound, a round goes along the valley
+Once the walk has stopped -- the debiased fit's minimum lies inside what its design can
+predict -- with at least two more rounds in the share, a probe may replace one round
+(:class:`~bayestune.hep.tuning.options.ProbeStage`): when the fit shows a flat valley, or
+a minimum on or near a bound, a round goes along the valley
 (:mod:`.probe`); if the chi2 is lower there beyond the rounds' reach, the walk continues from
 that point, and at the end the lower of the two walks' final fits is the estimate.
 """
@@ -123,7 +124,7 @@ class LocalStages:
         walk = _Walk(centre, axes, centre, axes)
         probed, walked = False, 0
         for r in range(1, rounds + 1):
-            if self._may_probe(probed, r, rounds):
+            if self._may_probe(probed, walk, r, rounds):
                 probed = True
                 if self._probe(walk, r):
                     continue
@@ -134,10 +135,12 @@ class LocalStages:
                                         {"rounds": walked, "centres": walk.log}))
         return self._final(walk)
 
-    def _may_probe(self, probed: bool, r: int, rounds: int) -> bool:
-        return (self.probe.enabled and not probed
-                and r - 1 >= min_rounds(len(self.dims), self.n_round)
-                and rounds - r >= _ROUNDS_AFTER_PROBE)
+    def _may_probe(self, probed: bool, walk: _Walk, r: int, rounds: int) -> bool:
+        """A probe looks beyond where the walk has stopped: once, when the debiased fit's
+        minimum lies inside what its design can predict, with two rounds left after it."""
+        return (self.probe.enabled and not probed and rounds - r >= _ROUNDS_AFTER_PROBE
+                and walk.model is not None and walk.unc is not None and walk.model.debiased
+                and not self._on_wall(walk.model, walk.unc))
 
     def _round(self, walk: _Walk, r: int) -> None:
         """One round of ``n_round`` points in the walk's region, then the next region."""
@@ -148,20 +151,20 @@ class LocalStages:
         walk.last_centre, walk.last_axes = walk.centre, walk.axes
         model, unc = self._debiased(walk)
         if model is None or unc is None or self._on_wall(model, unc):
-            # the debiased fit's minimum is untrusted here (too few rounds, or on the edge
-            # of what its design can predict): the walk follows the plain fit of the
-            # region, which extrapolates beyond the evaluations
+            # the walk has not reached the minimum (or the rounds are too few for the
+            # debiased fit): the plain fit of the region, which extrapolates beyond the
+            # evaluations, leads
             local_model, local_unc = fit_local(self.before + self.local, self.space,
                                                self.objective, self.refine.rank,
                                                walk.centre, walk.axes)
-            centre, axes = self._minimum(local_unc), self._next_axes(local_unc, local_model,
-                                                                      walk.axes)
+            centre = self._minimum(local_unc)
+            axes = self._next_axes(local_unc, local_model, walk.axes)
             how = "plain fit"
+            if model is None or unc is None:
+                model, unc = local_model, local_unc
         else:
             centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
             how = "debiased fit"
-        if model is None or unc is None:
-            model, unc = local_model, local_unc
         walk.model, walk.unc, walk.centre, walk.axes = model, unc, centre, axes
         walk.log.append(f"round {r}: next centre {np.round(centre, 5).tolist()} ({how})")
 
