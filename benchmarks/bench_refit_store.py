@@ -31,8 +31,9 @@ from pythia_closure import SPACE, TRUTH, full_pseudo_data  # noqa: E402
 
 import bayestune as bt  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
-from bayestune.hep.binwise import _inside_design, fit_binwise  # noqa: E402
+from bayestune.hep.binwise import fit_binwise  # noqa: E402
 from bayestune.hep.pythia import PythiaSimulator  # noqa: E402
+from bayestune.hep.tuning.regions import inside_design  # noqa: E402
 from bayestune.history import History, Trial  # noqa: E402
 
 NAMES = list(TRUTH)
@@ -42,7 +43,7 @@ def refit(label: str, trials: list[Trial], others: list[Trial],
           objective: HistogramObjective) -> None:
     """The debiased fit of ``trials`` with the ``others`` inside their design as basis."""
     dims = list(SPACE)
-    basis = _inside_design(others, trials, dims)
+    basis = inside_design(others, trials, dims)
     model = fit_binwise(History([]), SPACE, objective, trials=trials, basis=basis)
     start = np.array([np.mean([float(t.params[n]) for t in trials]) for n in NAMES])
     unc = model.uncertainty(start=start)
@@ -74,8 +75,10 @@ def main(argv: list[str] | None = None) -> None:
                                    keep_pulls=False, keep_bins=True)
     tuner = bt.Tuner(SPACE, objective, seed=args.seed, store=args.store)
     done = [t for t in tuner.history.completed if t.value is not None and "bins" in t.info]
-    rounds = [t for t in done if t.source == "refine-binwise"]
-    before = [t for t in done if t.source != "refine-binwise"]
+    # the local stages' labels ("refine-binwise" in stores of earlier releases)
+    local = ("refine:", "probe:", "refine-binwise")
+    rounds = [t for t in done if t.source.startswith(local)]
+    before = [t for t in done if not t.source.startswith(local)]
     X = np.array([[float(t.params[n]) for n in NAMES] for t in rounds])
     print(f"{len(before)} evaluations before the rounds, {len(rounds)} in them; each round's "
           f"span ({', '.join(NAMES)}):")

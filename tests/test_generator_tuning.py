@@ -191,3 +191,30 @@ def test_kill_minus_9_in_the_middle_of_a_round_loses_nothing(tmp_path):
     assert done.stdout.split() == ["40", "20"]  # the killed point again, and 19 new ones
     points = log.read_text().splitlines()
     assert len(points) == 40 and len(set(points)) == 40  # no finished point ran twice
+
+
+def test_closure_strategies_and_the_keywords_of_earlier_releases():
+    from bayestune.closure import PseudoDataOptions, closure_test
+    from bayestune.strategies import CompositeTuning, SurrogateTuning, as_strategy
+
+    assert as_strategy() == SurrogateTuning()
+    assert as_strategy("quadratic", refine_rounds=2) == SurrogateTuning(surface="quadratic",
+                                                                       refine_rounds=2)
+    assert as_strategy("composite") == CompositeTuning()
+    binwise = as_strategy("binwise", refine_rounds=4, n_evals=60, k=4)
+    assert plan_budget(60, 4, binwise) == (28, 4)  # exactly the rounds asked for
+    with pytest.raises(ValueError, match="refine_rounds >= 1"):
+        as_strategy("binwise", refine_rounds=0)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        as_strategy("professor")
+    with pytest.raises(ValueError, match="surface='spline'"):
+        SurrogateTuning(surface="spline")
+    sim = GaussianPeakSimulator(n_events=2_000, seed=1)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['n_boostrap'\]"):
+        closure_test(sim, SPACE, TRUTH, n_boostrap=3)
+    with pytest.raises(ValueError, match="not also as"):
+        closure_test(sim, SPACE, TRUTH, pseudo=PseudoDataOptions(seed=3), pseudo_seed=4)
+    with pytest.raises(ValueError, match="either method= or the keywords"):
+        closure_test(sim, SPACE, TRUTH, method=FAST, estimator="binwise")
+    with pytest.raises(ValueError, match="tuning strategy"):
+        closure_test(sim, SPACE, TRUTH, method="binwise")
