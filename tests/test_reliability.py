@@ -404,3 +404,28 @@ def test_a_region_where_the_objective_fails_is_not_proposed_again_and_again(engi
         result = tuner.run(30)
     failed = result.history.failed
     assert len(result.history) == 30 and len(failed) <= 12, len(failed)
+
+
+def test_the_composite_engine_copes_with_bins_that_never_fill():
+    """At low statistics some bins stay empty at every point (value 0, error 0): they have
+    no scale of their own, and the emulator must not divide by zero."""
+    import warnings
+
+    import numpy as np
+
+    from bayestune.hep import Histogram, HistogramObjective
+    from bayestune.hep.composite import CompositeChi2Engine
+    from bayestune.testfunctions import GaussianPeakSimulator
+
+    sim = GaussianPeakSimulator(n_events=500, seed=1, edges=np.linspace(-3.0, 9.0, 25))
+    data = sim.replicate(seed=2, n_events=2_000)({"mean": 0.3, "width": 1.1})
+    data = {n: h.with_errors(np.maximum(h.errors, 1e-3)) for n, h in data.items()}
+    assert isinstance(data["shape"], Histogram) and np.all(data["shape"].values[-5:] == 0)
+    objective = HistogramObjective(sim, data, keep_bins=True, keep_pulls=False)
+    space = Space([Real("mean", -1.0, 1.0), Real("width", 0.5, 2.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with Tuner(space, objective, seed=3,
+                   engine=CompositeChi2Engine(space, objective)) as tuner:
+            result = tuner.run(10)
+    assert len(result.history.completed) == 10

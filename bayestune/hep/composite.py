@@ -69,7 +69,10 @@ class BinEmulator:
         Y, E = self._bins_of(trials)
         X = self.space.to_unit([t.params for t in trials])
         self._mean = Y.mean(axis=0)
-        self._scale = np.maximum(Y.std(axis=0), 1e-12 * np.maximum(np.abs(self._mean), 1e-300))
+        spread = Y.std(axis=0)
+        # a bin that does not vary over the trials (empty at low statistics) has no scale
+        # of its own: 1 keeps its (zero) standardised values and its errors finite
+        self._scale = np.where(spread > 1e-12 * np.abs(self._mean), spread, 1.0)
         Z = (Y - self._mean) / self._scale
         _, sv, vt = np.linalg.svd(Z, full_matrices=False)
         frac = np.cumsum(sv**2) / max(np.sum(sv**2), 1e-300)
