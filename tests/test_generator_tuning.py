@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import bayestune as bt
@@ -218,3 +219,18 @@ def test_closure_strategies_and_the_keywords_of_earlier_releases():
         closure_test(sim, SPACE, TRUTH, method=FAST, estimator="binwise")
     with pytest.raises(ValueError, match="tuning strategy"):
         closure_test(sim, SPACE, TRUTH, method="binwise")
+
+
+def test_an_unsettled_estimate_carries_the_walks_last_step():
+    from bayestune.hep.tuning.refine import with_extra_covariance
+    from bayestune.uncertainty import Uncertainty
+
+    unc = Uncertainty(x={"a": 1.0, "b": 2.0}, errors={"a": 0.1, "b": 0.2},
+                      covariance=np.diag([0.01, 0.04]), names=["a", "b"], fun=3.0,
+                      fun_std=0.5, errordef=1.0, valid=True, hessian_positive_definite=True,
+                      at_limit=[])
+    step = np.array([0.3, -0.4])
+    wider = with_extra_covariance(unc, np.outer(step, step))
+    assert wider.errors["a"] == pytest.approx(np.hypot(0.1, 0.3))
+    assert wider.errors["b"] == pytest.approx(np.hypot(0.2, 0.4))
+    assert wider.covariance[0, 1] == pytest.approx(-0.12) and wider.x == unc.x

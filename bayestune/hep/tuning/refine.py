@@ -27,7 +27,7 @@ that point, and at the end the lower of the two walks' final fits is the estimat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -271,12 +271,29 @@ class LocalStages:
                 chosen = "the second walk's final fit (lower than the first walk's)"
         x = np.array([unc.x[d.name] for d in self.dims])
         why = unsettled(unc, model, x, last_centre)
+        details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
+                   "chi2": unc.fun, "minimum": x.tolist()}
+        if why is not None and last_centre is walk.last_centre:
+            # the budget ended while the walk still moved: the minimum may lie a step
+            # further, so the walk's last step (from the last round's centre to where the
+            # next round would go) joins the covariance
+            step = walk.centre - walk.last_centre
+            unc = with_extra_covariance(unc, np.outer(step, step))
+            details["last_step"] = step.tolist()
         self.records.append(StageRecord(
             "final-fit", 0, (f"{chosen}: settled" if why is None
-                             else f"{chosen}: not settled, the minimum {why}"),
-            {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
-             "chi2": unc.fun, "minimum": x.tolist()}))
+                             else f"{chosen}: not settled, the minimum {why}; its "
+                                  "covariance includes the walk's last step"), details))
         return model, unc, why
+
+
+def with_extra_covariance(unc: Uncertainty, extra: np.ndarray) -> Uncertainty:
+    """``unc`` with ``extra`` added to its covariance (and to its surrogate part)."""
+    cov = np.asarray(unc.covariance, dtype=float) + extra
+    errors = dict(unc.errors)
+    errors.update({n: float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(unc.names)})
+    part = 0.0 if unc.covariance_surrogate is None else np.asarray(unc.covariance_surrogate)
+    return replace(unc, covariance=cov, errors=errors, covariance_surrogate=part + extra)
 
 
 def unsettled(unc: Uncertainty, model: BinwiseModel, x: np.ndarray,
