@@ -130,6 +130,15 @@ def report(path: Path) -> None:
           f"truths with every pull within 2 sigma {within2:.2f}")
     for j, name in enumerate(NAMES):
         print(f"  {name:24s} mean {P[:, j].mean():+.2f}  sd {P[:, j].std(ddof=1):.2f}")
+    settled = [_settled(r) for r in rows]
+    if all(x is not None for x in settled):
+        for flag, label in ((True, "settled"), (False, "not settled")):
+            sub = np.array([[r["pulls"][n] for n in NAMES] for r, x in zip(rows, settled)
+                            if x is flag])
+            if len(sub):
+                print(f"  {label:11s}: {len(sub):2d} closures, pull width "
+                      f"{sub.std(ddof=1) if sub.size > 1 else float('nan'):.2f}, truths with "
+                      f"every pull within 2 sigma {np.mean(np.all(np.abs(sub) < 2, axis=1)):.2f}")
     runs = [r["runs"] for r in rows]
     print(f"runs per closure: min {min(runs)}, max {max(runs)}"
           + (f"; events per closure: max {max(r['events'] for r in rows):,}"
@@ -147,6 +156,12 @@ def report(path: Path) -> None:
         if "chi2_skopt" in r:
             line += f" skopt-truth {r['chi2_skopt'] - r['chi2_truth']:+7.1f}"
         print(line)
+
+
+def _settled(row: dict) -> bool | None:
+    """Whether the closure's final fit settled (None without a stage log)."""
+    final = [s for s in row.get("stages", []) if s["stage"] == "final-fit"]
+    return None if not final else ": settled" in final[0]["outcome"]
 
 
 def main(argv: list[str] | None = None) -> None:
