@@ -116,9 +116,12 @@ def test_a_resumed_tune_reuses_its_evaluations_by_identity(tmp_path):
     store = tmp_path / "tune.sqlite"
     objective, sim = _objective(3)
 
-    def stop_in_round_two(trial):
-        if trial.source == "refine:2" and sum(
-                t.source == "refine:2" for t in bt.CampaignStore.open(store).history()) == 3:
+    finished = []
+
+    def stop_in_round_two(trial):  # the third evaluation of the second local round
+        finished.append(trial)
+        if len(finished) == 16 + 8 + 3:
+            assert trial.source.startswith(("refine:", "probe:"))
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -128,8 +131,10 @@ def test_a_resumed_tune_reuses_its_evaluations_by_identity(tmp_path):
     assert sim.calls == 16 + 8 + 3
     with sqlite3.connect(store) as conn:  # another machine's round-off
         for number, text in conn.execute(
-                "SELECT number, params FROM trials WHERE source LIKE 'refine:%'").fetchall():
-            params = {k: v * (1 + 3e-7) for k, v in json.loads(text).items()}
+                "SELECT number, params FROM trials WHERE source LIKE 'refine:%' "
+                "OR source LIKE 'probe:%'").fetchall():
+            params = {k: v + 3e-7 * (0.5 * (SPACE[k].low + SPACE[k].high) - v)
+                      for k, v in json.loads(text).items()}  # stays inside the bounds
             conn.execute("UPDATE trials SET params = ? WHERE number = ?",
                          (json.dumps(params), number))
     objective, sim = _objective(3)
