@@ -78,7 +78,10 @@ class SurrogateTuning:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {name}={value!r}")
 
-    keep_bins = property(lambda self: self.optimiser == "composite")
+    @property
+    def keep_bins(self) -> bool:
+        """The composite engine emulates the bins: the objective must keep them."""
+        return self.optimiser == "composite"
 
     def tune(self, objective: Any, space: Space, n_evals: int, *, seed: int, store: Any,
              callback: Callable[[Trial], None] | None,

@@ -19,6 +19,7 @@ import numpy as np
 from ...exceptions import BayestuneError, StoreError
 from ...gp import SurrogateConfig
 from ...history import Trial
+from ...objective import Status
 from ...result import Result
 from ...space import Real, Space
 from ...tuner import Tuner
@@ -218,7 +219,7 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
     def explored() -> list[Trial]:
         return [t for t in tuner.history if not t.source.startswith(LOCAL_LABELS)]
 
-    done = [t for t in explored() if t.status.value != "pending"]
+    done = [t for t in explored() if t.status is not Status.PENDING]
     if len(done) < n_explore:
         if any(t.source.startswith(LOCAL_LABELS) for t in tuner.history):
             raise BayestuneError("the store's explore stage is incomplete but its local "
@@ -228,7 +229,7 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
             raise BayestuneError(f"the explore stage failed: {result.message}")
     # points an interrupted run left in flight and the finished stage did not need are
     # recorded as abandoned: never run, so not charged
-    trials = [t for t in explored() if t.status.value != "pending"
+    trials = [t for t in explored() if t.status is not Status.PENDING
               and not (t.error or "").startswith("abandoned")]
     runner.budget.spend(len(trials))
     if not any(t.value is not None for t in trials):
