@@ -93,7 +93,7 @@ class SurrogateTuning:
                 f"refine_rounds must leave the optimisation at least {2 * len(space) + 2} of "
                 f"n_evals={n_evals} (each round takes {2 * k + 1}), got "
                 f"refine_rounds={self.refine_rounds!r}")
-        with _tuner(space, objective, self.optimiser, seed, store, tuner_options) as tuner:
+        with chi2_tuner(space, objective, self.optimiser, seed, store, tuner_options) as tuner:
             result = tuner.run(n_evals - n_refine, callback=callback)
             if not result.success:
                 raise BayestuneError(f"the closure tune failed: {result.message}")
@@ -124,7 +124,7 @@ class CompositeTuning:
              tuner_options: dict[str, Any] | None) -> TuneOutcome:
         from .hep.composite import BinEmulator
 
-        with _tuner(space, objective, "composite", seed, store, tuner_options) as tuner:
+        with chi2_tuner(space, objective, "composite", seed, store, tuner_options) as tuner:
             result = tuner.run(n_evals, callback=callback)
             if not result.success:
                 raise BayestuneError(f"the closure tune failed: {result.message}")
@@ -133,15 +133,20 @@ class CompositeTuning:
         return TuneOutcome(result, emulator.uncertainty())
 
 
-def _tuner(space: Space, objective: Any, optimiser: str, seed: int, store: Any,
-           tuner_options: dict[str, Any] | None) -> Tuner:
+def chi2_tuner(space: Space, objective: Any, engine: str, seed: int, store: Any,
+               tuner_options: dict[str, Any] | None) -> Tuner:
+    """A :class:`~bayestune.Tuner` of a chi2 objective: the GP models ``ln(chi2)`` unless
+    ``tuner_options`` says otherwise, and ``engine="composite"`` is the composite
+    bin-emulator engine (other names go to the tuner)."""
     from .hep.composite import CompositeChi2Engine
 
     options = dict(tuner_options or {})
     # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
     options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
-    if optimiser == "composite":
+    if engine == "composite":
         options.setdefault("engine", CompositeChi2Engine(space, objective))
+    elif engine != "gp":
+        options.setdefault("engine", engine)
     return Tuner(space, objective, seed=seed, store=store, **options)
 
 

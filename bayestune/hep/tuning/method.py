@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from ...exceptions import BayestuneError, StoreError
-from ...gp import SurrogateConfig
 from ...history import Trial
 from ...objective import Status
 from ...result import Result
@@ -26,7 +25,6 @@ from ...tuner import Tuner
 from ...uncertainty import Uncertainty
 from ..binwise import BinwiseModel
 from ..chi2 import HistogramObjective
-from ..composite import CompositeChi2Engine
 from .budget import Budget, StageRecord
 from .options import GeneratorTuning
 from .refine import LocalStages, min_rounds
@@ -189,17 +187,16 @@ def _events_per_run(objective: HistogramObjective) -> int | None:
 def _explore_tuner(space: Space, objective: HistogramObjective, method: GeneratorTuning,
                    seed: int, store: Any, identity: dict[str, Any],
                    tuner_options: dict[str, Any] | None) -> Tuner:
+    from ...strategies import chi2_tuner
+
     options = dict(tuner_options or {})
-    # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
-    options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
     if method.explore.n_initial is not None:
         options.setdefault("n_initial", method.explore.n_initial)
-    engine: Any = method.explore.engine
-    if engine == "composite":
-        engine = CompositeChi2Engine(space, objective)
-    metadata = dict(options.pop("metadata", None) or {}, generator_tuning=identity)
-    return Tuner(space, objective, seed=seed, store=store, engine=engine, metadata=metadata,
-                 **options)
+    options["metadata"] = dict(options.get("metadata") or {}, generator_tuning=identity)
+    if "engine" in options:
+        raise ValueError("the generator-tuning method names its explore engine "
+                         "(ExploreStage.engine); do not pass tuner_options['engine']")
+    return chi2_tuner(space, objective, method.explore.engine, seed, store, options)
 
 
 def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from ...uncertainty import Uncertainty
 from ..binfits import _data_denominators, _used_bins_of
 from ..chi2 import HistogramObjective
 from .options import ProbeStage
+from .regions import coordinates
 
 __all__ = ["line_minimum", "valley_line"]
 
@@ -84,7 +85,7 @@ def line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
     if len(trials) < degree + 2:
         return None
     used = objective.used_bins()
-    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    X = coordinates(trials, dims)
     s = (X - origin) @ direction / float(direction @ direction)
     if np.ptp(s) <= 0:
         return None

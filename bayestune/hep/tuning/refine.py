@@ -108,8 +108,8 @@ class LocalStages:
         self.n_round = refine.round_size(len(self.dims))
         self.before = [t for t in trials if t.value is not None]
         self.local: list[Trial] = []  # the rounds' completed evaluations
-        done = [t for t in trials if t.value is not None]
-        self.base = dict(min(done, key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
+        self.base = dict(min(self.before,
+                             key=lambda t: float(t.value)).params)  # type: ignore[arg-type]
         self.records: list[StageRecord] = []
         #: the first walk's final fit and last region, kept when a probe moved the walk
         self._first_walk: tuple[BinwiseModel, Uncertainty, np.ndarray] | None = None

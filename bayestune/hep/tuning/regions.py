@@ -71,7 +71,7 @@ def trials_in_region(trials: list[Trial], dims: list[Real], centre: np.ndarray,
                       axes: np.ndarray, at_least: int) -> list[Trial]:
     """The trials inside ``centre + axes @ [-1, 1]^k`` (the ``at_least`` nearest, in that
     region's units, when fewer are inside)."""
-    X = np.array([[float(t.params[d.name]) for d in dims] for t in trials])
+    X = coordinates(trials, dims)
     dist = np.max(np.abs(np.linalg.solve(axes, (X - centre).T)), axis=0)
     order = np.argsort(dist, kind="stable")
     n = max(int(np.sum(dist <= 1.0 + 1e-9)), at_least)
@@ -84,11 +84,10 @@ def inside_design(candidates: list[Trial], design: list[Trial],
     larger leverage than at the design's own most exposed point."""
     if not candidates:
         return []
-    X = np.array([[float(t.params[d.name]) for d in dims] for t in design])
+    X = coordinates(design, dims)
     centre, scale = _unit_box(X)
     gram, worst = _design_leverage(quadratic_features((X - centre) / scale))
-    C = quadratic_features((np.array([[float(t.params[d.name]) for d in dims]
-                                      for t in candidates]) - centre) / scale)
+    C = quadratic_features((coordinates(candidates, dims) - centre) / scale)
     inside = np.einsum("ip,pq,iq->i", C, gram, C) <= worst
     return [t for t, ok in zip(candidates, inside) if ok]
 
@@ -141,7 +140,7 @@ def start_region(trials: list[Trial], space: Space, objective: HistogramObjectiv
     done, cloud, _ = near_lowest(trials)
     if not done:
         raise BayestuneError("refine_binwise needs completed evaluations to start from")
-    X = np.array([[float(t.params[d.name]) for d in dims] for t in cloud])
+    X = coordinates(cloud, dims)
     centre = X[0]
     span = np.array([float(d.high) - float(d.low) for d in dims])
     box = np.diag(np.maximum(np.abs(X - centre).max(axis=0), 0.02 * span))
