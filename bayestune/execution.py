@@ -566,11 +566,20 @@ def _fail_points_that_killed_the_driver(tuner: Any, limit: int) -> None:
     """Record as failed the pending points whose evaluation in the driver process ended
     the driver ``limit`` times: rerunning them would end it again."""
     for number, deaths in sorted(tuner.store.driver_deaths().items()):
-        if deaths >= limit:
-            tuner.tell(number, Outcome.failed(
-                f"the driver process ended {deaths} times while evaluating this point "
-                "(a crash, os._exit, the out-of-memory killer or kill -9) without a "
-                "result; recorded as failed and not evaluated again"))
+        outcome = driver_death_failure(deaths, limit)
+        if outcome is not None:
+            tuner.tell(number, outcome)
+
+
+def driver_death_failure(deaths: int, limit: int) -> Outcome | None:
+    """The failure recorded for a point whose evaluation in the driver process ended the
+    driver ``deaths`` times, when that reaches ``limit`` (None below it)."""
+    if deaths < limit:
+        return None
+    return Outcome.failed(
+        f"the driver process ended {deaths} times while evaluating this point (a crash, "
+        "os._exit, the out-of-memory killer or kill -9) without a result; recorded as "
+        "failed and not evaluated again")
 
 
 def _abandon_leftovers(tuner: Any) -> None:

@@ -124,12 +124,14 @@ class LocalStages:
         walk = _Walk(centre, axes, centre, axes)
         probed, walked = False, 0
         for r in range(1, rounds + 1):
-            if self._may_probe(probed, walk, r, rounds):
+            if self._may_probe(probed, walk, r, rounds) and self._probe(walk, r):
                 probed = True
-                if self._probe(walk, r):
-                    continue
+                continue
             self._round(walk, r)
             walked += 1
+        if self.probe.enabled and not probed:
+            self.records.append(StageRecord("probe", 0, "not needed: the valley rises "
+                                            "within the rounds' reach"))
         self.records.append(StageRecord("refine", walked * self.n_round,
                                         "its share of the budget spent",
                                         {"rounds": walked, "centres": walk.log}))
@@ -139,8 +141,7 @@ class LocalStages:
         """A probe looks beyond where the walk has stopped: once, when the debiased fit's
         minimum lies inside what its design can predict, with two rounds left after it."""
         return (self.probe.enabled and not probed and rounds - r >= _ROUNDS_AFTER_PROBE
-                and walk.model is not None and walk.unc is not None and walk.model.debiased
-                and not self._on_wall(walk.model, walk.unc))
+                and walk.model is not None and walk.unc is not None)
 
     def _round(self, walk: _Walk, r: int) -> None:
         """One round of ``n_round`` points in the walk's region, then the next region."""
@@ -201,11 +202,9 @@ class LocalStages:
         """Probe along the valley of the debiased fit so far when it is flat (or from a
         bound); returns whether the round was spent on it."""
         model, unc = walk.model, walk.unc  # the debiased fit of the rounds so far
-        line = None if model is None or unc is None or not model.debiased else valley_line(
+        line = None if model is None or unc is None else valley_line(
             unc, self.dims, self.lo, self.hi, self.refine.max_extent, self.probe)
         if line is None:
-            self.records.append(StageRecord("probe", 0, "not needed: the valley rises "
-                                            "within the rounds' reach"))
             return False
         origin, direction, (first, last), across = line
         steps = np.linspace(first, last, self.n_round)
@@ -264,7 +263,7 @@ class LocalStages:
         if self._first_walk is not None:
             # the probe moved the walk on a noisy line: the two walks' final fits decide
             first_model, first_unc, first_centre = self._first_walk
-            if first_unc.fun < unc.fun:
+            if first_model.debiased and first_unc.fun < unc.fun:
                 model, unc, last_centre = first_model, first_unc, first_centre
                 chosen = "the first walk's final fit (lower than the second walk's)"
             else:

@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ...execution import driver_death_failure
 from ...history import Trial
-from ...objective import Outcome, Status, evaluate
+from ...objective import Status, evaluate
 from .budget import Budget
 
 __all__ = ["StageRunner"]
@@ -73,11 +74,10 @@ class StageRunner:
         """Evaluate a pending trial in this process (a point whose evaluation ended the
         process ``max_driver_deaths`` times is recorded as failed instead)."""
         store = self.tuner.store
-        deaths = store.driver_deaths().get(pending.number, 0)
-        if deaths >= self.max_driver_deaths:
-            return self.tuner.tell(pending, Outcome.failed(
-                f"the driver process ended {deaths} times while evaluating this point "
-                "without a result; recorded as failed and not evaluated again"))
+        killed = driver_death_failure(store.driver_deaths().get(pending.number, 0),
+                                      self.max_driver_deaths)
+        if killed is not None:
+            return self.tuner.tell(pending, killed)
         store.record_start(pending.number)
         try:
             outcome = evaluate(self.tuner.objective, pending.params)
