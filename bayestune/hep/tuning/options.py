@@ -105,7 +105,8 @@ class RefineStage:
 
 @dataclass(frozen=True)
 class ProbeStage:
-    """One round along the valley through the estimate (see :mod:`.probe`).
+    """One round along the valley through the estimate, after the first fitted round that
+    shows a flat valley or a bound (see :mod:`.probe` and :mod:`.refine`).
 
     Attributes
     ----------

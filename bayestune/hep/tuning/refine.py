@@ -16,12 +16,14 @@ instead: its fitted region doubles while its minimum sits on the edge of its poi
 extrapolates. The rounds spend their share of the budget whole, and the last round's
 debiased fit is the estimate.
 
-Once the walk has stopped -- the debiased fit's minimum lies inside what its design can
-predict -- with at least two more rounds in the share, a probe may replace one round
-(:class:`~bayestune.hep.tuning.options.ProbeStage`): when the fit shows a flat valley, or
-a minimum on or near a bound, a round goes along the valley
-(:mod:`.probe`); if the chi2 is lower there beyond the rounds' reach, the walk continues from
-that point, and at the end the lower of the two walks' final fits is the estimate.
+After any round whose fit (plain or debiased) shows a flat valley, or a minimum on or near
+a bound, a probe may replace one round, once, with at least two more rounds left
+(:class:`~bayestune.hep.tuning.options.ProbeStage`): a round goes along the valley
+(:mod:`.probe`). The walk moves a region per round at most, and the explore stage may end at
+the far end of a long valley; the probe sees the whole valley in one round. If the chi2 is
+lower along the line beyond the rounds' reach, the walk continues from that point; at the
+end the lower of the two walks' final fits is the estimate, when the first walk had reached
+a debiased fit (else the second walk's).
 """
 
 from __future__ import annotations
@@ -138,8 +140,8 @@ class LocalStages:
         return self._final(walk)
 
     def _may_probe(self, probed: bool, walk: _Walk, r: int, rounds: int) -> bool:
-        """A probe looks beyond where the walk has stopped: once, when the debiased fit's
-        minimum lies inside what its design can predict, with two rounds left after it."""
+        """A probe may follow any fitted round, once, with two rounds left after it (whether
+        it runs depends on the fit's valley, :meth:`_probe`)."""
         return (self.probe.enabled and not probed and rounds - r >= _ROUNDS_AFTER_PROBE
                 and walk.model is not None and walk.unc is not None)
 
