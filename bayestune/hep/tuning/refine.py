@@ -201,9 +201,9 @@ class LocalStages:
 
     # ------------------------------------------------------------------ the probe
     def _probe(self, walk: _Walk, r: int) -> bool:
-        """Probe along the valley of the debiased fit so far when it is flat (or from a
-        bound); returns whether the round was spent on it."""
-        model, unc = walk.model, walk.unc  # the debiased fit of the rounds so far
+        """Probe along the valley of the last round's fit (plain or debiased) when it is
+        flat (or from a bound); returns whether the round was spent on it."""
+        model, unc = walk.model, walk.unc  # the last round's fit
         line = None if model is None or unc is None else valley_line(
             unc, self.dims, self.lo, self.hi, self.refine.max_extent, self.probe)
         if line is None:
