@@ -55,6 +55,7 @@ from .regions import (
     region_axes,
     start_region,
     trials_in_region,
+    trusted_step,
 )
 from .runner import StageRunner
 
@@ -153,18 +154,19 @@ class LocalStages:
         self._evaluate(f"refine:{r}", points)
         walk.last_centre, walk.last_axes = walk.centre, walk.axes
         model, unc = self._debiased(walk)
-        if model is None or unc is None or self._on_wall(model, unc):
-            # the walk has not reached the minimum (or the rounds are too few for the
-            # debiased fit): the plain fit of the region, which extrapolates beyond the
-            # evaluations, leads
-            local_model, local_unc = fit_local(self.before + self.local, self.space,
-                                               self.objective, self.refine.rank,
-                                               walk.centre, walk.axes)
-            centre = self._minimum(local_unc)
-            axes = self._next_axes(local_unc, local_model, walk.axes)
+        if model is None or unc is None:
+            # too few rounds for the debiased fit: the plain fit of the region, which
+            # extrapolates beyond the evaluations, leads
+            model, unc = fit_local(self.before + self.local, self.space, self.objective,
+                                   self.refine.rank, walk.centre, walk.axes)
+            centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
             how = "plain fit"
-            if model is None or unc is None:
-                model, unc = local_model, local_unc
+        elif self._on_wall(model, unc):
+            # the minimum lies beyond what the design can predict: a trust-region step
+            # towards it, as far as the design trusts the fit, and a larger region
+            centre = trusted_step(model, walk.centre, self._minimum(unc))
+            axes = capped(2.0 * walk.axes, self.hi - self.lo, self.refine.max_extent)
+            how = "debiased fit, step to its leverage wall"
         else:
             centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
             how = "debiased fit"
@@ -220,16 +222,15 @@ class LocalStages:
             step, shift, gain, gain_sd = found
             target = np.clip(origin + step * direction + across @ shift, self.lo, self.hi)
             details.update(step=step, gain=gain, gain_sd=gain_sd, target=target.tolist())
-            if abs(step) > self.refine.max_extent and gain > self.probe.min_gain_sd * gain_sd:
+            if gain > max(self.probe.min_gain_sd * gain_sd, 0.0):
                 assert model is not None and unc is not None
                 self._first_walk = (model, unc, walk.last_centre)
                 walk.centre = target
-                outcome = (f"lower by {gain:.1f} +- {gain_sd:.1f} beyond the rounds' reach: "
-                           "the walk moves there")
+                outcome = (f"lower by {gain:.1f} +- {gain_sd:.1f} at {step:+.2f} of the "
+                           "ranges along the line: the walk moves there")
             else:
-                outcome = (f"no significantly lower chi2 beyond the rounds' reach (gain "
-                           f"{gain:.1f} +- {gain_sd:.1f} at {step:+.2f} of the ranges); "
-                           "the walk goes on")
+                outcome = (f"no lower chi2 along the line (gain {gain:.1f} +- "
+                           f"{gain_sd:.1f}); the walk goes on")
         _log.info("probe: %s", outcome)
         self.records.append(StageRecord("probe", self.n_round, outcome, details))
         return True

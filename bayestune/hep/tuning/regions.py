@@ -107,6 +107,23 @@ def on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
     return False
 
 
+def trusted_step(model: BinwiseModel, start: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The point on the segment from ``start`` to ``target`` nearest ``target`` where the
+    debiased ``model`` is still trusted (its leverage no larger than at its design's most
+    exposed point): a trust-region step towards a minimum the design cannot predict.
+    ``start`` must be trusted (the centre of the design)."""
+    if model.leverage(target) <= model.max_leverage:
+        return np.asarray(target, dtype=float)
+    lo, hi = 0.0, 1.0  # fractions of the step: trusted, not trusted
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        if model.leverage(start + mid * (target - start)) <= model.max_leverage:
+            lo = mid
+        else:
+            hi = mid
+    return np.asarray(start + lo * (target - start), dtype=float)
+
+
 def fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
                rank: int | str | None, centre: np.ndarray,
                axes: np.ndarray) -> tuple[BinwiseModel, Uncertainty]:
