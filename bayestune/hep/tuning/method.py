@@ -163,8 +163,8 @@ def tune_generator(
     budget = Budget(n_evals, events_per_run=_events_per_run(objective))
     n_explore, rounds = plan_budget(n_evals, k, method)
     identity = {"method": method.to_dict(), "n_evals": n_evals}
-    with _explore_tuner(space, objective, method, seed, store, identity,
-                        tuner_options) as tuner:
+    with _explore_tuner(space, objective, method, seed, store, identity, tuner_options,
+                        method.explore.design_size(n_explore, len(space))) as tuner:
         _check_identity(tuner, identity)
         runner = StageRunner(tuner, budget, callback)
         explored = _explore(tuner, runner, n_explore, callback)
@@ -186,12 +186,11 @@ def _events_per_run(objective: HistogramObjective) -> int | None:
 
 def _explore_tuner(space: Space, objective: HistogramObjective, method: GeneratorTuning,
                    seed: int, store: Any, identity: dict[str, Any],
-                   tuner_options: dict[str, Any] | None) -> Tuner:
+                   tuner_options: dict[str, Any] | None, n_initial: int) -> Tuner:
     from ...strategies import chi2_tuner
 
     options = dict(tuner_options or {})
-    if method.explore.n_initial is not None:
-        options.setdefault("n_initial", method.explore.n_initial)
+    options.setdefault("n_initial", n_initial)
     options["metadata"] = dict(options.get("metadata") or {}, generator_tuning=identity)
     if "engine" in options:
         raise ValueError("the generator-tuning method names its explore engine "

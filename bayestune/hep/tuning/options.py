@@ -46,13 +46,21 @@ class ExploreStage:
         CompositeChi2Engine`: GP emulators of the bins, EI of the chi2 computed from them)
         or any engine of :class:`~bayestune.Tuner` (``"gp"``, ``"random"``...).
     n_initial : int, optional
-        Space-filling points before the engine takes over (default: the tuner's).
+        Space-filling points before the engine takes over (default: ``initial_fraction``
+        of the stage's runs).
+    initial_fraction : float
+        Share of the stage's runs in its space-filling design when ``n_initial`` is not
+        given (at least the tuner's ``max(5, 2 k)``). The bin emulators of the composite
+        engine need the design to see the valley: after a design of ``2 k`` points its
+        expected improvement spent the rest of the stage within a few hundredths of the
+        ranges around one point, often far along the valley from the minimum.
     """
 
     fraction: float = 0.4
     engine: str = "composite"
     n_initial: int | None = None
     runs: int | None = None
+    initial_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         _number("explore.fraction", self.fraction, 0.05, 0.95)
@@ -63,6 +71,13 @@ class ExploreStage:
                              f"{list(ENGINE_NAMES)}, got explore.engine={self.engine!r}")
         if self.n_initial is not None:
             _count("explore.n_initial", self.n_initial, 2)
+        _number("explore.initial_fraction", self.initial_fraction, 0.0, 1.0)
+
+    def design_size(self, runs: int, k: int) -> int:
+        """Space-filling points of a stage of ``runs`` runs over ``k`` parameters."""
+        if self.n_initial is not None:
+            return self.n_initial
+        return min(runs, max(5, 2 * k, round(self.initial_fraction * runs)))
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ shallow dip far from the data's minimum, and a bound can stop them at its far en
 spends one round along the covariance's major axis -- from bound to bound through the
 estimate, or away from a bound the estimate sits on or near -- fits each bin along that line
 with a polynomial in the position, and profiles the chi2 of those bins over shifts across
-the line (a straight line leaves a curved valley's floor). When the chi2 is lower beyond the
-rounds' reach, the walk moves there.
+the line (a straight line leaves a curved valley's floor). When that chi2 is lower somewhere
+along the line than at the estimate, the walk moves there.
 """
 
 from __future__ import annotations

@@ -9,21 +9,23 @@ taken from the others and from the earlier evaluations inside the rounds' design
 fits' own noise is known and subtracted from the chi2 -- a plain fit's minimum is pulled
 towards the centre of its own points. The next region is centred on that minimum and
 shaped by its covariance (kept between half and twice the previous region in every
-direction). While the rounds are too few for the debiased fit (:func:`min_rounds`), or its
-minimum lies on the edge of what its design can predict (the walk has not reached the
-minimum), a plain bin-by-bin fit of the region's evaluations places the next region
-instead: its fitted region doubles while its minimum sits on the edge of its points, so it
-extrapolates. The rounds spend their share of the budget whole, and the last round's
-debiased fit is the estimate.
+direction). While the rounds are too few for the debiased fit (:func:`min_rounds`), a plain
+bin-by-bin fit of the region's evaluations places the next region: its fitted region doubles
+while its minimum sits on the edge of its points, so it extrapolates. When the debiased
+fit's minimum lies on the edge of its evaluations or on its leverage wall (beyond what its
+design can predict: the walk has not reached the minimum), the next round is centred where
+the way from the round's centre to that minimum meets the leverage wall -- a trust-region
+step, as far as the fit is trusted -- in a region twice as large. The rounds spend their
+share of the budget whole, and the last round's debiased fit is the estimate.
 
 After any round whose fit (plain or debiased) shows a flat valley, or a minimum on or near
 a bound, a probe may replace one round, once, with at least two more rounds left
 (:class:`~bayestune.hep.tuning.options.ProbeStage`): a round goes along the valley
 (:mod:`.probe`). The walk moves a region per round at most, and the explore stage may end at
-the far end of a long valley; the probe sees the whole valley in one round. If the chi2 is
-lower along the line beyond the rounds' reach, the walk continues from that point; at the
-end the lower of the two walks' final fits is the estimate, when the first walk had reached
-a debiased fit (else the second walk's).
+the far end of a long valley; the probe sees the whole valley in one round. If the line's
+chi2 is lower somewhere along it than at the estimate, the walk continues from that point;
+at the end the lower of the two walks' final fits is the estimate, when the first walk had
+reached a debiased fit (else the second walk's).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ SETTLED_QUANTILE = 0.95
 WALL_FRACTION = 0.95
 #: rounds that must remain after a probe, to refit where it leads
 _ROUNDS_AFTER_PROBE = 2
+#: a debiased fit places the next round once it fits this many times a quadratic's
+#: coefficients (the size of every local fit's selection, :func:`.regions.fit_local`)
+_LEAD_FACTOR = 2
 
 
 def min_rounds(k: int, n_round: int) -> int:
@@ -109,6 +114,7 @@ class LocalStages:
         self.lo = np.array([float(d.low) for d in self.dims])
         self.hi = np.array([float(d.high) for d in self.dims])
         self.n_round = refine.round_size(len(self.dims))
+        self.n_quad = n_quadratic_terms(len(self.dims))
         self.before = [t for t in trials if t.value is not None]
         self.local: list[Trial] = []  # the rounds' completed evaluations
         self.base = dict(min(self.before,
@@ -154,13 +160,18 @@ class LocalStages:
         self._evaluate(f"refine:{r}", points)
         walk.last_centre, walk.last_axes = walk.centre, walk.axes
         model, unc = self._debiased(walk)
-        if model is None or unc is None:
-            # too few rounds for the debiased fit: the plain fit of the region, which
-            # extrapolates beyond the evaluations, leads
-            model, unc = fit_local(self.before + self.local, self.space, self.objective,
-                                   self.refine.rank, walk.centre, walk.axes)
-            centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
+        if model is None or unc is None or model.n_points < _LEAD_FACTOR * self.n_quad:
+            # too few round evaluations for the debiased fit to lead: the plain fit of the
+            # region, which extrapolates beyond the evaluations, places the next round (a
+            # debiased fit with a few more evaluations than coefficients is kept as the
+            # estimate, but its noise would steer the walk)
+            plain, plain_unc = fit_local(self.before + self.local, self.space, self.objective,
+                                         self.refine.rank, walk.centre, walk.axes)
+            centre = self._minimum(plain_unc)
+            axes = self._next_axes(plain_unc, plain, walk.axes)
             how = "plain fit"
+            if model is None or unc is None:
+                model, unc = plain, plain_unc
         elif self._on_wall(model, unc):
             # the minimum lies beyond what the design can predict: a trust-region step
             # towards it, as far as the design trusts the fit, and a larger region
