@@ -91,6 +91,13 @@ def test_plan_budget_and_bad_options_name_the_value():
         ProbeStage(enabled=1)
     with pytest.raises(ValueError, match="explore.engine='cma'"):
         ExploreStage(engine="cma")
+    with pytest.raises(ValueError, match="explore.initial_fraction=1.2"):
+        ExploreStage(initial_fraction=1.2)
+    # the explore stage's space-filling design: half its runs, at least the tuner's max(5, 2k)
+    assert ExploreStage().design_size(32, 4) == 16
+    assert ExploreStage(initial_fraction=0.1).design_size(32, 4) == 8
+    assert ExploreStage(n_initial=12).design_size(32, 4) == 12
+    assert ExploreStage(initial_fraction=1.0).design_size(6, 4) == 6
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['widht'\] of the refine"):
         GeneratorTuning.from_dict({"refine": {"widht": 3}})
     with pytest.raises(ValueError, match=r"unknown stage\(s\) \['polish'\]"):
@@ -239,3 +246,24 @@ def test_an_unsettled_estimate_carries_the_walks_last_step():
     assert wider.errors["a"] == pytest.approx(np.hypot(0.1, 0.3))
     assert wider.errors["b"] == pytest.approx(np.hypot(0.2, 0.4))
     assert wider.covariance[0, 1] == pytest.approx(-0.12) and wider.x == unc.x
+
+
+class _Bowl:
+    """A stand-in for a debiased fit whose design is trusted inside the unit disc."""
+
+    max_leverage = 1.0
+
+    @staticmethod
+    def leverage(x):
+        return float(np.sum(np.asarray(x) ** 2))
+
+
+def test_a_trusted_step_stops_on_the_leverage_wall():
+    from bayestune.hep.tuning.regions import trusted_step
+
+    start = np.zeros(2)
+    # a minimum beyond the wall: the step goes towards it and stops on the wall
+    step = trusted_step(_Bowl(), start, np.array([3.0, 4.0]))
+    assert np.allclose(step, [0.6, 0.8], atol=1e-6) and _Bowl.leverage(step) <= 1.0
+    # a minimum the design trusts is the step itself
+    assert np.array_equal(trusted_step(_Bowl(), start, np.array([0.3, -0.2])), [0.3, -0.2])
