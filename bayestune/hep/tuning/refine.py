@@ -9,9 +9,10 @@ taken from the others and from the earlier evaluations inside the rounds' design
 fits' own noise is known and subtracted from the chi2 -- a plain fit's minimum is pulled
 towards the centre of its own points. The next region is centred on that minimum and
 shaped by its covariance (kept between half and twice the previous region in every
-direction). While the rounds are too few for the debiased fit (:func:`min_rounds`), a plain
-bin-by-bin fit of the region's evaluations places the next region: its fitted region doubles
-while its minimum sits on the edge of its points, so it extrapolates. When the debiased
+direction). Until the debiased fit holds twice a quadratic's coefficients (four rounds of
+eight for four parameters; fewer make its noise steer the walk), a plain bin-by-bin fit of
+the region's evaluations places the next region: its fitted region doubles while its
+minimum sits on the edge of its points, so it extrapolates. When the debiased
 fit's minimum lies on the edge of its evaluations or on its leverage wall (beyond what its
 design can predict: the walk has not reached the minimum), the next round is centred where
 the way from the round's centre to that minimum meets the leverage wall -- a trust-region
