@@ -331,20 +331,7 @@ def fit_binwise(
         raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
     k = len(dims)
     n_coef = n_quadratic_terms(k)
-    if trials is None:
-        with_bins = [t for t in history.completed if "bins" in t.info]
-        if not with_bins:
-            raise BayestuneError(
-                "no trial carries its bins: build the objective with keep_bins=True"
-            )
-        n_use = min(len(with_bins), n_points or 2 * n_coef)
-        chosen = sorted(with_bins, key=lambda t: float(t.value))[:n_use]  # type: ignore[arg-type]
-    else:
-        chosen = list(trials)
-        if any("bins" not in t.info for t in chosen):
-            raise BayestuneError(
-                "a fitted trial carries no bins: build the objective with keep_bins=True"
-            )
+    chosen = _fitted_trials(history, trials, n_points or 2 * n_coef)
     n_use = len(chosen)
     if n_use < n_coef + 2:
         raise BayestuneError(
@@ -357,11 +344,7 @@ def fit_binwise(
     draw = None
     lack_of_fit = 1.0
     if basis is not None:
-        basis = list(basis)
-        if any("bins" not in t.info for t in basis):
-            raise BayestuneError(
-                "a basis trial carries no bins: build the objective with keep_bins=True"
-            )
+        basis = _carrying_bins(basis, "a basis trial")
         fits, draw, lack_of_fit = _cross_fits(A, chosen, basis, objective,
                                               None if rank in (None, "auto") else int(rank),
                                               [d.name for d in dims])
@@ -375,6 +358,25 @@ def fit_binwise(
            np.minimum(X.max(axis=0), [d.high for d in dims]))
     return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
                         design=A if basis is not None else None, lack_of_fit=lack_of_fit)
+
+
+def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
+    trials = list(trials)
+    if any("bins" not in t.info for t in trials):
+        raise BayestuneError(f"{what} carries no bins: build the objective with keep_bins=True")
+    return trials
+
+
+def _fitted_trials(history: History, trials: Sequence[Trial] | None,
+                   n_points: int) -> list[Trial]:
+    """``trials`` (each with its bins), or the ``n_points`` completed trials of ``history``
+    with the lowest chi2 among those with bins."""
+    if trials is not None:
+        return _carrying_bins(trials, "a fitted trial")
+    with_bins = [t for t in history.completed if "bins" in t.info]
+    if not with_bins:
+        raise BayestuneError("no trial carries its bins: build the objective with keep_bins=True")
+    return sorted(with_bins, key=lambda t: float(t.value))[:n_points]  # type: ignore[arg-type]
 
 
 def binwise_round_size(k: int) -> int:
