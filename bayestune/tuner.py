@@ -42,6 +42,11 @@ def _as_space(space: Space | Sequence[Dimension]) -> Space:
     raise BayestuneError(f"space must be a Space or a list of parameters, got {space!r}")
 
 
+def default_n_initial(n_params: int) -> int:
+    """The tuner's default size of the space-filling design for ``n_params`` parameters."""
+    return max(5, 2 * n_params)
+
+
 class Tuner:
     """Bayesian optimisation campaign with ask/tell primitives.
 
@@ -107,7 +112,7 @@ class Tuner:
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise BayestuneError(f"seed must be a non-negative integer, got seed={seed!r}")
         if n_initial is None:
-            n_initial = max(5, 2 * len(self.space))
+            n_initial = default_n_initial(len(self.space))
         if not isinstance(n_initial, (int, np.integer)) or n_initial < 2:
             raise BayestuneError(f"n_initial must be an integer >= 2, got n_initial={n_initial!r}")
         if initial_design not in INITIAL_DESIGNS:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ...engines import ENGINE_NAMES
+from ...tuner import default_n_initial
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
 
@@ -77,7 +78,7 @@ class ExploreStage:
         """Space-filling points of a stage of ``runs`` runs over ``k`` parameters."""
         if self.n_initial is not None:
             return self.n_initial
-        return min(runs, max(5, 2 * k, round(self.initial_fraction * runs)))
+        return min(runs, max(default_n_initial(k), round(self.initial_fraction * runs)))
 
 
 @dataclass(frozen=True)

@@ -251,12 +251,11 @@ class LocalStages:
     def _debiased(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
         """The debiased fit of the rounds' evaluations in the last round's region (None when
         there are too few for it)."""
-        k = len(self.dims)
         local = [t for t in self.local if "bins" in t.info]
-        if len(local) < n_quadratic_terms(k) + 2:
+        if len(local) < self.n_quad + 2:
             return None, None
         local = trials_in_region(local, self.dims, walk.last_centre, walk.last_axes,
-                                 2 * n_quadratic_terms(k))
+                                 _LEAD_FACTOR * self.n_quad)
         before = [t for t in self.before if "bins" in t.info]
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis)
