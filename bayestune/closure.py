@@ -167,6 +167,10 @@ class PseudoDataOptions:
     measured : mapping of str to Histogram, optional
         Real data whose errors the pseudo-data take on (:func:`level1_pseudo_data`, seeded
         by the pseudo-data seed); default: the pseudo-data's own MC errors only.
+
+    The errors of the simulated histograms (``make``'s, before level-1 smearing) are taken
+    as MC errors: the tune's objective gets them as ``reference_mc_errors``, so that the
+    generator-tuning method's errors count their correlation across bins.
     """
 
     make: PseudoData | Mapping[str, Histogram] | None = None
@@ -175,15 +179,23 @@ class PseudoDataOptions:
 
     def histograms(self, simulate: Any, truth: dict[str, Any], tune_seed: int
                    ) -> dict[str, Histogram]:
+        """The pseudo-data."""
+        return self.build(simulate, truth, tune_seed)[0]
+
+    def build(self, simulate: Any, truth: dict[str, Any], tune_seed: int
+              ) -> tuple[dict[str, Histogram], dict[str, np.ndarray]]:
+        """The pseudo-data and the MC errors they contain (the simulation's errors, before
+        any level-1 smearing), per histogram."""
         p_seed = default_pseudo_seed(tune_seed) if self.seed is None else int(self.seed)
         if isinstance(self.make, Mapping):
             data = dict(self.make)
         else:
             maker = self.make if self.make is not None else _default_pseudo_data(simulate)
             data = dict(maker(truth, p_seed))
+        mc = {name: np.asarray(h.errors, dtype=float) for name, h in data.items()}
         if self.measured is not None:
             data = level1_pseudo_data(data, self.measured, p_seed)
-        return data
+        return data, mc
 
 
 def closure_test(
@@ -246,10 +258,11 @@ def closure_test(
     if not any(isinstance(d, Real) for d in space):
         raise BayestuneError("closure_test needs at least one Real parameter")
     method, pseudo = _from_legacy(method, pseudo, legacy, n_evals, space)
-    data = pseudo.histograms(simulate, truth, seed)
+    data, mc_errors = pseudo.build(simulate, truth, seed)
     objective = HistogramObjective(
         simulate, data, weights, model_uncertainty=model_uncertainty, n_params=len(space),
-        keep_pulls=False, keep_bins=bool(method.keep_bins))
+        keep_pulls=False, keep_bins=bool(method.keep_bins),
+        reference_mc_errors={n: e for n, e in mc_errors.items() if n in data})
     outcome = method.tune(objective, space, n_evals, seed=seed, store=store, callback=callback,
                           tuner_options=dict(tuner_options or {}))
     unc = outcome.uncertainty

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from emulated_box import HIGH, LOW, NAMES, BoxEmulator, central_truth  # noqa: E402
 from pythia_closure import SPACE  # noqa: E402
 
-from bayestune.closure import closure_test, default_pseudo_seed, level1_pseudo_data  # noqa: E402
+from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
 
 
@@ -52,10 +52,12 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
-def pseudo_data(sim: Any, reference: dict, truth: dict, seed: int, events: int) -> dict:
+def pseudo_options(sim: Any, reference: dict, truth: dict, seed: int,
+                   events: int) -> PseudoDataOptions:
+    """Level-1 pseudo-data: a simulation at the truth smeared by the measured errors."""
     p_seed = default_pseudo_seed(seed)
-    return level1_pseudo_data(sim.replicate(seed=p_seed, n_events=events)(truth), reference,
-                              p_seed)
+    return PseudoDataOptions(make=sim.replicate(seed=p_seed, n_events=events)(truth),
+                             seed=p_seed, measured=reference)
 
 
 def chi2_at(sim: Any, data: dict, point: dict, seed: int, events: int) -> float:
@@ -79,11 +81,12 @@ def skopt_tune(sim: Any, data: dict, n_calls: int, seed: int) -> dict[str, float
 
 def one_closure(sim: Any, reference: dict, seed: int, args: argparse.Namespace) -> dict:
     truth = central_truth(seed)
-    data = pseudo_data(sim, reference, truth, seed, 4 * args.events)
+    pseudo = pseudo_options(sim, reference, truth, seed, 4 * args.events)
+    data = pseudo.histograms(sim, truth, seed)
     tune_sim = sim.replicate(seed=1_000 + seed)
     store = None if args.store_dir is None else Path(args.store_dir) / f"seed{seed}.sqlite"
     started = time.perf_counter()
-    res = closure_test(tune_sim, SPACE, truth, seed=seed, pseudo_data=data, store=store,
+    res = closure_test(tune_sim, SPACE, truth, seed=seed, pseudo=pseudo, store=store,
                        n_evals=args.budget, **method_options(args))
     row: dict[str, Any] = {
         "seed": seed, "truth": truth, "estimate": res.estimate, "errors": res.errors,
@@ -168,6 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", choices=["emulated", "pythia"], default="emulated")
     parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--noise", choices=["independent", "correlated"],
+                        default="independent",
+                        help="the emulated generator's MC noise: independent bins, or "
+                        "correlated as Pythia's (bench_mc_noise.py)")
     parser.add_argument("--budget", type=int, default=80, help="generator runs per closure")
     parser.add_argument("--events", type=int, default=20_000, help="events per run")
     parser.add_argument("--method", choices=["staged", "legacy"], default="staged")
@@ -192,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)
     if args.generator == "emulated":
-        sim: Any = BoxEmulator(data=args.data).simulator(args.events)
+        sim: Any = BoxEmulator(data=args.data, noise=args.noise).simulator(args.events)
         run_series(sim, reference, args, done)
     else:
         from bayestune.hep.pythia import PythiaSimulator

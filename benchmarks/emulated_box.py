@@ -28,6 +28,7 @@ from bayestune.hep.histogram import Histogram  # noqa: E402
 from bayestune.seeding import point_rng  # noqa: E402
 
 DESIGN = Path(__file__).resolve().parent / "results" / "box4_design.npz"
+NOISE = Path(__file__).resolve().parent / "results" / "mc_noise_replicas.npz"
 NAMES = SPACE.names
 LOW = np.array([d.low for d in SPACE])
 HIGH = np.array([d.high for d in SPACE])
@@ -47,7 +48,10 @@ def monomials(u: np.ndarray, degree: int) -> np.ndarray:
 class BoxEmulator:
     """Per-bin quartics of the box design; :meth:`simulator` gives a noisy generator."""
 
-    def __init__(self, design: Path = DESIGN, data: str | None = None) -> None:
+    def __init__(self, design: Path = DESIGN, data: str | None = None,
+                 noise: str = "independent") -> None:
+        if noise not in ("independent", "correlated"):
+            raise ValueError(f"noise must be 'independent' or 'correlated', got noise={noise!r}")
         with np.load(design, allow_pickle=False) as d:
             X, Y, E = d["points"], d["values"], d["errors"]
             self.ids = [str(i) for i in d["observables"]]
@@ -61,6 +65,20 @@ class BoxEmulator:
         self.error_coef = np.linalg.lstsq(A2, E, rcond=None)[0].T  # (B, p2)
         self.error_floor = 0.2 * E.min(axis=0)
         self.edges = np.cumsum([0] + [self.reference[i].n_bins for i in self.ids])
+        # correlated noise: combinations of Pythia's standardised replica deviations
+        # (bench_mc_noise.py), so that the bins move together as in one Pythia run
+        self.deviations = None
+        if noise == "correlated":
+            with np.load(NOISE, allow_pickle=False) as d:
+                dev = d["deviations"]
+            self.deviations = dev.reshape(-1, dev.shape[-1])
+
+    def standard_noise(self, rng: np.random.Generator) -> np.ndarray:
+        """Noise of unit variance per bin: independent, or correlated as Pythia's."""
+        if self.deviations is None:
+            return rng.normal(size=self.value_coef.shape[0])
+        z = rng.normal(size=len(self.deviations))
+        return z @ self.deviations / np.sqrt(len(self.deviations))
 
     def _unit(self, x: np.ndarray) -> np.ndarray:
         return 2 * (np.atleast_2d(x) - LOW) / (HIGH - LOW) - 1
@@ -100,7 +118,7 @@ class EmulatedGenerator:
         x = np.array([float(params[n]) for n in NAMES])
         err = self.emulator.error(x, self.n_events)
         rng = point_rng(self.key * 1_000_003 + self.n_events, params)
-        values = self.emulator.mean(x) + rng.normal(size=err.shape) * err
+        values = self.emulator.mean(x) + self.emulator.standard_noise(rng) * err
         return self.emulator.histograms(values, err)
 
 

@@ -90,6 +90,17 @@ def _valley_bins(a, b):
             + 0.5 * (a + b) ** 2 * VALLEY_X**2)
 
 
+def _independent_noise(rng):
+    return rng.normal(size=60)
+
+
+def _common_noise(rng):
+    """Per-bin variance 1, 5 % of it shared by all bins along the valley's pattern (as one
+    run's multiplicity moves a whole spectrum)."""
+    return (np.sqrt(0.95) * rng.normal(size=60)
+            + np.sqrt(0.05) * rng.normal() * np.sign(np.sin(5 * VALLEY_X)))
+
+
 def _valley_campaign(seed, bins=_valley_bins):
     """Data at a = b = 0 (errors 1); 32 wide evaluations (the basis) and 20 local ones
     centred at (0.5, -0.5), half a unit along the valley from the truth; MC noise 1 per bin."""
@@ -133,6 +144,57 @@ def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations
     assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
 
 
+def _pseudo_data_campaign(seed, flag):
+    """The linear model against pseudo-data whose noise (errors sigma, all MC) is 30 %
+    shared along ``sign(x - 0.5)``; the runs' noise (a hundredth of it) is correlated alike.
+    Returns the model's uncertainty and the exact covariance of the estimate."""
+    pattern = np.sign(X - 0.5)
+
+    def noise(rng, sd):
+        return sd * (np.sqrt(0.7) * rng.normal(size=X.size) + np.sqrt(0.3) * rng.normal()
+                     * pattern)
+
+    rng = np.random.default_rng(seed)
+    sigma = 0.05 + 0.05 * X
+    ref = {"h": Histogram.from_edges("/T/h", EDGES, 1.0 + 2.0 * X + noise(rng, sigma), sigma)}
+
+    def simulate(p):
+        values = p["a"] + p["b"] * X + noise(rng, 0.01 * sigma)
+        return {"h": Histogram.from_edges("/T/h", EDGES, values, 0.01 * sigma)}
+
+    objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False,
+                                   reference_mc_errors={"h": sigma} if flag else None)
+    space = bt.Space([bt.Real("a", 0.0, 2.0), bt.Real("b", 1.0, 3.0)])
+    tuner = bt.Tuner(space, objective, seed=0)
+
+    def add(a, b):
+        p = {"a": float(a), "b": float(b)}
+        return tuner.add(p, objective(p))
+
+    basis = [add(a, b) for a, b in zip(rng.uniform(0.5, 1.5, 20), rng.uniform(1.5, 2.5, 20))]
+    local = [add(a, b) for a, b in zip(rng.uniform(0.8, 1.2, 30), rng.uniform(1.6, 2.4, 30))]
+    model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+    design = np.column_stack([np.ones_like(X), X]) / sigma[:, None]
+    M = np.linalg.inv(design.T @ design)
+    shared = 0.7 * np.eye(X.size) + 0.3 * np.outer(pattern, pattern)
+    return model.uncertainty(n_replicas=10), M @ design.T @ shared @ design @ M
+
+
+def test_binwise_errors_count_the_pseudo_datas_correlated_mc_noise():
+    """Pseudo-data are a simulation: their MC noise is correlated across bins as a run's
+    is. Told so (``reference_mc_errors``), the errors follow the exact covariance (within
+    the noise of the correlation measured on 30 runs); taken as independent bins, the
+    variances would be less than half of it."""
+    told, independent = [], []
+    for seed in range(6):
+        unc, exact = _pseudo_data_campaign(seed, True)
+        told.append(np.diag(unc.covariance) / np.diag(exact))
+        unc, exact = _pseudo_data_campaign(seed, False)
+        independent.append(np.diag(unc.covariance) / np.diag(exact))
+    assert np.all((0.7 < np.mean(told, axis=0)) & (np.mean(told, axis=0) < 1.3)), told
+    assert np.all(np.mean(independent, axis=0) < 0.55), independent
+
+
 def test_binwise_noise_form_predicts_how_the_fits_error_grows():
     """The debiased model subtracts ``f(theta)^T M f(theta)`` as the fits' noise: over many
     campaigns, the squared error of the fitted bins grows from the design's centre to its
@@ -154,21 +216,38 @@ def test_binwise_noise_form_predicts_how_the_fits_error_grows():
         assert abs(np.mean(growth[p]) - np.mean(form[p])) < 3 * se, (p, np.mean(growth[p]))
 
 
-def test_binwise_lack_of_fit_widens_the_errors_of_bins_that_are_not_quadratic():
-    space, objective, basis, local = _valley_campaign(0)
-    quadratic = fit_binwise(History([]), space, objective, trials=local, basis=basis)
-    assert 0.7 < quadratic.lack_of_fit < 1.5
+def _residual_noise(bins, noise, seed, n=30):
+    """``_noise_factor`` of ``n`` runs of ``bins`` (quadratic features of two parameters)
+    with per-bin noise ``noise(rng)`` of quoted variance 1."""
+    from bayestune.hep.binfits import _noise_factor
+    from bayestune.quadratic import quadratic_features
 
-    def cubic(a, b):
-        return _valley_bins(a, b) + 0.8 * (a + b) ** 3 * np.cos(7 * VALLEY_X)
+    rng = np.random.default_rng(seed)
+    P = rng.uniform(-1.5, 1.5, (n, 2))
+    Z = np.array([bins(a, b) + noise(rng) for a, b in P])
+    A = quadratic_features(P)
+    return _noise_factor(Z, A, np.linalg.pinv(A), np.ones_like(Z))
 
-    space, objective, basis, local = _valley_campaign(0, bins=cubic)
-    model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
-    assert model.lack_of_fit > 3.0
-    scaled = model.uncertainty(n_replicas=20).errors
-    model.lack_of_fit = 1.0  # the same fit, its residuals taken for noise
-    plain = model.uncertainty(n_replicas=20).errors
-    assert all(scaled[n] > 1.2 * plain[n] for n in ("a", "b")), (scaled, plain)
+
+def test_binwise_residual_noise_has_the_runs_correlation_and_lack_of_fit():
+    """The replicas' noise is estimated from the fitted runs' residuals: independent noise
+    gives the quoted variance, a common mode of the bins shows along its pattern, and bins
+    that are not quadratic show their lack of fit."""
+    pattern = np.sign(np.sin(5 * VALLEY_X))  # a mode along the valley, |pattern| = 1
+
+    def cubic(a, b):  # misses a quadratic by several units of noise over the runs
+        return _valley_bins(a, b) + 2.0 * (a + b) ** 3 * np.cos(7 * VALLEY_X)
+
+    along, diag, missed = [], [], []
+    for seed in range(20):
+        F = _residual_noise(_valley_bins, _independent_noise, seed)
+        diag.append(np.mean(np.sum(F**2, axis=0)))
+        F = _residual_noise(_valley_bins, _common_noise, seed)
+        along.append(np.sum((F @ pattern) ** 2) / 60)  # independent bins: 1; here 0.95 + 3
+        missed.append(np.mean(np.sum(_residual_noise(cubic, _independent_noise, seed) ** 2, 0)))
+    assert 0.9 < np.mean(diag) < 1.1
+    assert 3.0 < np.mean(along) < 5.0, np.mean(along)
+    assert np.min(missed) > 2.0, missed  # quoted: 1
 
 
 def test_binwise_basis_needs_bins():

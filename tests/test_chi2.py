@@ -124,3 +124,18 @@ def test_clear_errors():
     shifted = {"a": hist("a", [1, 2, 3], [1, 1, 1], edges=[0, 1, 2, 4]), "n": SIM["n"]}
     with pytest.raises(HistogramError, match="bin 2"):
         HistogramObjective(lambda p: shifted, REF)({})
+
+
+def test_reference_mc_errors_are_checked_and_flattened_like_the_used_bins():
+    obj = HistogramObjective(lambda p: SIM, REF, reference_mc_errors={"a": [0.5, 0.0, 3.0]})
+    used = obj.used_bins()
+    np.testing.assert_array_equal(used.mc_errors, [0.5, 0.0, 3.0, 0.0])  # "n" given none
+    assert HistogramObjective(lambda p: SIM, REF).used_bins().mc_errors is None
+    with pytest.raises(KeyError, match="'b'"):
+        HistogramObjective(lambda p: SIM, REF, reference_mc_errors={"b": [1.0]})
+    with pytest.raises(ValueError, match=r"reference_mc_errors\['a'\] has shape \(2,\)"):
+        HistogramObjective(lambda p: SIM, REF, reference_mc_errors={"a": [1.0, 1.0]})
+    with pytest.raises(ValueError, match=r"finite and >= 0.*-1\.0"):
+        HistogramObjective(lambda p: SIM, REF, reference_mc_errors={"a": [-1.0, 1.0, 1.0]})
+    with pytest.raises(ValueError, match="exceeds the reference's errors"):
+        HistogramObjective(lambda p: SIM, REF, reference_mc_errors={"a": [1.5, 1.0, 1.0]})

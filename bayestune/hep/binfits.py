@@ -118,16 +118,18 @@ def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
 def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
     rank: int | None, names: list[str],
-) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float]:
+) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float,
+           np.ndarray]:
     """Quadratics of the trials' used bins, each trial projected onto directions taken from
     the ``basis`` and the other trials (leave one out; see :func:`fit_binwise`).
 
     Works in units where the chi2 is a plain sum of squares. The fitted coefficients'
     covariance is that of the projected MC noise, so the model's noise form is exact; the
     replicas redo the whole fit, directions included, on the fitted bins plus new MC noise
-    (so the directions' own noise is part of the replicas' spread), scaled up by the lack of
-    fit when the residuals exceed the noise. Returns the fits, the replicas' draw and the
-    lack of fit.
+    (so the directions' own noise is part of the replicas' spread). The new noise has the
+    covariance of the fitted trials' residuals (:func:`_noise_factor`): correlated across
+    bins as one run's bins are, and larger where the quadratics miss. Returns the fits, the
+    replicas' draw, the lack of fit and the noise factor.
     """
     used = objective.used_bins()
     n_use, n_coef = A.shape
@@ -173,17 +175,36 @@ def _cross_fits(
     coef_used = coefficients(projected)
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
-    inflate = math.sqrt(max(lack_of_fit, 1.0))
-    sd, sd_basis = inflate * np.sqrt(noise), inflate * Eb / unit
+    factor = _noise_factor((Y - mean) / unit, A, H, noise)
+    sd, sd_basis = np.sqrt(noise), Eb / unit
+
+    def correlated(rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
+        return scale * (rng.normal(size=(len(scale), len(factor))) @ factor)
 
     def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
         # new noise in the basis too: the directions' scatter from its noise
-        again, _ = project(fitted + rng.normal(size=sd.shape) * sd,
-                           Zb + rng.normal(size=sd_basis.shape) * sd_basis)
+        again, _ = project(fitted + correlated(rng, sd), Zb + correlated(rng, sd_basis))
         moved = coefficients(again)
         return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
 
-    return fits, draw, lack_of_fit
+    return fits, draw, lack_of_fit, factor
+
+
+def _noise_factor(Z: np.ndarray, A: np.ndarray, H: np.ndarray,
+                  noise: np.ndarray) -> np.ndarray:
+    """Rows ``F`` (n, B) with ``F.T @ F`` the covariance of one run's noise across the bins
+    ``Z`` (n, B), in units of each bin's quoted MC error: the residuals of every bin's
+    quadratic (``A @ H`` its hat matrix), each run's in units of its quoted errors.
+
+    One run fills every histogram from the same events, so its bins do not fluctuate
+    independently; the residuals carry that correlation, and where a quadratic misses, its
+    lack of fit. On average over the bins the variance is at least the quoted one.
+    """
+    dof = max(len(Z) - A.shape[1], 1)
+    resid = (Z - A @ (H @ Z)) / np.sqrt(np.maximum(noise, 1e-300))
+    factor = resid / math.sqrt(dof)
+    ratio = float(np.median(np.sum(factor**2, axis=0)))
+    return factor * math.sqrt(max(1.0, 1.0 / ratio)) if ratio > 0 else factor
 
 
 def _on_used(used: Any, coef_of_used: np.ndarray, name: str, base: np.ndarray) -> np.ndarray:

@@ -66,15 +66,16 @@ class BinwiseModel:
     lack_of_fit : float
         For a debiased model, the residuals of the quadratics over what the MC noise leaves
         of them (about 1 when the bins are quadratic over the fitted points; 1 otherwise).
-        Above 1, the replicas' noise is scaled up by it, so that a region too wide for
-        quadratics widens the errors (a PDG-style scale factor).
+        The replicas' noise is that of the fitted trials' residuals, so that a region too
+        wide for quadratics widens the errors.
     """
 
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
                  centre: np.ndarray, scale: np.ndarray, fits: dict[str, _BinFit],
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
                  draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
-                 design: np.ndarray | None = None, lack_of_fit: float = 1.0):
+                 design: np.ndarray | None = None, lack_of_fit: float = 1.0,
+                 noise_factor: np.ndarray | None = None):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -92,6 +93,7 @@ class BinwiseModel:
         # its own most exposed point
         self.debiased = design is not None
         self.lack_of_fit = lack_of_fit
+        self._noise_factor = noise_factor
         self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
         self._gram: np.ndarray | None = None
@@ -204,7 +206,9 @@ class BinwiseModel:
         of the chi2 at the minimum is ``fun_std``. HESSE's curvature is that of the debiased
         chi2 without the box's limits or the leverage wall for a debiased model (so that a
         minimum on an edge keeps the errors its surroundings give), and corrected for the
-        fitted gradients' noise otherwise.
+        fitted gradients' noise otherwise. When the reference is a simulation (closure
+        pseudo-data), HESSE's part also counts that its MC noise is correlated across bins
+        (:meth:`_with_reference_mc`; debiased models, chi2 errordef 1).
         """
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
@@ -232,8 +236,33 @@ class BinwiseModel:
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
         hessian = self._free_hessian(coef, best, errordef) if self.debiased \
             else self._debiased(m, best)
+        if hessian is None and m.covariance is not None:
+            hessian = np.array(m.covariance)
+        hessian = self._with_reference_mc(best, hessian)
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
                                        covariance_extra=extra, covariance_hessian=hessian)
+
+    def _with_reference_mc(self, best: np.ndarray,
+                           cov: np.ndarray | None) -> np.ndarray | None:
+        """HESSE's covariance ``cov`` with the reference's MC noise taken as correlated.
+
+        HESSE counts the reference's errors as independent bins. When the reference is a
+        simulation (``reference_mc_errors`` of the objective), its MC noise is correlated
+        across bins as a run's is, and the minimum moves by ``M G^T delta`` for a noise
+        ``delta`` (``M`` = ``cov``, ``G`` = the bins' weighted gradients): this adds
+        ``M G^T (S - diag e^2) G M``, with ``S`` the reference noise's covariance --
+        its errors ``e`` with the correlation of the fitted runs' residuals
+        (:func:`~bayestune.hep.binfits._noise_factor`). Unchanged when there is no such
+        noise, no residuals or the sum would not be positive definite.
+        """
+        mc = self._used.mc_errors
+        if cov is None or mc is None or self._noise_factor is None or not np.any(mc > 0):
+            return cov
+        jac = self.used_jacobian(best, np.diag(self._scale)) / self._scale  # (B, k)
+        eg = (mc * self._used.weights / self._den)[:, None] * jac
+        u = self._noise_factor @ eg
+        out = cov + cov @ (u.T @ u - eg.T @ eg) @ cov
+        return out if np.all(np.linalg.eigvalsh(out) > 0) else cov
 
     def _free_hessian(self, coef: dict[str, np.ndarray], best: np.ndarray,
                       errordef: float) -> np.ndarray | None:
@@ -341,13 +370,13 @@ def fit_binwise(
     X = np.array([[float(t.params[d.name]) for d in dims] for t in chosen])
     centre, scale = _unit_box(X)
     A = quadratic_features((X - centre) / scale)
-    draw = None
+    draw = noise_factor = None
     lack_of_fit = 1.0
     if basis is not None:
         basis = _carrying_bins(basis, "a basis trial")
-        fits, draw, lack_of_fit = _cross_fits(A, chosen, basis, objective,
-                                              None if rank in (None, "auto") else int(rank),
-                                              [d.name for d in dims])
+        fits, draw, lack_of_fit, noise_factor = _cross_fits(
+            A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
+            [d.name for d in dims])
     elif rank is None:
         fits = _per_bin_fits(A, chosen)
     else:
@@ -357,7 +386,8 @@ def fit_binwise(
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
            np.minimum(X.max(axis=0), [d.high for d in dims]))
     return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
-                        design=A if basis is not None else None, lack_of_fit=lack_of_fit)
+                        design=A if basis is not None else None, lack_of_fit=lack_of_fit,
+                        noise_factor=noise_factor)
 
 
 def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:

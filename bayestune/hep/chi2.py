@@ -305,12 +305,16 @@ class UsedBins:
         Observable name -> bool mask of its used bins.
     data, errors, weights : ndarray, shape (B,)
         Reference values, their errors and the chi2 weights of the ``B`` used bins.
+    mc_errors : ndarray, shape (B,), optional
+        The MC statistical part of ``errors`` when the reference is a simulation (see
+        ``reference_mc_errors`` of :class:`HistogramObjective`); ``None`` for measured data.
     """
 
     masks: dict[str, np.ndarray]
     data: np.ndarray
     errors: np.ndarray
     weights: np.ndarray
+    mc_errors: np.ndarray | None = None
 
     def flatten(self, per_observable: Mapping[str, Any]) -> np.ndarray:
         """Concatenate ``per_observable[name]`` (full-length arrays) over the used bins."""
@@ -342,6 +346,15 @@ class HistogramObjective:
         Store the simulated bin values and errors in ``info["bins"]``
         (``{name: [values, errors]}``), which bin-by-bin surrogates
         (:mod:`bayestune.hep.binwise`) are fitted to.
+    reference_mc_errors : mapping of str to array_like, optional
+        For a reference that is itself a simulation, such as a closure's pseudo-data: the
+        MC statistical errors contained in its errors, per histogram (at most the errors).
+        One simulation fills all histograms from the same events, so this noise is
+        correlated across bins (a few more particles raise the multiplicity, the whole
+        xi spectrum and the mean multiplicity together); the chi2 treats bins as
+        independent, and the bin-by-bin fits' uncertainty
+        (:meth:`~bayestune.hep.binwise.BinwiseModel.uncertainty`) adds what the
+        correlation changes, with the correlation measured on the runs themselves.
 
     Notes
     -----
@@ -360,6 +373,7 @@ class HistogramObjective:
         n_params: int = 0,
         keep_pulls: bool = True,
         keep_bins: bool = False,
+        reference_mc_errors: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(simulate):
             raise TypeError(f"simulate must be callable, got {type(simulate).__name__}")
@@ -382,6 +396,7 @@ class HistogramObjective:
                 f"weights name observable(s) {unknown} that are not in the reference "
                 f"({sorted(self.reference)})"
             )
+        self.reference_mc_errors = _checked_mc_errors(reference_mc_errors, self.reference)
 
     def used_bins(self) -> UsedBins:
         """The reference bins that enter the chi2 (non-zero weight), flattened."""
@@ -391,9 +406,11 @@ class HistogramObjective:
             if np.any(w > 0):
                 masks[name], weights[name] = w > 0, w
         refs = {n: self.reference[n] for n in masks}
+        mc = self.reference_mc_errors
         return UsedBins(masks, _flatten(masks, {n: h.values for n, h in refs.items()}),
                         _flatten(masks, {n: h.errors for n, h in refs.items()}),
-                        _flatten(masks, weights))
+                        _flatten(masks, weights),
+                        None if mc is None else _flatten(masks, mc))
 
     def chi2(self, simulated: Mapping[str, Histogram]) -> Chi2:
         """The chi2 breakdown of already simulated histograms."""
@@ -418,3 +435,29 @@ class HistogramObjective:
     def __repr__(self) -> str:
         return (f"HistogramObjective({len(self.reference)} observables, "
                 f"model_uncertainty={self.model_uncertainty}, {self.weights!r})")
+
+
+def _checked_mc_errors(mc: Mapping[str, Any] | None,
+                       reference: Mapping[str, Histogram]) -> dict[str, np.ndarray] | None:
+    """``reference_mc_errors`` as arrays for every reference histogram (zeros where not
+    given), checked against the reference's errors."""
+    if mc is None:
+        return None
+    unknown = sorted(set(mc) - set(reference))
+    if unknown:
+        raise KeyError(f"reference_mc_errors names histogram(s) {unknown} that are not in the "
+                       f"reference ({sorted(reference)})")
+    out = {}
+    for name, ref in reference.items():
+        err = np.asarray(mc.get(name, np.zeros(ref.n_bins)), dtype=float)
+        if err.shape != (ref.n_bins,):
+            raise ValueError(f"reference_mc_errors[{name!r}] has shape {err.shape}, the "
+                             f"reference histogram has {ref.n_bins} bins")
+        if not np.all(np.isfinite(err) & (err >= 0)):
+            raise ValueError(f"reference_mc_errors[{name!r}] must be finite and >= 0, got "
+                             f"{err.tolist()}")
+        if np.any(err > ref.errors * (1 + 1e-9) + 1e-300):
+            raise ValueError(f"reference_mc_errors[{name!r}] exceeds the reference's errors "
+                             f"({err.tolist()} > {ref.errors.tolist()})")
+        out[name] = err
+    return out
