@@ -416,76 +416,18 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
     camp.check_keys(["name", "n_evals", "store", "seed", "start", "uncertainty"])
     n_evals = camp.positive_int("n_evals", required=True)
     seed = camp.positive_int("seed", minimum=0)
-
-    raw_params = top.get("parameters", (list,), required=True,
-                         expected="a list of [[parameters]] tables")
-    if not raw_params:
-        top.fail("expected at least one [[parameters]] table", "parameters")
-    dims = [_parse_parameter(_Table(p, f"[[parameters]] #{i + 1}", source))
-            for i, p in enumerate(raw_params)]
-    try:
-        space = Space(dims)
-    except BayestuneError as exc:
-        raise CampaignFileError(f"{source}: [[parameters]]: {exc}") from None
-
+    space = _parse_space(top, source)
     if "objective" not in data:
         top.fail("missing required table [objective]")
     objective = _parse_objective(_Table(data["objective"], "[objective]", source), source)
-
-    tuner = _Table(data.get("tuner", {}), "[tuner]", source)
-    tuner.check_keys(["engine", "acquisition", "n_initial", "initial_design", "noisy",
-                      "max_consecutive_failures"])
-    tuner_options = dict(tuner.data)
-    for key, allowed in (("engine", ENGINE_NAMES), ("acquisition", ("auto", *ACQUISITIONS)),
-                         ("initial_design", INITIAL_DESIGNS)):
-        value = tuner.get(key, (str,))
-        if value is not None and value not in allowed:
-            tuner.fail(f"expected one of {', '.join(map(repr, allowed))}, found "
-                       f"{_describe(value)}", key)
-    tuner.positive_int("n_initial", minimum=2)
-    tuner.get("noisy", (bool,))
-    tuner.positive_int("max_consecutive_failures")
-
+    tuner_options = _parse_tuner(_Table(data.get("tuner", {}), "[tuner]", source))
     surrogate = None
     if "surrogate" in data:
-        sur = _Table(data["surrogate"], "[surrogate]", source)
-        fields = list(SurrogateConfig.__dataclass_fields__)
-        sur.check_keys(fields)
-        options = dict(sur.data)
-        if "lengthscale_bounds" in options:
-            options["lengthscale_bounds"] = tuple(options["lengthscale_bounds"])
-        for key in ("warping", "trend"):
-            if options.get(key) == "none":
-                options[key] = None
-        try:
-            surrogate = SurrogateConfig(**options)
-        except (BayestuneError, TypeError, ValueError) as exc:
-            sur.fail(str(exc))
-
-    exe = _Table(data.get("execution", {}), "[execution]", source)
-    exe.check_keys(["n_workers", "batch", "timeout", "retries"])
-    exe.positive_int("n_workers")
-    exe.get("batch", (bool,))
-    timeout = exe.get("timeout", (float,))
-    if timeout is not None and timeout <= 0:
-        exe.fail(f"expected a positive number of seconds, found {_describe(timeout)}", "timeout")
-    exe.positive_int("retries", minimum=0)
-
-    closure = _Table(data.get("closure", {}), "[closure]", source)
-    closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats",
-                        "refine_rounds", "pseudo_errors"])
-    if closure.get("pseudo_errors", (str,), "mc") not in ("mc", "data"):
-        closure.fail(f"expected 'mc' or 'data', found {_describe(closure.data['pseudo_errors'])}",
-                     "pseudo_errors")
-    closure.get("truth", (dict, str))
-    closure.positive_int("pseudo_seed", minimum=0)
-    closure.positive_int("pseudo_events")
-    closure.positive_int("n_repeats")
-    closure.positive_int("refine_rounds", minimum=0)
-
+        surrogate = _parse_surrogate(_Table(data["surrogate"], "[surrogate]", source))
+    execution = _parse_execution(_Table(data.get("execution", {}), "[execution]", source))
+    closure = _parse_closure(_Table(data.get("closure", {}), "[closure]", source))
     method = _method(data.get("method", {}), source, objective.get("type"), tuner_options,
                      camp.data)
-
     start = []
     for i, point in enumerate(camp.get("start", (list,), [])):
         try:
@@ -499,9 +441,82 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
     uncertainty = camp.get("uncertainty", (bool,), objective.get("type") != "python")
     return Campaign(path=path, text=text, space=space, n_evals=n_evals, store=store_path,
                     seed=seed, objective_spec=objective, tuner_options=tuner_options,
-                    execution_options=dict(exe.data), surrogate=surrogate, start=start,
-                    closure=dict(closure.data), uncertainty=uncertainty,
+                    execution_options=execution, surrogate=surrogate, start=start,
+                    closure=closure, uncertainty=uncertainty,
                     name=camp.get("name", (str,), path.stem), method=method)
+
+
+def _parse_space(top: _Table, source: str) -> Space:
+    """The ``[[parameters]]`` tables as a :class:`Space`."""
+    raw_params = top.get("parameters", (list,), required=True,
+                         expected="a list of [[parameters]] tables")
+    if not raw_params:
+        top.fail("expected at least one [[parameters]] table", "parameters")
+    dims = [_parse_parameter(_Table(p, f"[[parameters]] #{i + 1}", source))
+            for i, p in enumerate(raw_params)]
+    try:
+        return Space(dims)
+    except BayestuneError as exc:
+        raise CampaignFileError(f"{source}: [[parameters]]: {exc}") from None
+
+
+def _parse_tuner(tuner: _Table) -> dict[str, Any]:
+    """The ``[tuner]`` table: keyword arguments of :class:`~bayestune.Tuner`."""
+    tuner.check_keys(["engine", "acquisition", "n_initial", "initial_design", "noisy",
+                      "max_consecutive_failures"])
+    for key, allowed in (("engine", ENGINE_NAMES), ("acquisition", ("auto", *ACQUISITIONS)),
+                         ("initial_design", INITIAL_DESIGNS)):
+        value = tuner.get(key, (str,))
+        if value is not None and value not in allowed:
+            tuner.fail(f"expected one of {', '.join(map(repr, allowed))}, found "
+                       f"{_describe(value)}", key)
+    tuner.positive_int("n_initial", minimum=2)
+    tuner.get("noisy", (bool,))
+    tuner.positive_int("max_consecutive_failures")
+    return dict(tuner.data)
+
+
+def _parse_surrogate(sur: _Table) -> SurrogateConfig:
+    """The ``[surrogate]`` table (the fields of :class:`SurrogateConfig`; ``"none"`` for
+    no warping or trend)."""
+    sur.check_keys(list(SurrogateConfig.__dataclass_fields__))
+    options = dict(sur.data)
+    if "lengthscale_bounds" in options:
+        options["lengthscale_bounds"] = tuple(options["lengthscale_bounds"])
+    for key in ("warping", "trend"):
+        if options.get(key) == "none":
+            options[key] = None
+    try:
+        return SurrogateConfig(**options)
+    except (BayestuneError, TypeError, ValueError) as exc:
+        sur.fail(str(exc))
+
+
+def _parse_execution(exe: _Table) -> dict[str, Any]:
+    """The ``[execution]`` table: workers, batches, timeout and retries."""
+    exe.check_keys(["n_workers", "batch", "timeout", "retries"])
+    exe.positive_int("n_workers")
+    exe.get("batch", (bool,))
+    timeout = exe.get("timeout", (float,))
+    if timeout is not None and timeout <= 0:
+        exe.fail(f"expected a positive number of seconds, found {_describe(timeout)}", "timeout")
+    exe.positive_int("retries", minimum=0)
+    return dict(exe.data)
+
+
+def _parse_closure(closure: _Table) -> dict[str, Any]:
+    """The ``[closure]`` table of ``bayestune closure``."""
+    closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats",
+                        "refine_rounds", "pseudo_errors"])
+    if closure.get("pseudo_errors", (str,), "mc") not in ("mc", "data"):
+        closure.fail(f"expected 'mc' or 'data', found {_describe(closure.data['pseudo_errors'])}",
+                     "pseudo_errors")
+    closure.get("truth", (dict, str))
+    closure.positive_int("pseudo_seed", minimum=0)
+    closure.positive_int("pseudo_events")
+    closure.positive_int("n_repeats")
+    closure.positive_int("refine_rounds", minimum=0)
+    return dict(closure.data)
 
 
 def _method(data: Any, source: str, objective_type: Any, tuner_options: dict[str, Any],

@@ -250,6 +250,15 @@ def estimate_uncertainty(
     if surface == "quadratic":
         return _quadratic_uncertainty(result, errordef, start=start, minos=minos,
                                       ndf=ndf if rescale else None, n_points=n_points)
+    return _gp_uncertainty(result, errordef, start=start, n_bootstrap=n_bootstrap, seed=seed,
+                           minos=minos, ndf=ndf if rescale else None)
+
+
+def _gp_uncertainty(result: Result, errordef: float, *, start: dict[str, Any] | None,
+                    n_bootstrap: int, seed: int | None, minos: bool,
+                    ndf: int | None) -> Uncertainty:
+    """Minimum and covariance of the GP surrogate's posterior mean (plus the spread of the
+    minima of ``n_bootstrap`` resampled surrogates)."""
     surrogate = result.surrogate
     if surrogate is None or not surrogate.is_fitted:
         raise BayestuneError(
@@ -283,8 +292,7 @@ def estimate_uncertainty(
         cov_s = np.atleast_2d(np.cov(np.array(minima), rowvar=False))
     std = float(surrogate.predict(to_unit(values)[None, :])[1][0])
     return uncertainty_from_minuit(m, x0, limits, errordef, fun_std=std, covariance_extra=cov_s,
-                                   surface=GPSurface(surrogate, to_unit), minos=minos,
-                                   ndf=ndf if rescale else None)
+                                   surface=GPSurface(surrogate, to_unit), minos=minos, ndf=ndf)
 
 
 def _quadratic_uncertainty(result: Result, errordef: float, *, start: dict[str, Any] | None,
