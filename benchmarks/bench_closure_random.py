@@ -91,6 +91,7 @@ def one_closure(sim: Any, reference: dict, seed: int, args: argparse.Namespace) 
     row: dict[str, Any] = {
         "seed": seed, "truth": truth, "estimate": res.estimate, "errors": res.errors,
         "pulls": res.pulls, "runs": len(res.result.history),
+        "at_limit": list(res.uncertainty.at_limit),
         "seconds": round(time.perf_counter() - started, 1),
     }
     tune = getattr(res, "tune", None)
@@ -158,6 +159,8 @@ def report(path: Path) -> None:
                 f"runs {r['runs']} chi2 est-truth {r['chi2_estimate'] - r['chi2_truth']:+7.1f}")
         if "chi2_skopt" in r:
             line += f" skopt-truth {r['chi2_skopt'] - r['chi2_truth']:+7.1f}"
+        if r.get("at_limit"):
+            line += f" at a bound: {', '.join(r['at_limit'])}"
         print(line)
 
 
