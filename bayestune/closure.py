@@ -262,7 +262,7 @@ def closure_test(
     objective = HistogramObjective(
         simulate, data, weights, model_uncertainty=model_uncertainty, n_params=len(space),
         keep_pulls=False, keep_bins=bool(method.keep_bins),
-        reference_mc_errors={n: e for n, e in mc_errors.items() if n in data})
+        reference_mc_errors=mc_errors)
     outcome = method.tune(objective, space, n_evals, seed=seed, store=store, callback=callback,
                           tuner_options=dict(tuner_options or {}))
     unc = outcome.uncertainty

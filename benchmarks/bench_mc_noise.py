@@ -35,15 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from emulated_box import HIGH, LOW, NAMES, NOISE, BoxEmulator, central_truth  # noqa: E402
 
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
+from bayestune.hep.binfits import _data_denominators  # noqa: E402
 
 
-def replicas(sim, point: dict, n: int, events: int, seed0: int) -> tuple[np.ndarray, np.ndarray]:
-    """Values and errors (all observables' bins in order) of ``n`` runs at ``point``."""
+def replicas(sim, obs: list, point: dict, n: int, events: int,
+             seed0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values and errors (the bins of the observables ``obs`` in order) of ``n`` runs at
+    ``point``."""
     vals, errs = [], []
     for r in range(n):
         out = sim.replicate(seed=seed0 + r, n_events=events)(point)
-        vals.append(np.concatenate([out[o.id].values for o in lep.observables("core")]))
-        errs.append(np.concatenate([out[o.id].errors for o in lep.observables("core")]))
+        vals.append(np.concatenate([out[o.id].values for o in obs]))
+        errs.append(np.concatenate([out[o.id].errors for o in obs]))
     return np.array(vals), np.array(errs)
 
 
@@ -63,15 +66,14 @@ def main(argv: list[str] | None = None) -> None:
     objective = HistogramObjective(lambda p: {}, reference, n_params=len(NAMES))
     used = objective.used_bins()
     mask = np.concatenate([used.masks[o.id] for o in obs])  # used bins, in observable order
-    assert list(used.masks) == [o.id for o in obs]
-    unit = np.sqrt(used.errors**2 + (objective.model_uncertainty * used.data) ** 2) \
-        / np.sqrt(used.weights)
+    assert list(used.masks) == [o.id for o in obs] == emulator.ids
+    unit = np.sqrt(_data_denominators(used, objective) / used.weights)  # chi2 = sum of squares
     deviations, points = [], []
     with PythiaSimulator(obs, reference, n_events=args.events, seed=0, n_workers=1) as sim:
         for p in range(args.points):
             truth = central_truth(10_000 + p)
             x = np.array([truth[n] for n in NAMES])
-            Y, E = replicas(sim, truth, args.replicas, args.events, 60_000 + 1_000 * p)
+            Y, E = replicas(sim, obs, truth, args.replicas, args.events, 60_000 + 1_000 * p)
             dev = (Y - Y.mean(axis=0)) / np.maximum(E.mean(axis=0), 1e-300)
             deviations.append(dev * np.sqrt(args.replicas / (args.replicas - 1.0)))
             points.append(x)
@@ -94,8 +96,7 @@ def _print_point(p: int, x: np.ndarray, Y: np.ndarray, E: np.ndarray, emulator: 
     ratio = np.var(g, axis=0, ddof=1) / np.diag(quoted)
     print("  projected noise variance / independent bins' (alphaS, aLund, bLund, sigma): "
           + ", ".join(f"{r:.2f}" for r in ratio))
-    edges = np.cumsum([0] + [emulator.reference[o.id].n_bins for o in obs])
-    for o, a, b in zip(obs, edges[:-1], edges[1:]):
+    for o, a, b in zip(obs, emulator.edges[:-1], emulator.edges[1:]):
         sl = slice(a, b)
         var = np.var(Y[:, sl], axis=0, ddof=1) / np.maximum(np.mean(E[:, sl] ** 2, axis=0),
                                                              1e-300)

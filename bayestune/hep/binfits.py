@@ -137,6 +137,7 @@ def _cross_fits(
     unit = np.sqrt(_data_denominators(used, objective) / used.weights)  # sum of squares = chi2
     Y, E = _used_bins_of(trials, used)
     mean = Y.mean(axis=0)
+    Z = (Y - mean) / unit
     noise = (E / unit) ** 2  # (n, B) MC variances
     X = np.array([[float(t.params[n]) for n in names] for t in trials])
     if basis:
@@ -159,7 +160,7 @@ def _cross_fits(
             var[i] = noise[i] @ P**2
         return out, var
 
-    projected, var = project((Y - mean) / unit)
+    projected, var = project(Z)
     H = np.linalg.pinv(A.T @ A) @ A.T  # (p, n): least squares
     fitted = A @ (H @ projected)  # (n, B)
     # lack of fit: the residuals against what the projected MC noise leaves of them
@@ -175,7 +176,7 @@ def _cross_fits(
     coef_used = coefficients(projected)
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
-    factor = _noise_factor((Y - mean) / unit, A, H, noise)
+    factor = _noise_factor(Z, A, H, noise)
     sd, sd_basis = np.sqrt(noise), Eb / unit
 
     def correlated(rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
