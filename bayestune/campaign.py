@@ -40,7 +40,8 @@ Tables and keys (anything else is an error):
     ``type = "histograms"``: ``simulate = "module:attr"`` (``simulate_options`` as for
     ``options``) returning ``{name: Histogram}``; ``reference`` (file or list of files:
     YODA, HEPData YAML, CSV, JSON); ``weights`` (table or Professor weight file);
-    ``model_uncertainty``.
+    ``model_uncertainty``; ``correlated_sources`` (error sources of the reference, such as
+    ``["sys*"]``, taken as correlated across each histogram's bins).
     ``type = "pythia"``: Pythia 8 against the LEP1 data; ``observables`` (set name or list
     of ids), ``n_events``, ``n_workers``, ``data``, ``weights``, ``model_uncertainty``,
     ``fixed`` (other Pythia settings), ``seed``.
@@ -239,7 +240,9 @@ class Campaign:
         return HistogramObjective(simulate, reference, self._weights(),
                                   model_uncertainty=self.objective_spec.get(
                                       "model_uncertainty", 0.0),
-                                  n_params=len(self.space), keep_pulls=False, keep_bins=True)
+                                  n_params=len(self.space), keep_pulls=False, keep_bins=True,
+                                  correlated_sources=self.objective_spec.get(
+                                      "correlated_sources"))
 
     def _callable(self, key: str, options_key: str) -> Callable[[dict[str, Any]], Any]:
         where = f"{self.path.name}: [objective] {key}"
@@ -347,7 +350,7 @@ def _parse_parameter(table: _Table) -> Dimension:
 
 def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
     kind = table.get("type", (str,), "python")
-    common = ["type", "model_uncertainty", "weights"]
+    common = ["type", "model_uncertainty", "weights", "correlated_sources"]
     allowed = {
         "python": ["type", "function", "options"],
         "histograms": [*common, "simulate", "simulate_options", "reference"],
@@ -369,6 +372,10 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
         if f < 0:
             table.fail(f"expected a number >= 0, found {_describe(f)}", "model_uncertainty")
         table.get("weights", (str, dict))
+        sources = table.get("correlated_sources", (list,))
+        if sources is not None and not all(isinstance(v, str) and v for v in sources):
+            table.fail(f"expected a list of error-source names or patterns such as ['sys*'], "
+                       f"found {_describe(sources)}", "correlated_sources")
     if kind == "pythia":
         table.get("observables", (str, list))
         table.positive_int("n_events")

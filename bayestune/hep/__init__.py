@@ -7,6 +7,7 @@ from .binwise import BinwiseModel, fit_binwise, refine_binwise
 from .chi2 import Chi2, HistogramObjective, Weights, chi2
 from .histogram import Histogram, HistogramError, normalise_path
 from .io import (
+    YodaWarning,
     download_hepdata,
     read_csv,
     read_hepdata_yaml,
@@ -43,5 +44,5 @@ __all__ = [
     "LEP1_SETTINGS", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2",
     "download_hepdata", "find_data_dir", "fit_binwise", "load_reference", "monash_parameters",
     "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",
-    "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda",
+    "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda", "YodaWarning",
 ]

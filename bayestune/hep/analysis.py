@@ -298,6 +298,12 @@ class Analysis:
         missing = [k for k in quantities if k not in binnings]
         if missing:
             raise HistogramError(f"no binning given for observable(s) {missing}")
+        for k, q in quantities.items():
+            if QUANTITIES[q].kind != "mean" and np.any(binnings[k].points):
+                raise HistogramError(
+                    f"observable {k!r}: its binning {binnings[k].name!r} holds points (bins of "
+                    f"zero width) that no event can fall in; select the bins "
+                    f"(Histogram.select) or give a binned template")
         self.quantities = dict(quantities)
         self.binnings = {k: binnings[k] for k in quantities}
 

@@ -12,10 +12,19 @@ and ``r = mu - d``, each term ``(r + e)^2 / V`` has variance ``(4 r^2 sigma_s^2 
 / V^2``. :class:`HistogramObjective` reports this variance (with ``r^2`` estimated without bias
 by ``max((s - d)^2 - sigma_s^2, 0)``) as the :class:`~bayestune.Evaluation` variance, so the GP
 surrogate sees the real noise of each evaluation.
+
+With ``correlated_sources`` (patterns of error-source names, such as ``["sys*"]``), the data
+errors a reference histogram breaks down into sources (:attr:`Histogram.sources`, read from a
+YODA ``ErrorBreakdown`` or a HEPData table) are split: the matching sources are taken as fully
+correlated across the bins of the histogram, the rest stay independent, and each histogram's
+terms become a covariance chi2 ``r^T C^-1 r`` with ``C = diag(V_b - sum_s e_sb^2) + sum_s e_s
+e_s^T`` over its used bins (``r`` scaled by the square roots of the bin weights). Histograms
+without a breakdown keep the independent terms.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -214,9 +223,11 @@ def chi2(
     *,
     model_uncertainty: float = 0.0,
     n_params: int = 0,
+    correlated_sources: Sequence[str] | None = None,
 ) -> Chi2:
     """The weighted chi2 of ``simulated`` against ``reference`` (see the module docstring)."""
     weights = weights or Weights()
+    patterns = _checked_patterns(correlated_sources)
     total = 0.0
     variance = 0.0
     per_obs: dict[str, float] = {}
@@ -248,18 +259,62 @@ def chi2(
         used = w_bins > 0
         r = s - d
         safe_v = np.where(used, v, 1.0)
-        terms = w_bins * r**2 / safe_v
-        r2 = np.maximum(r**2 - ss**2, 0.0)
-        var_terms = w_bins**2 * (4.0 * r2 * ss**2 + 2.0 * ss**4) / safe_v**2
-        per_obs[name] = float(terms[used].sum())
+        shared = _correlated_columns(ref, patterns)
+        if shared is None:
+            terms = w_bins * r**2 / safe_v
+            r2 = np.maximum(r**2 - ss**2, 0.0)
+            var_terms = w_bins**2 * (4.0 * r2 * ss**2 + 2.0 * ss**4) / safe_v**2
+            per_obs[name], var_h = float(terms[used].sum()), float(var_terms[used].sum())
+        else:
+            per_obs[name], var_h = _covariance_terms(r[used], ss[used], v[used],
+                                                     shared[used], w_bins[used])
         n_bins[name] = int(used.sum())
         pulls[name] = (r / np.sqrt(safe_v))[used]
         total += per_obs[name]
-        variance += float(var_terms[used].sum())
+        variance += var_h
     if not per_obs:
         raise HistogramError("no observable has a non-zero weight: the chi2 would be empty")
     ndf = int(sum(n_bins.values())) - int(n_params)
     return Chi2(total, variance, per_obs, n_bins, ndf, pulls)
+
+
+def _checked_patterns(patterns: Sequence[str] | str | None) -> list[str]:
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    out = list(patterns)
+    if not all(isinstance(p, str) and p for p in out):
+        raise ValueError("correlated_sources must be a list of error-source names or patterns "
+                         f"(such as ['sys*']), got correlated_sources={patterns!r}")
+    return out
+
+
+def _correlated_columns(ref: Histogram, patterns: list[str]) -> np.ndarray | None:
+    """The reference's error sources that match ``patterns``, as columns ``(n_bins, m)``;
+    None when none match (or it has no breakdown)."""
+    if not patterns or ref.sources is None:
+        return None
+    cols = [v for k, v in ref.sources.items()
+            if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+    return np.column_stack(cols) if cols else None
+
+
+def _covariance_terms(r: np.ndarray, ss: np.ndarray, v: np.ndarray, shared: np.ndarray,
+                      w: np.ndarray) -> tuple[float, float]:
+    """One histogram's covariance chi2 and its MC-noise variance: ``v`` the independent
+    variances (data, simulation, model floor), of which the ``shared`` columns' squares are
+    moved into fully correlated terms; ``w`` the bin weights (scaling the residuals)."""
+    independent = np.maximum(v - np.sum(shared**2, axis=1), 0.0) + 1e-300
+    cov = np.diag(independent) + shared @ shared.T
+    root_w = np.sqrt(w)
+    rw = root_w * r
+    a = np.linalg.solve(cov, rw)
+    value = float(rw @ a)
+    noise = w * ss**2  # the weighted residuals' MC variance
+    cinv_noise = np.linalg.solve(cov, np.diag(noise))
+    variance = 4.0 * float(a @ (noise * a)) + 2.0 * float(np.sum(cinv_noise * cinv_noise.T))
+    return value, variance
 
 
 def match_simulated(
@@ -355,6 +410,12 @@ class HistogramObjective:
         independent, and the bin-by-bin fits' uncertainty
         (:meth:`~bayestune.hep.binwise.BinwiseModel.uncertainty`) adds what the
         correlation changes, with the correlation measured on the runs themselves.
+    correlated_sources : list of str, optional
+        Error sources of the reference (:attr:`Histogram.sources`; shell-style patterns such
+        as ``"sys*"``) to treat as fully correlated across the bins of each histogram (a
+        covariance chi2; see the module docstring). Default: every bin independent. The
+        bin-by-bin models (generator tuning, ``binwise``) fit independent bins and refuse
+        such an objective.
 
     Notes
     -----
@@ -374,6 +435,7 @@ class HistogramObjective:
         keep_pulls: bool = True,
         keep_bins: bool = False,
         reference_mc_errors: Mapping[str, Any] | None = None,
+        correlated_sources: Sequence[str] | None = None,
     ) -> None:
         if not callable(simulate):
             raise TypeError(f"simulate must be callable, got {type(simulate).__name__}")
@@ -397,9 +459,25 @@ class HistogramObjective:
                 f"({sorted(self.reference)})"
             )
         self.reference_mc_errors = _checked_mc_errors(reference_mc_errors, self.reference)
+        self.correlated_sources = _checked_patterns(correlated_sources)
+        if self.correlated_sources and not any(
+                _correlated_columns(h, self.correlated_sources) is not None
+                for h in self.reference.values()):
+            raise ValueError(f"correlated_sources={self.correlated_sources!r} matches no error "
+                             "source of the reference histograms (their sources: "
+                             f"{sorted({k for h in self.reference.values() for k in h.sources or {}})})")
 
     def used_bins(self) -> UsedBins:
-        """The reference bins that enter the chi2 (non-zero weight), flattened."""
+        """The reference bins that enter the chi2 (non-zero weight), flattened.
+
+        Bin-by-bin models fit these bins as independent: an objective with
+        ``correlated_sources`` raises here."""
+        if self.correlated_sources:
+            raise ValueError(
+                "the bin-by-bin models fit independent bins, and this objective correlates "
+                f"error sources across bins (correlated_sources={self.correlated_sources!r}): "
+                "tune it with a chi2 surrogate (bayestune.Tuner), or leave correlated_sources "
+                "unset")
         masks, weights = {}, {}
         for name, ref in self.reference.items():
             w = self.weights.bin_weights(name, ref)
@@ -415,7 +493,8 @@ class HistogramObjective:
     def chi2(self, simulated: Mapping[str, Histogram]) -> Chi2:
         """The chi2 breakdown of already simulated histograms."""
         return chi2(simulated, self.reference, self.weights,
-                    model_uncertainty=self.model_uncertainty, n_params=self.n_params)
+                    model_uncertainty=self.model_uncertainty, n_params=self.n_params,
+                    correlated_sources=self.correlated_sources)
 
     def __call__(self, params: dict[str, Any]) -> Evaluation:
         simulated = match_simulated(self.simulate(params), self.reference)

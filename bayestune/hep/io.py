@@ -3,11 +3,14 @@
 * :func:`read_yoda` parses the text format that Rivet ships its reference data in
   (``YODA_SCATTER2D`` blocks, V1/V2/V3) and that Rivet writes its MC output in
   (``YODA_HISTO1D`` V2 and V3, ``YODA_ESTIMATE1D_V3``). Bins use the explicit edges of the file,
-  so gapped binnings survive. Asymmetric errors are symmetrised (mean of down and up).
-* :func:`write_yoda` writes ``YODA_SCATTER2D_V2`` blocks that YODA, Rivet's ``rivet-mkhtml``
-  and :func:`read_yoda` read back.
+  so gapped binnings survive; zero-width x errors make points. Asymmetric errors are
+  symmetrised (mean of down and up); error breakdowns become named sources. Objects that are
+  not 1-D observables, or cannot be parsed, are skipped with a :class:`YodaWarning`: one bad
+  block never loses the rest of a file.
+* :func:`write_yoda` writes ``YODA_SCATTER2D_V2`` blocks (with their ``ErrorBreakdown``) that
+  YODA, Rivet's ``rivet-mkhtml`` and :func:`read_yoda` read back.
 * :func:`read_hepdata_yaml` reads one table of a HEPData submission (``independent_variables`` /
-  ``dependent_variables``), adding all listed errors in quadrature.
+  ``dependent_variables``), adding all listed errors in quadrature and keeping them by label.
 * :func:`read_csv` and :func:`read_json` read plain tables.
 * :func:`download_hepdata` fetches a record from hepdata.net (thin; not exercised in tests).
 """
@@ -21,16 +24,18 @@ import math
 import re
 import tarfile
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import BayestuneWarning
 from .histogram import Histogram, HistogramError, normalise_path
 
 __all__ = [
-    "read_yoda", "write_yoda", "read_hepdata_yaml", "read_csv", "read_json", "write_json",
+    "YodaWarning", "read_yoda", "write_yoda", "read_hepdata_yaml", "read_csv", "read_json", "write_json",
     "read_histograms", "download_hepdata",
 ]
 
@@ -63,64 +68,148 @@ def _parse_list(text: str) -> list[float]:
     return [float(tok) for tok in inner.split(",") if tok.strip()]
 
 
-def _scatter2d(name: str, rows: list[list[float]], label: str) -> Histogram:
+class YodaWarning(BayestuneWarning):
+    """Objects of a YODA file that cannot serve as 1-D observables were skipped."""
+
+
+class _Unusable(Exception):
+    """One YODA object that cannot be read as a 1-D observable (the reason is the message)."""
+
+
+#: YODA object types read as 1-D observables
+_KINDS_1D = ("SCATTER2D", "HISTO1D", "ESTIMATE1D", "BINNEDESTIMATE1D")
+
+
+def _symmetric(down: np.ndarray, up: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.abs(down) + np.abs(up))
+
+
+def _breakdown(text: str | None, n_rows: int) -> dict[str, np.ndarray] | None:
+    """The per-source errors of an ``ErrorBreakdown`` annotation (``{point: {source: {dn: ..,
+    up: ..}}}``, points counted from 0 in file order), symmetrised; ``None`` without one.
+    A source a point does not list is zero there."""
+    if not text:
+        return None
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _Unusable(f"its ErrorBreakdown cannot be parsed ({exc.__class__.__name__})") from None
+    if not doc:
+        return None
+    if not isinstance(doc, Mapping):
+        raise _Unusable("its ErrorBreakdown is not a mapping of points to sources")
+    out: dict[str, np.ndarray] = {}
+    for point, per_source in doc.items():
+        if not isinstance(point, int) or not 0 <= point < n_rows or \
+                not isinstance(per_source, Mapping):
+            raise _Unusable(f"its ErrorBreakdown names point {point!r} of {n_rows}")
+        for source, err in per_source.items():
+            try:
+                value = 0.5 * (abs(float(err["dn"])) + abs(float(err["up"])))
+            except (KeyError, TypeError, ValueError):
+                raise _Unusable(f"its ErrorBreakdown entry {source!r} of point {point} has no "
+                                "numeric dn and up") from None
+            out.setdefault(str(source), np.zeros(n_rows))[point] = value
+    return out
+
+
+def _scatter2d(name: str, rows: list[list[float]], header: Mapping[str, str]) -> Histogram:
+    """A Scatter2D: bins from the x errors (a zero x error makes a point); rows without a
+    finite value are dropped."""
+    widths = {len(r) for r in rows}
+    if widths != {6}:
+        raise _Unusable(f"its rows have {sorted(widths)} columns, a Scatter2D has 6 "
+                        "(x, x-, x+, y, y-, y+)")
     arr = np.asarray(rows, dtype=float)
-    if arr.ndim != 2 or arr.shape[1] < 6:
-        raise HistogramError(
-            f"{label}: Scatter2D {name!r} needs 6 columns (x, x-, x+, y, y-, y+), "
-            f"got {arr.shape[1] if arr.ndim == 2 else 0}"
-        )
-    x, xm, xp, y, ym, yp = arr[:, :6].T
-    order = np.argsort(x - xm, kind="stable")
-    err = 0.5 * (np.abs(ym) + np.abs(yp))
-    return Histogram(name, (x - xm)[order], (x + xp)[order], y[order], err[order])
+    x, xm, xp, y, ym, yp = arr.T
+    sources = _breakdown(header.get("ErrorBreakdown"), len(arr))
+    keep = np.isfinite(y) & np.isfinite(x) & np.isfinite(xm) & np.isfinite(xp)
+    if not np.any(keep):
+        raise _Unusable("it has no point with a finite value")
+    lower, upper = (x - np.abs(xm))[keep], (x + np.abs(xp))[keep]
+    order = np.argsort(lower, kind="stable")
+    err = np.nan_to_num(_symmetric(ym, yp))[keep][order]
+    picked = None if sources is None else {k: v[keep][order] for k, v in sources.items()}
+    return Histogram(name, lower[order], upper[order], y[keep][order], err, sources=picked)
 
 
-def _histo1d_v2(name: str, rows: list[list[float]], label: str) -> Histogram:
+def _histo1d_v2(name: str, rows: list[list[float]]) -> Histogram:
     # rows: xlow xhigh sumw sumw2 sumwx sumwx2 numEntries (Total/Underflow/Overflow skipped)
-    arr = np.asarray(rows, dtype=float)
-    if arr.ndim != 2 or arr.shape[1] < 4:
-        raise HistogramError(f"{label}: Histo1D {name!r} has no bin rows")
-    lo, hi, sumw, sumw2 = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    if any(len(r) < 4 for r in rows):
+        raise _Unusable("its bin rows have fewer than 4 columns (xlow, xhigh, sumw, sumw2)")
+    arr = np.asarray([r[:4] for r in rows], dtype=float)
+    lo, hi, sumw, sumw2 = arr.T
     width = hi - lo
+    if np.any(width <= 0):
+        raise _Unusable("a bin has no width")
     return Histogram(name, lo, hi, sumw / width, np.sqrt(np.maximum(sumw2, 0.0)) / width)
 
 
-def _binned_v3(
-    name: str, kind: str, header: Mapping[str, str], rows: list[list[float]], label: str
-) -> Histogram:
+def _binned_v3(name: str, kind: str, header: Mapping[str, str],
+               rows: list[list[float]]) -> Histogram:
     if "Edges(A1)" not in header:
-        raise HistogramError(f"{label}: {kind} {name!r} has no 'Edges(A1)' line")
-    edges = np.asarray(_parse_list(header["Edges(A1)"]), dtype=float)
+        raise _Unusable("it has no 'Edges(A1)' line")
+    try:
+        edges = np.asarray(_parse_list(header["Edges(A1)"]), dtype=float)
+    except ValueError:
+        raise _Unusable("its axis is not numeric (discrete edges)") from None
     n_bins = edges.size - 1
-    arr = np.asarray(rows, dtype=float)
-    if arr.ndim != 2 or arr.shape[0] != n_bins + 2:
-        raise HistogramError(
-            f"{label}: {kind} {name!r} has {len(rows)} rows, expected {n_bins + 2} "
-            "(bins plus underflow and overflow)"
-        )
-    inner = arr[1:-1]
+    if n_bins < 1 or len(rows) != n_bins + 2:
+        raise _Unusable(f"it has {len(rows)} rows, expected {max(n_bins, 0) + 2} (bins plus "
+                        "underflow and overflow)")
+    if len({len(r) for r in rows}) != 1:
+        raise _Unusable("its rows have different numbers of columns")
+    inner = np.asarray(rows, dtype=float)[1:-1]
     width = np.diff(edges)
+    sources = None
     if kind == "HISTO1D":
+        if inner.shape[1] < 2 or np.any(width <= 0):
+            raise _Unusable("its bins need sumW and sumW2 columns and a width")
         values = inner[:, 0] / width
         errors = np.sqrt(np.maximum(inner[:, 1], 0.0)) / width
     else:  # ESTIMATE1D: value, then (down, up) pairs per error source
         values = inner[:, 0]
         pairs = inner[:, 1:]
         if pairs.shape[1] % 2:
-            raise HistogramError(f"{label}: Estimate1D {name!r} has unpaired error columns")
-        sym = 0.5 * (np.abs(pairs[:, 0::2]) + np.abs(pairs[:, 1::2]))
-        errors = np.sqrt(np.sum(np.nan_to_num(sym) ** 2, axis=1))
+            raise _Unusable("its error columns are not (down, up) pairs")
+        sym = np.nan_to_num(_symmetric(pairs[:, 0::2], pairs[:, 1::2]))
+        errors = np.sqrt(np.sum(sym**2, axis=1))
+        labels = [str(v) for v in _labels(header.get("ErrorLabels", ""))]
+        if labels and len(labels) == sym.shape[1]:
+            sources = {lab: sym[:, j] for j, lab in enumerate(labels)}
     keep = np.ones(n_bins, dtype=bool)
     if header.get("MaskedBins"):
         masked = [int(v) - 1 for v in _parse_list(header["MaskedBins"])]  # 1-based, 0 = underflow
         keep[[m for m in masked if 0 <= m < n_bins]] = False
     keep &= np.isfinite(values)
-    return Histogram(name, edges[:-1][keep], edges[1:][keep], values[keep], errors[keep])
+    if not np.any(keep):
+        raise _Unusable("it has no bin with a finite value")
+    return Histogram(name, edges[:-1][keep], edges[1:][keep], values[keep], errors[keep],
+                     sources=None if sources is None else {k: v[keep] for k, v in sources.items()})
+
+
+def _labels(text: str) -> list[str]:
+    """``["stat", "sys,unc"]`` as YODA V3 writes error labels."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return []
+    return [str(v) for v in doc] if isinstance(doc, list) else []
 
 
 def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[str, Histogram]:
     """Read the 1-D objects of a YODA text file.
+
+    Scatter2D (V1-V3), Histo1D (V2, V3) and (binned) Estimate1D (V3) objects are read; a
+    Scatter2D row with zero x errors is a point (see :class:`Histogram`). An ``ErrorBreakdown``
+    annotation (V2) or ``ErrorLabels`` (V3) gives the errors' sources
+    (:attr:`Histogram.sources`). Objects that are not 1-D observables (2-D and 3-D objects,
+    profiles, counters), empty ones and ones that cannot be parsed are skipped, with one
+    :class:`YodaWarning` per file naming each and why; they never fail the file.
 
     Parameters
     ----------
@@ -128,7 +217,9 @@ def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[st
         A ``.yoda`` (or ``.yoda.gz``) file, or YODA text itself.
     paths : iterable of str, optional
         Only these objects, e.g. ``["/REF/ALEPH_1996_S3486095/d03-x01-y01"]``; the ``/REF``
-        prefix is optional. A requested path that is missing raises ``KeyError`` naming it.
+        prefix is optional. A requested path that is missing raises ``KeyError`` naming it;
+        a requested object that cannot be used raises :class:`HistogramError` naming it and
+        why.
 
     Returns
     -------
@@ -138,6 +229,34 @@ def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[st
     text, label = _read_text(source)
     wanted = None if paths is None else {normalise_path(p) for p in paths}
     out: dict[str, Histogram] = {}
+    skipped: list[str] = []
+    for block in _yoda_blocks(text):
+        name = block["path"]
+        if wanted is not None and name not in wanted:
+            continue
+        try:
+            out[name] = _finish_block(block)
+        except _Unusable as exc:
+            where = f"{name!r} ({block['kind'].lower()}, line {block['line']})"
+            if wanted is not None:
+                raise HistogramError(f"{label}: the requested object {where} cannot be used: "
+                                     f"{exc}") from None
+            skipped.append(f"{where}: {exc}")
+    if skipped:
+        warnings.warn(f"{label}: skipped {len(skipped)} object(s) that are not usable 1-D "
+                      "observables: " + "; ".join(skipped), YodaWarning, stacklevel=2)
+    if wanted is not None:
+        missing = sorted(wanted - set(out))
+        if missing:
+            raise KeyError(f"{label} has no 1-D object at {', '.join(missing)}")
+    return out
+
+
+def _yoda_blocks(text: str) -> Iterator[dict[str, Any]]:
+    """The ``BEGIN YODA_...``/``END`` blocks of ``text``: kind, version, path, header
+    (``key: value`` and V1 ``key=value`` lines), numeric rows, and the first line that is
+    neither (which makes the block unusable). A block cut off by the end of the text is
+    yielded with that as its fault."""
     block: dict[str, Any] | None = None
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -146,51 +265,47 @@ def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[st
             if match:
                 kind, version, path = match.group(1), int(match.group(2) or 1), match.group(3)
                 block = {"kind": kind, "version": version, "path": normalise_path(path),
-                         "header": {}, "rows": [], "line": lineno}
+                         "header": {}, "rows": [], "line": lineno, "fault": None}
             continue
         if line.startswith("END YODA"):
-            name = block["path"]
-            if wanted is None or name in wanted:
-                hist = _finish_block(block, label)
-                if hist is not None:
-                    out[name] = hist
+            yield block
             block = None
             continue
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#") or line == "---":
             continue
-        if line == "---":
-            continue
-        first = line.split(None, 1)[0]
-        if first in ("Total", "Underflow", "Overflow"):
+        if line.split(None, 1)[0] in ("Total", "Underflow", "Overflow"):
             continue
         try:
             block["rows"].append(_floats(line))
+            continue
         except ValueError:
-            key, sep, value = line.partition(":")
-            if not sep:
-                raise HistogramError(
-                    f"{label}:{lineno}: cannot parse line {line!r} in {block['path']!r}"
-                ) from None
+            pass
+        key, sep, value = line.partition(":")
+        if not sep or " " in key.strip():
+            key, sep, value = line.partition("=")
+        if sep and key.strip():
             block["header"][key.strip()] = value.strip()
+        elif block["fault"] is None:
+            block["fault"] = f"line {lineno} cannot be parsed: {line[:60]!r}"
     if block is not None:
-        raise HistogramError(f"{label}: block {block['path']!r} (line {block['line']}) has no END")
-    if wanted is not None:
-        missing = sorted(wanted - set(out))
-        if missing:
-            raise KeyError(f"{label} has no 1-D object at {', '.join(missing)}")
-    return out
+        block["fault"] = block["fault"] or "the file ends before its END line"
+        yield block
 
 
-def _finish_block(block: dict[str, Any], label: str) -> Histogram | None:
+def _finish_block(block: dict[str, Any]) -> Histogram:
     kind, version, name = block["kind"], block["version"], block["path"]
     rows, header = block["rows"], block["header"]
+    if kind not in _KINDS_1D:
+        raise _Unusable(f"a {kind.title()} is not a 1-D observable")
+    if block["fault"]:
+        raise _Unusable(block["fault"])
+    if not rows:
+        raise _Unusable("it is empty")
     if kind == "SCATTER2D":
-        return _scatter2d(name, rows, label) if rows else None
+        return _scatter2d(name, rows, header)
     if kind == "HISTO1D" and version <= 2:
-        return _histo1d_v2(name, rows, label) if rows else None
-    if kind in ("HISTO1D", "ESTIMATE1D", "BINNEDESTIMATE1D"):
-        return _binned_v3(name, "ESTIMATE1D" if "ESTIMATE" in kind else kind, header, rows, label)
-    return None  # counters, 2-D objects, profiles: not used for tuning
+        return _histo1d_v2(name, rows)
+    return _binned_v3(name, "ESTIMATE1D" if "ESTIMATE" in kind else kind, header, rows)
 
 
 def write_yoda(
@@ -214,8 +329,10 @@ def write_yoda(
         if not name.startswith("/"):
             name = "/" + name
         full = "/REF" + name if ref else name
+        lines += [f"BEGIN YODA_SCATTER2D_V2 {full}"]
+        if hist.sources:
+            lines.append("ErrorBreakdown: " + _breakdown_text(hist.sources, hist.n_bins))
         lines += [
-            f"BEGIN YODA_SCATTER2D_V2 {full}",
             f"Path: {full}",
             "Title: ~",
             "Type: Scatter2D",
@@ -231,6 +348,16 @@ def write_yoda(
     out = Path(path)
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
+
+
+def _breakdown_text(sources: Mapping[str, np.ndarray], n_bins: int) -> str:
+    """A YODA ``ErrorBreakdown`` annotation (flow YAML) for per-bin symmetric sources."""
+    points = []
+    for i in range(n_bins):
+        entries = ", ".join(f"{json.dumps(k)}: {{dn: {-float(v[i]):.9e}, up: {float(v[i]):.9e}}}"
+                            for k, v in sources.items())
+        points.append(f"{i}: {{{entries}}}")
+    return "{" + ", ".join(points) + "}"
 
 
 def _hepdata_error(value: float, err: Mapping[str, Any], label: str) -> float:
@@ -262,7 +389,9 @@ def read_hepdata_yaml(
         Histogram name; defaults to the dependent variable's header name.
 
     Bins without a numeric value (HEPData writes ``'-'``) are dropped. All errors of a bin
-    are added in quadrature; percentages are relative to the value.
+    are added in quadrature (percentages are relative to the value) and kept by their
+    ``label`` as :attr:`Histogram.sources` (an unlabelled error is ``"error"``, then
+    ``"error 2"``...; a label listed twice in a bin adds in quadrature).
     """
     import yaml
 
@@ -282,7 +411,8 @@ def read_hepdata_yaml(
     dep = dep_all[dependent]
     if len(dep["values"]) != len(indep):
         raise HistogramError(f"{label}: {len(dep['values'])} values for {len(indep)} bins")
-    lower, upper, values, errors = [], [], [], []
+    lower, upper, values = [], [], []
+    per_bin: list[dict[str, float]] = []
     for x, y in zip(indep, dep["values"]):
         try:
             val = float(y["value"])
@@ -293,13 +423,23 @@ def read_hepdata_yaml(
         else:
             centre = float(x["value"])
             lo, hi = centre - 0.5, centre + 0.5
-        err = math.sqrt(sum(_hepdata_error(val, e, label) ** 2 for e in y.get("errors", [])))
+        squares: dict[str, float] = {}
+        unlabelled = 0
+        for e in y.get("errors", []) or []:
+            key = e.get("label")
+            if key is None:
+                unlabelled += 1
+                key = "error" if unlabelled == 1 else f"error {unlabelled}"
+            squares[str(key)] = squares.get(str(key), 0.0) + _hepdata_error(val, e, label) ** 2
         lower.append(lo)
         upper.append(hi)
         values.append(val)
-        errors.append(err)
+        per_bin.append(squares)
+    errors = [math.sqrt(sum(sq.values())) for sq in per_bin]
+    keys = list(dict.fromkeys(k for sq in per_bin for k in sq))
+    sources = {k: [math.sqrt(sq.get(k, 0.0)) for sq in per_bin] for k in keys} or None
     title = name or str(dep.get("header", {}).get("name", Path(label).stem))
-    return Histogram(title, lower, upper, values, errors)
+    return Histogram(title, lower, upper, values, errors, sources=sources)
 
 
 _CSV_COLUMNS = ("lower", "upper", "value", "error")
