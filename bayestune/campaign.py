@@ -42,6 +42,14 @@ Tables and keys (anything else is an error):
     YODA, HEPData YAML, CSV, JSON); ``weights`` (table or Professor weight file);
     ``model_uncertainty``; ``correlated_sources`` (error sources of the reference, such as
     ``["sys*"]``, taken as correlated across each histogram's bins).
+    ``type = "command"``: any generator through a command that writes YODA
+    (:class:`~bayestune.hep.command.CommandSimulator`): ``command`` (template with
+    ``{params}``, ``{params_json}``, ``{outdir}``, ``{seed}``, ``{n_events}``, ``{python}``),
+    ``outputs``,
+    ``rundir`` (default ``<campaign>-runs`` next to the file), ``timeout``, ``seed``,
+    ``n_events``, ``keep``, ``env``, ``fixed``, ``shell``, ``cwd`` (default: the campaign's
+    folder, so relative paths in the command work); ``reference``, ``weights``,
+    ``model_uncertainty``, ``correlated_sources`` as for ``histograms``.
     ``type = "pythia"``: Pythia 8 against the LEP1 data; ``observables`` (set name or list
     of ids), ``n_events``, ``n_workers``, ``data``, ``weights``, ``model_uncertainty``,
     ``fixed`` (other Pythia settings), ``seed``.
@@ -66,6 +74,7 @@ Relative paths are relative to the campaign file, and the campaign file's folder
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -214,8 +223,9 @@ class Campaign:
         return str(self.objective_spec.get("type", "python"))
 
     def resolve(self, path: str | Path) -> Path:
-        """A path from the campaign file, relative to its folder."""
-        p = Path(path).expanduser()
+        """A path from the campaign file, relative to its folder (``~`` and ``$VARIABLES``
+        expanded)."""
+        p = Path(os.path.expandvars(str(path))).expanduser()
         return p if p.is_absolute() else self.folder / p
 
     def _importable(self) -> None:
@@ -233,6 +243,8 @@ class Campaign:
         reference = self.reference()
         if kind == "histograms":
             simulate = self._callable("simulate", "simulate_options")
+        elif kind == "command":
+            simulate = self._command()
         else:
             simulate = self._pythia(reference)
         from .hep.chi2 import HistogramObjective
@@ -258,8 +270,20 @@ class Campaign:
             raise CampaignFileError(f"{where}: {self.objective_spec[key]!r} is not callable")
         return obj  # type: ignore[no-any-return]
 
+    def _command(self) -> Callable[[dict[str, Any]], Any]:
+        from .hep.command import CommandSimulator
+
+        spec = self.objective_spec
+        options = {k: spec[k] for k in _COMMAND_KEYS if k in spec}
+        options["rundir"] = self.resolve(spec.get("rundir", f"{self.path.stem}-runs"))
+        options["cwd"] = self.resolve(spec.get("cwd", "."))
+        try:
+            return CommandSimulator(**options)
+        except ValueError as exc:
+            raise CampaignFileError(f"{self.path.name}: [objective]: {exc}") from None
+
     def reference(self) -> dict[str, Any]:
-        """Reference histograms of a histogram or Pythia objective."""
+        """Reference histograms of a histogram, command or Pythia objective."""
         spec = self.objective_spec
         if self.objective_type == "pythia":
             from .hep import lep
@@ -354,11 +378,12 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
     allowed = {
         "python": ["type", "function", "options"],
         "histograms": [*common, "simulate", "simulate_options", "reference"],
+        "command": [*common, "reference", "rundir", "cwd", *_COMMAND_KEYS],
         "pythia": [*common, "observables", "n_events", "n_workers", "data", "fixed", "seed"],
     }
     if kind not in allowed:
-        table.fail(f"expected 'python', 'histograms' or 'pythia', found {_describe(kind)}",
-                   "type")
+        table.fail(f"expected 'python', 'histograms', 'command' or 'pythia', found "
+                   f"{_describe(kind)}", "type")
     table.check_keys(allowed[kind])
     if kind == "python":
         table.get("function", (str,), required=True, expected="'module:attribute'")
@@ -367,7 +392,9 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
         table.get("simulate", (str,), required=True, expected="'module:attribute'")
         table.get("simulate_options", (dict,))
         table.get("reference", (str, list), required=True, expected="a file or list of files")
-    if kind in ("histograms", "pythia"):
+    if kind == "command":
+        _parse_command(table)
+    if kind in ("histograms", "command", "pythia"):
         f = table.get("model_uncertainty", (float,), 0.0)
         if f < 0:
             table.fail(f"expected a number >= 0, found {_describe(f)}", "model_uncertainty")
@@ -384,6 +411,34 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
         table.get("fixed", (dict,))
         table.positive_int("seed", minimum=0)
     return dict(table.data)
+
+
+_COMMAND_KEYS = ("command", "outputs", "timeout", "seed", "n_events", "keep", "env", "fixed",
+                 "shell")
+
+
+def _parse_command(table: _Table) -> None:
+    """The keys of a ``type = "command"`` objective."""
+    command = table.get("command", (str, list), required=True,
+                        expected="a command template such as 'run.sh {params} {outdir}'")
+    if isinstance(command, list) and not all(isinstance(t, str) for t in command):
+        table.fail(f"expected a string or a list of strings, found {_describe(command)}",
+                   "command")
+    table.get("reference", (str, list), required=True, expected="a file or list of files")
+    outputs = table.get("outputs", (str, list))
+    if isinstance(outputs, list) and not all(isinstance(t, str) for t in outputs):
+        table.fail(f"expected glob patterns, found {_describe(outputs)}", "outputs")
+    for key in ("rundir", "cwd", "keep"):
+        table.get(key, (str,))
+    timeout = table.get("timeout", (float,))
+    if timeout is not None and timeout <= 0:
+        table.fail(f"expected a positive number of seconds, found {_describe(timeout)}",
+                   "timeout")
+    table.positive_int("seed", minimum=0)
+    table.positive_int("n_events")
+    table.get("env", (dict,))
+    table.get("fixed", (dict,))
+    table.get("shell", (bool,))
 
 
 def load_campaign(path: str | Path, *, store: str | Path | None = None) -> Campaign:

@@ -5,6 +5,7 @@ Importing this package does not import Pythia; :mod:`bayestune.hep.pythia` does,
 
 from .binwise import BinwiseModel, fit_binwise, refine_binwise
 from .chi2 import Chi2, HistogramObjective, Weights, chi2
+from .command import CommandError, CommandSimulator, read_params, write_params
 from .histogram import Histogram, HistogramError, normalise_path
 from .io import (
     YodaWarning,
@@ -38,7 +39,8 @@ from .tuning import (
 )
 
 __all__ = [
-    "BinwiseModel", "Chi2", "ExploreStage", "GeneratorTuneResult", "GeneratorTuning",
+    "BinwiseModel", "Chi2", "CommandError", "CommandSimulator", "read_params", "write_params",
+    "ExploreStage", "GeneratorTuneResult", "GeneratorTuning",
     "ProbeStage", "RefineStage", "StageRecord", "tune_generator", "Histogram", "HistogramError",
     "HistogramObjective",
     "LEP1_SETTINGS", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "Observable", "Weights", "chi2",

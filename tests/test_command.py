@@ -1,0 +1,197 @@
+"""Any generator through a command that writes YODA: CommandSimulator on a small real script,
+and a campaign file tuning Pythia through pythia_yoda.py with two workers, a failing point and
+a resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bayestune as bt
+from bayestune.hep import Histogram, HistogramObjective
+from bayestune.hep.command import CommandError, CommandSimulator, read_params, write_params
+from bayestune.objective import evaluate
+from bayestune.store import CampaignStore
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "command_generator"
+
+# a generator in miniature: a quadratic response with noise from the run's seed, written as
+# YODA with bayestune's writer; it crashes, hangs or writes nothing on request
+TOY = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import numpy as np
+    from bayestune.hep import Histogram, write_yoda
+    from bayestune.hep.command import read_params
+
+    params_path, outdir, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    p = read_params(params_path)
+    with open(Path(__file__).with_name("calls.jsonl"), "a") as log:
+        log.write(json.dumps({"params": p, "seed": seed}) + "\\n")
+    if p["x"] > 0.9:
+        print("toy: x is above 0.9, the generator crashes", file=sys.stderr)
+        sys.exit(4)
+    if p.get("mode") == "hang":
+        time.sleep(60)
+    if p.get("mode") == "silent":
+        sys.exit(0)
+    noise = np.random.default_rng(seed).normal(0.0, 0.01, 3)
+    values = 1.0 + (p["x"] - 0.3) ** 2 + np.array([0.0, 0.5, 1.0]) * p["x"] + noise
+    write_yoda([Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3], values, [0.01] * 3)],
+               outdir / "toy.yoda")
+""")
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.py"
+    path.write_text(TOY)
+    return path
+
+
+def _simulator(toy: Path, **kw) -> CommandSimulator:
+    return CommandSimulator(f"{{python}} {toy} {{params}} {{outdir}} {{seed}}",
+                            rundir=toy.parent / "runs", **kw)
+
+
+def _calls(toy: Path) -> list[dict]:
+    log = toy.with_name("calls.jsonl")
+    return [json.loads(s) for s in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_params_dat_round_trip(tmp_path):
+    path = write_params({"StringZ:aLund": 0.68, "n": 3, "tune": "monash"}, tmp_path / "p.dat")
+    assert path.read_text() == "StringZ:aLund 0.68\nn 3\ntune monash\n"
+    assert read_params(path) == {"StringZ:aLund": 0.68, "n": 3.0, "tune": "monash"}
+    with pytest.raises(ValueError, match="white space"):
+        write_params({"a b": 1.0}, tmp_path / "q.dat")
+
+
+def test_a_run_writes_the_point_reads_the_yoda_and_cleans_up(toy):
+    sim = _simulator(toy, fixed={"mode": "ok"})
+    out = sim({"x": 0.5})
+    h = out["/TOY/d01-x01-y01"]
+    assert h.n_bins == 3 and np.all(np.abs(h.values - [1.04, 1.29, 1.54]) < 0.05)
+    call = _calls(toy)[0]
+    assert call["params"] == {"mode": "ok", "x": 0.5}
+    assert call["seed"] == sim.point_seed({"x": 0.5})  # the same point, the same seed
+    assert 1 <= call["seed"] <= 900_000_000
+    assert list((toy.parent / "runs").iterdir()) == []  # a successful run's folder is removed
+    again = sim({"x": 0.5})["/TOY/d01-x01-y01"]
+    np.testing.assert_array_equal(again.values, h.values)
+    other = sim.replicate(seed=7)({"x": 0.5})["/TOY/d01-x01-y01"]
+    assert not np.array_equal(other.values, h.values)
+
+
+@pytest.mark.parametrize(("point", "timeout", "message"), [
+    ({"x": 0.95}, None, r"(?s)exited with status 4 .*x is above 0.9, the generator crashes"),
+    ({"x": 0.5, "mode": "hang"}, 1.0, r"timed out after 1 s"),
+    ({"x": 0.5, "mode": "silent"}, None, r"left no file matching \['\*\.yoda\*'\]"),
+])
+def test_failures_raise_with_the_commands_last_lines_and_keep_the_run(toy, point, timeout,
+                                                                      message):
+    sim = _simulator(toy, timeout=timeout)
+    started = time.perf_counter()
+    with pytest.raises(CommandError, match=message):
+        sim(point)
+    assert time.perf_counter() - started < 30
+    kept = list((toy.parent / "runs").iterdir())
+    assert len(kept) == 1 and (kept[0] / "params.dat").exists()  # kept for inspection
+
+
+def test_bad_options_name_the_option():
+    with pytest.raises(ValueError, match=r"\{nevents\}.*known: \{params\}"):
+        CommandSimulator("gen {nevents}")
+    with pytest.raises(ValueError, match="keep must be one of"):
+        CommandSimulator("gen", keep="sometimes")
+    with pytest.raises(ValueError, match="timeout=-1"):
+        CommandSimulator("gen", timeout=-1)
+    with pytest.raises(ValueError, match="command must name a program"):
+        CommandSimulator("")
+
+
+def test_a_tune_records_a_crashing_point_as_failed_and_goes_on(toy):
+    reference = Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3],
+                                     [1.0, 1.15, 1.3], [0.02] * 3)
+    objective = HistogramObjective(_simulator(toy), [reference])
+    space = bt.Space([bt.Real("x", 0.0, 1.0)])
+    with bt.Tuner(space, objective, seed=1, n_initial=4) as tuner:
+        tuner.add({"x": 0.95}, evaluate(objective, {"x": 0.95}))
+        result = tuner.run(5, n_workers=2)
+    failed = [t for t in result.history if t.value is None]
+    assert len(failed) == 1 and "generator crashes" in failed[0].error
+    assert len(result.history.completed) == 4
+
+
+def _campaign(tmp_path: Path, n_evals: int) -> Path:
+    from bayestune.hep import find_data_dir
+
+    try:
+        data = find_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"LEP reference data not available: {exc}")
+    for name in ("pythia_yoda.py", "weights.txt", "campaign.toml"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    text = (tmp_path / "campaign.toml").read_text()
+    text = text.replace("n_evals = 12", f"n_evals = {n_evals}")
+    text = text.replace("--events {n_events}",
+                        "--events {n_events} --fail-above StringZ:bLund=1.4")
+    text = text.replace('seed = 1\n', 'seed = 1\nstart = [{"TimeShower:alphaSvalue" = 0.13, '
+                        '"StringZ:bLund" = 1.45}]\n', 1)
+    (tmp_path / "campaign.toml").write_text(text)
+    os.environ.setdefault("BAYESTUNE_LEP_DATA", str(data))
+    return tmp_path / "campaign.toml"
+
+
+@pytest.mark.slow
+def test_campaign_tunes_pythia_through_a_command_and_resumes_after_kill_9(tmp_path):
+    pytest.importorskip("pythia8mc")
+    campaign = _campaign(tmp_path, 10)
+    store = tmp_path / "campaign.sqlite"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "bayestune.cli"]
+    proc = subprocess.Popen([*cli, "run", str(campaign), "-q"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def finished() -> int:
+        if not store.exists():
+            return 0
+        with CampaignStore.open(store) as st:
+            return st.history().n_finished
+
+    deadline = time.time() + 300
+    while finished() < 4 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with CampaignStore.open(store) as st:
+        before = {t.number: t.value for t in st.history() if t.status.name != "PENDING"}
+    assert len(before) >= 4
+    done = subprocess.run([*cli, "run", str(campaign), "-q"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with CampaignStore.open(store) as st:
+        history = st.history()
+    assert len(history) == 10 and history.n_finished == 10
+    for t in history:  # the runs finished before the kill are kept, not redone
+        if t.number in before:
+            assert t.value == before[t.number]
+    failed = [t for t in history if t.value is None]
+    assert history[0].value is None and history[0].params["StringZ:bLund"] == 1.45
+    for t in failed:  # the start point, and any other the tuner tried above the limit
+        assert "is above 1.4: giving up" in t.error and t.params["StringZ:bLund"] > 1.4
+    assert len(history.completed) >= 6
+    best = min(t.value for t in history if t.value is not None)
+    assert best < 200  # 1-T and N_ch: 42 bins; far points give several hundred
