@@ -195,3 +195,17 @@ def test_campaign_tunes_pythia_through_a_command_and_resumes_after_kill_9(tmp_pa
     assert len(history.completed) >= 6
     best = min(t.value for t in history if t.value is not None)
     assert best < 200  # 1-T and N_ch: 42 bins; far points give several hundred
+
+
+def test_a_dask_cluster_runs_the_command_objective(toy):
+    distributed = pytest.importorskip("distributed")
+    reference = Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3],
+                                     [1.0, 1.15, 1.3], [0.02] * 3)
+    objective = HistogramObjective(_simulator(toy), [reference])
+    space = bt.Space([bt.Real("x", 0.0, 0.8)])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = bt.Tuner(space, objective, seed=2, n_initial=3).run(4, executor=client)
+    assert len(result.history.completed) == 4
+    assert len({c["seed"] for c in _calls(toy)}) == 4  # four points, each its own seed
