@@ -133,13 +133,15 @@ def _trusted_for_resume(campaign: Any, store: str) -> None:
                 "[objective] must be unchanged) or restore the file")
 
 
-def _tuner(campaign: Any, objective: Any = None) -> Any:
+def _tuner(campaign: Any, objective: Any = None, n_evals: int | None = None) -> Any:
     from .tuner import Tuner
 
+    metadata: dict[str, Any] = {"campaign": campaign.text, "campaign_file": str(campaign.path)}
+    if campaign.method is not None:  # the store a generator tune will recognise as its own
+        metadata["generator_tuning"] = {"method": campaign.method.to_dict(),
+                                        "n_evals": n_evals or campaign.n_evals}
     return Tuner(campaign.space, objective, store=campaign.store, seed=campaign.seed,
-                 surrogate=campaign.surrogate,
-                 metadata={"campaign": campaign.text, "campaign_file": str(campaign.path)},
-                 **campaign.tuner_options)
+                 surrogate=campaign.surrogate, metadata=metadata, **campaign.tuner_options)
 
 
 def _run_campaign(campaign: Any, args: argparse.Namespace) -> int:
@@ -235,6 +237,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
                           "file recorded); resume it from Python with Tuner(..., store=...)")
     _trusted_for_resume(campaign, args.store)
     return _run_campaign(campaign, args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .hep.professor import checked_scan, import_runs
+
+    campaign = _load(args.campaign, args.store)
+    if campaign.objective_type == "python":
+        raise _UsageError(f"{args.campaign}: importing runs needs a histograms, command or "
+                          "pythia objective (the runs' histograms are compared with its "
+                          "reference)")
+    _check_same_objective(campaign)
+    objective = campaign.build_objective()
+    checked_scan(args.runs, campaign.space, args.drop or ())  # before the store is opened
+    with _tuner(campaign) as tuner:
+        summary = import_runs(tuner, objective, args.runs, outputs=args.outputs,
+                              drop=args.drop or ())
+        n = tuner.history.n_finished
+    print(f"{summary}; {campaign.store} now holds {n} finished trials")
+    for name in summary.failed:
+        print(f"  failed: {name}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -449,6 +472,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "imports Python code)")
     common(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("import", help="start a campaign from the runs of a Professor scan",
+                       description="Record the runs of a Professor scan (run folders with "
+                                   "params.dat and YODA files) as finished trials of a "
+                                   "campaign, evaluated against its reference; 'bayestune "
+                                   "run' then continues from them. Runs already imported are "
+                                   "skipped.")
+    p.add_argument("campaign", help="campaign file (TOML)")
+    p.add_argument("runs", help="the scan folder (0000/, 0001/... each with params.dat)")
+    p.add_argument("--outputs", default="*.yoda*",
+                   help="glob pattern of a run's YODA files (default: *.yoda*)")
+    p.add_argument("--drop", nargs="+", default=None, metavar="NAME",
+                   help="params.dat parameters the campaign does not tune (held fixed)")
+    p.add_argument("--store", default=None, help="store file (default: [campaign] store)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("status", help="table of trials, failures and the best so far",
                        description="Show the state of a campaign store.")

@@ -28,11 +28,20 @@ EXAMPLE = ROOT / "examples" / "command_generator"
 
 # a generator in miniature: a quadratic response with noise from the run's seed, written as
 # YODA with bayestune's writer; it crashes, hangs or writes nothing on request
-TOY = textwrap.dedent("""
+RESPONSE = """
+import numpy as np
+from bayestune.hep import Histogram, write_yoda
+
+
+def respond(p, seed, outdir):
+    noise = np.random.default_rng(seed).normal(0.0, 0.01, 3)
+    values = 1.0 + (p["x"] - 0.3) ** 2 + np.array([0.0, 0.5, 1.0]) * p["x"] + noise
+    write_yoda([Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3], values, [0.01] * 3)],
+               outdir / "toy.yoda")
+"""
+TOY = RESPONSE + textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    import numpy as np
-    from bayestune.hep import Histogram, write_yoda
     from bayestune.hep.command import read_params
 
     params_path, outdir, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -46,10 +55,7 @@ TOY = textwrap.dedent("""
         time.sleep(60)
     if p.get("mode") == "silent":
         sys.exit(0)
-    noise = np.random.default_rng(seed).normal(0.0, 0.01, 3)
-    values = 1.0 + (p["x"] - 0.3) ** 2 + np.array([0.0, 0.5, 1.0]) * p["x"] + noise
-    write_yoda([Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3], values, [0.01] * 3)],
-               outdir / "toy.yoda")
+    respond(p, seed, outdir)
 """)
 
 
@@ -209,3 +215,80 @@ def test_a_dask_cluster_runs_the_command_objective(toy):
         result = bt.Tuner(space, objective, seed=2, n_initial=3).run(4, executor=client)
     assert len(result.history.completed) == 4
     assert len({c["seed"] for c in _calls(toy)}) == 4  # four points, each its own seed
+
+
+# ------------------------------------------------------------------ a Professor scan
+TOY_CAMPAIGN = """
+[campaign]
+n_evals = {n_evals}
+seed = 3
+
+[[parameters]]
+name = "x"
+type = "real"
+low = 0.0
+high = 0.8
+
+[objective]
+type = "command"
+command = "{{python}} toy.py {{params}} {{outdir}} {{seed}}"
+reference = "ref.yoda"
+"""
+
+
+def _toy_campaign(tmp_path: Path, toy: Path, n_evals: int) -> Path:
+    from bayestune.hep import write_yoda
+
+    write_yoda([Histogram.from_edges("/TOY/d01-x01-y01", [0, 1, 2, 3], [1.0, 1.15, 1.3],
+                                     [0.02] * 3)], tmp_path / "ref.yoda", ref=True)
+    path = tmp_path / "c.toml"
+    path.write_text(TOY_CAMPAIGN.format(n_evals=n_evals))
+    return path
+
+
+def _scan(tmp_path: Path, toy: Path, n: int) -> Path:
+    """A Professor-style scan of ``n`` runs made with the toy generator."""
+    scan = tmp_path / "scan"
+    generator: dict = {}
+    exec(RESPONSE, generator)  # the toy's response, run here instead of in 30 processes
+    for i, x in enumerate(np.linspace(0.02, 0.78, n)):
+        run = scan / f"{i:04d}"
+        run.mkdir(parents=True)
+        write_params({"x": float(x), "mode": "scan"}, run / "params.dat")
+        generator["respond"]({"x": float(x)}, 100 + i, run)
+    (scan / "0007" / "toy.yoda").unlink()  # a run whose output was lost
+    return scan
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bayestune.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_professor_scan_of_30_runs_imports_and_the_campaign_continues_from_it(tmp_path,
+                                                                                   toy):
+    campaign = _toy_campaign(tmp_path, toy, 34)
+    scan = _scan(tmp_path, toy, 30)
+    refused = _cli("import", str(campaign), str(scan), cwd=tmp_path)
+    assert refused.returncode != 0 and "sets ['mode']" in refused.stderr  # not tuned
+    assert not (tmp_path / "c.sqlite").exists()  # a bad scan records nothing
+    done = _cli("import", str(campaign), str(scan), "--drop", "mode", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "29 runs imported, 1 recorded as failed" in done.stdout
+    again = _cli("import", str(campaign), str(scan), "--drop", "mode", cwd=tmp_path)
+    assert "30 already in the store" in again.stdout
+    n_scan_calls = len(_calls(toy))
+    run = _cli("run", str(campaign), "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert len(_calls(toy)) - n_scan_calls == 4  # only the new trials ran the generator
+    with CampaignStore.open(tmp_path / "c.sqlite") as st:
+        history = st.history()
+    assert len(history) == 34
+    assert [t.source for t in history[:30]] == [f"import:{i:04d}" for i in range(30)]
+    assert history[7].value is None and "no file matching" in history[7].error
+    assert all(t.number >= 30 and not t.source.startswith("import:") for t in history[30:])
+    # the imported chi2 is the objective's: a run of the scan re-evaluated agrees exactly
+    objective = HistogramObjective(_simulator(toy), [Histogram.from_edges(
+        "/TOY/d01-x01-y01", [0, 1, 2, 3], [1.0, 1.15, 1.3], [0.02] * 3)])
+    hist = bt.hep.read_yoda(tmp_path / "scan" / "0003" / "toy.yoda")
+    assert history[3].value == pytest.approx(objective.evaluation(hist).value, rel=1e-12)

@@ -497,7 +497,12 @@ class HistogramObjective:
                     correlated_sources=self.correlated_sources)
 
     def __call__(self, params: dict[str, Any]) -> Evaluation:
-        simulated = match_simulated(self.simulate(params), self.reference)
+        return self.evaluation(self.simulate(params))
+
+    def evaluation(self, simulated: Mapping[str, Histogram]) -> Evaluation:
+        """The :class:`~bayestune.Evaluation` of histograms simulated elsewhere (a run made
+        before, such as one of a Professor scan): what calling the objective returns."""
+        simulated = match_simulated(simulated, self.reference)
         result = self.chi2(simulated)
         info: dict[str, Any] = {
             "chi2_per_observable": result.per_observable,
