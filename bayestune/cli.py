@@ -332,7 +332,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.store).with_suffix("").with_name(
         Path(args.store).stem + "_report")
     report = write_report(result, out, title=title, uncertainty=uncertainty,
-                          reference=reference, store_path=args.store, tune=tune)
+                          reference=reference, store_path=args.store, tune=tune,
+                          style=args.style)
     if not args.quiet:
         for key, path in report.images.items():
             print(f"  {key:12s} {path}")
@@ -506,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--uncertainty", dest="uncertainty", action="store_true", default=None,
                        help="compute Delta-chi2 uncertainties, profiles and the corner plot")
     group.add_argument("--no-uncertainty", dest="uncertainty", action="store_false")
+    p.add_argument("--style", choices=("default", "hep"), default="default",
+                   help="data/MC plot style ('hep': mplhep's, needs bayestune[hep])")
     p.add_argument("-q", "--quiet", action="store_true", help="only print the HTML path")
     p.set_defaults(func=cmd_report)
 

@@ -88,6 +88,7 @@ def plot_ratios(
     *,
     ncols: int = 3,
     titles: Mapping[str, str] | None = None,
+    style: str = "default",
 ):
     """Data and predictions (top) with MC/data ratios (bottom) for each observable.
 
@@ -95,8 +96,26 @@ def plot_ratios(
     ----------
     reference : mapping of observable -> Histogram
     predictions : mapping of label -> (mapping of observable -> Histogram)
+    style : {"default", "hep"}
+        ``"hep"``: the ROOT-like style of ``mplhep`` (extra ``hep``), predictions drawn
+        with ``mplhep.histplot``.
     """
+    if style not in ("default", "hep"):
+        raise ValueError(f"style must be 'default' or 'hep', got style={style!r}")
     plt = _pyplot()
+    if style == "hep":
+        try:
+            import mplhep
+        except ImportError:
+            raise ImportError("style='hep' needs mplhep: pip install 'bayestune[hep]'") from None
+        with plt.style.context(mplhep.style.ROOT):
+            return _ratio_grid(plt, reference, predictions, ncols, titles, mplhep.histplot)
+    return _ratio_grid(plt, reference, predictions, ncols, titles, None)
+
+
+def _ratio_grid(plt: Any, reference: Mapping[str, Histogram],
+                predictions: Mapping[str, Mapping[str, Histogram]], ncols: int,
+                titles: Mapping[str, str] | None, histplot: Any):
     names = [n for n in reference if reference[n].n_bins > 1]
     nrows = -(-len(names) // ncols)
     fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows))
@@ -116,7 +135,10 @@ def plot_ratios(
         for j, (label, pred) in enumerate(predictions.items()):
             h = pred[name]
             ratio, err = ratios[label]
-            if h.is_contiguous:
+            if h.is_contiguous and histplot is not None:
+                histplot(h.values, h.edges, ax=top, color=f"C{j}", label=label)
+                histplot(ratio, h.edges, ax=bottom, color=f"C{j}")
+            elif h.is_contiguous:
                 top.stairs(h.values, h.edges, color=f"C{j}", label=label)
                 bottom.stairs(ratio, h.edges, color=f"C{j}")
             else:  # gapped binning: markers per bin

@@ -153,6 +153,7 @@ def write_report(
     reference: Mapping[str, Any] | None = None,
     store_path: str | Path | None = None,
     tune: Any = None,
+    style: str = "default",
 ) -> Report:
     """Write PNG plots and ``index.html`` for a campaign result into ``folder``.
 
@@ -173,7 +174,11 @@ def write_report(
     tune : GeneratorTuneResult, optional
         The result of the generator-tuning method that made the campaign: its estimate,
         uncertainties and stage log are shown (instead of the surrogate's uncertainties).
+    style : {"default", "hep"}
+        The data/MC plots' style (``"hep"``: mplhep's, extra ``hep``).
     """
+    if style not in ("default", "hep"):
+        raise ValueError(f"style must be 'default' or 'hep', got style={style!r}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out, out / "index.html")
@@ -203,7 +208,7 @@ def write_report(
     else:
         report.skipped["surrogate"] = "no surrogate (fewer than two completed trials)"
     if reference is not None:
-        attempt("ratios", lambda: _ratio_figure(result, reference))
+        attempt("ratios", lambda: _ratio_figure(result, reference, style))
 
     _write_html(report, title, sections, result, store_path)
     return report
@@ -241,7 +246,7 @@ def _tune_section(tune: Any, sections: list[tuple[str, str]],
     attempt("correlation", lambda: plot_correlation(tune.uncertainty))
 
 
-def _ratio_figure(result: Result, reference: Mapping[str, Any]) -> Any:
+def _ratio_figure(result: Result, reference: Mapping[str, Any], style: str = "default") -> Any:
     from .hep.histogram import Histogram
     from .plots import plot_ratios
 
@@ -253,7 +258,7 @@ def _ratio_figure(result: Result, reference: Mapping[str, Any]) -> Any:
         ref = reference[name]
         simulated[name] = Histogram(ref.name, ref.lower, ref.upper, values, errors)
     used = {name: reference[name] for name in simulated}
-    return plot_ratios(used, {f"trial {best.number}": simulated})
+    return plot_ratios(used, {f"trial {best.number}": simulated}, style=style)
 
 
 _CAPTIONS = {

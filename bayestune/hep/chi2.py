@@ -35,6 +35,7 @@ import numpy as np
 
 from ..objective import Evaluation
 from .histogram import Histogram, HistogramError, normalise_path
+from .uhi import as_histogram, is_uhi
 
 __all__ = ["Weights", "HistogramObjective", "Chi2", "UsedBins", "chi2"]
 
@@ -228,6 +229,7 @@ def chi2(
     """The weighted chi2 of ``simulated`` against ``reference`` (see the module docstring)."""
     weights = weights or Weights()
     patterns = _checked_patterns(correlated_sources)
+    reference = _as_mapping(reference)
     total = 0.0
     variance = 0.0
     per_obs: dict[str, float] = {}
@@ -325,6 +327,7 @@ def match_simulated(
     A simulated histogram matches a reference one by key, or else by its histogram path
     (``/REF`` stripped), so a simulator may key its output by short names.
     """
+    simulated = {k: as_histogram(h, k) if is_uhi(h) else h for k, h in simulated.items()}
     by_path = {normalise_path(h.name): h for h in simulated.values()}
     out = {}
     for name, ref in reference.items():
@@ -338,12 +341,15 @@ def match_simulated(
 
 def _as_mapping(reference: Mapping[str, Histogram] | Iterable[Histogram]) -> dict[str, Histogram]:
     if isinstance(reference, Mapping):
-        out = dict(reference)
+        out = {k: as_histogram(h, k) if is_uhi(h) else h for k, h in reference.items()}
     else:
         out = {}
         for h in reference:
+            if is_uhi(h):
+                h = as_histogram(h)
             if not isinstance(h, Histogram):
-                raise TypeError(f"reference must hold Histogram objects, got {type(h).__name__}")
+                raise TypeError(f"reference must hold Histogram objects (or UHI histograms: "
+                                f"hist, boost-histogram, uproot), got {type(h).__name__}")
             out[normalise_path(h.name)] = h
     if not out:
         raise ValueError("reference is empty: give at least one histogram")
@@ -388,7 +394,9 @@ class HistogramObjective:
     simulate : callable
         ``simulate(params) -> {name: Histogram}`` with the MC statistical errors.
     reference : mapping of str to Histogram, or sequence of Histogram
-        The data; a sequence is keyed by histogram name (``/REF`` stripped).
+        The data; a sequence is keyed by histogram name (``/REF`` stripped). 1-D histograms
+        of the UHI protocol (``hist.Hist``, boost-histogram, uproot) are accepted here and in
+        the simulator's output (:func:`~bayestune.hep.uhi.as_histogram`).
     weights : Weights or mapping, optional
         Observable and bin weights (see :class:`Weights`).
     model_uncertainty : float

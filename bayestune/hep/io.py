@@ -322,7 +322,12 @@ def write_yoda(
     ref : bool
         Prefix the paths with ``/REF`` (reference-data convention).
     """
-    items = histograms.values() if isinstance(histograms, Mapping) else histograms
+    from .uhi import as_histogram, is_uhi
+
+    if isinstance(histograms, Mapping):
+        items = [as_histogram(h, k) if is_uhi(h) else h for k, h in histograms.items()]
+    else:
+        items = [as_histogram(h) if is_uhi(h) else h for h in histograms]
     lines: list[str] = []
     for hist in items:
         name = normalise_path(hist.name)
