@@ -289,3 +289,37 @@ def lep_dir():
         return find_data_dir()
     except FileNotFoundError as exc:
         pytest.skip(f"LEP reference data not available: {exc}")
+
+
+# as converted from HEPData: the breakdown numbers the original table's rows (0 and 1 were
+# left out), and a breakdown that no longer matches the errors (values rescaled afterwards)
+RENUMBERED = """\
+BEGIN YODA_SCATTER2D_V2 /REF/D_TEST/d06-x01-y01
+Variations: [""]
+ErrorBreakdown: {2: {error: {dn: -1.5, up: 1.5}}, 3: {stat: {dn: -0.6, up: 0.6}, sys: {dn: -0.8, up: 0.8}}}
+IsRef: 1
+Path: /REF/D_TEST/d06-x01-y01
+---
+3.4e-02 3.3e-03 3.3e-03 1.0e+01 1.5e+00 1.5e+00
+4.1e-02 3.7e-03 2.9e-03 8.7e+00 1.0e+00 1.0e+00
+END YODA_SCATTER2D_V2
+BEGIN YODA_SCATTER2D_V2 /REF/D_TEST/d01-x01-y01
+ErrorBreakdown: {0: {error: {dn: -11.3, up: 11.3}}, 1: {error: {dn: -13.8, up: 13.8}}}
+Path: /REF/D_TEST/d01-x01-y01
+---
+0.2 0.05 0.05 0.2044 0.0699 0.0699
+0.3 0.05 0.05 0.4027 0.0811 0.0811
+END YODA_SCATTER2D_V2
+"""
+
+
+def test_renumbered_and_stale_breakdowns():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hists = read_yoda(RENUMBERED)
+    renumbered = hists["/D_TEST/d06-x01-y01"]
+    np.testing.assert_allclose(renumbered.sources["error"], [1.5, 0.0])
+    np.testing.assert_allclose(renumbered.sources["sys"], [0.0, 0.8])
+    stale = hists["/D_TEST/d01-x01-y01"]
+    assert stale.sources is None  # the totals stay; the stale breakdown is not used
+    np.testing.assert_allclose(stale.errors, [0.0699, 0.0811])

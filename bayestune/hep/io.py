@@ -24,6 +24,7 @@ import math
 import re
 import tarfile
 import urllib.request
+import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "read_histograms", "download_hepdata",
 ]
 
+_log = logging.getLogger(__name__)
 _BEGIN = re.compile(r"^BEGIN\s+YODA_(\w+?)(?:_V(\d+))?\s+(\S+)\s*$")
 
 
@@ -84,38 +86,57 @@ def _symmetric(down: np.ndarray, up: np.ndarray) -> np.ndarray:
     return 0.5 * (np.abs(down) + np.abs(up))
 
 
-def _breakdown(text: str | None, n_rows: int) -> dict[str, np.ndarray] | None:
+def _breakdown(text: str | None, errors: np.ndarray) -> tuple[dict[str, np.ndarray] | None,
+                                                              str | None]:
     """The per-source errors of an ``ErrorBreakdown`` annotation (``{point: {source: {dn: ..,
-    up: ..}}}``, points counted from 0 in file order), symmetrised; ``None`` without one.
-    A source a point does not list is zero there."""
+    up: ..}}}``), symmetrised, one row per point of the block (whose symmetric total errors are
+    ``errors``), and a note when the breakdown is dropped.
+
+    Files converted from HEPData number the points of the original table, so the keys may
+    skip the rows that were left out: with as many keys as rows they are taken in order, and
+    the breakdown is kept only where its sources add up to the rows' total errors (a file
+    whose values were rescaled after conversion may carry a stale breakdown: it is ignored,
+    with an INFO log message, and the histogram keeps its total errors)."""
     if not text:
-        return None
+        return None, None
     import yaml
 
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise _Unusable(f"its ErrorBreakdown cannot be parsed ({exc.__class__.__name__})") from None
+        return None, f"ErrorBreakdown unreadable ({exc.__class__.__name__})"
     if not doc:
-        return None
-    if not isinstance(doc, Mapping):
-        raise _Unusable("its ErrorBreakdown is not a mapping of points to sources")
+        return None, None
+    n_rows = len(errors)
+    if not isinstance(doc, Mapping) or not all(isinstance(k, int) for k in doc):
+        return None, "ErrorBreakdown is not a mapping of point numbers"
+    keys = sorted(doc)
+    if len(keys) == n_rows:
+        rows = dict(zip(keys, range(n_rows)))
+    elif keys and keys[0] >= 0 and keys[-1] < n_rows:
+        rows = {k: k for k in keys}
+    else:
+        return None, f"ErrorBreakdown names {len(keys)} points for {n_rows} rows"
     out: dict[str, np.ndarray] = {}
-    for point, per_source in doc.items():
-        if not isinstance(point, int) or not 0 <= point < n_rows or \
-                not isinstance(per_source, Mapping):
-            raise _Unusable(f"its ErrorBreakdown names point {point!r} of {n_rows}")
+    for key, per_source in doc.items():
+        if not isinstance(per_source, Mapping):
+            return None, f"ErrorBreakdown of point {key} is not a mapping of sources"
         for source, err in per_source.items():
             try:
                 value = 0.5 * (abs(float(err["dn"])) + abs(float(err["up"])))
             except (KeyError, TypeError, ValueError):
-                raise _Unusable(f"its ErrorBreakdown entry {source!r} of point {point} has no "
-                                "numeric dn and up") from None
-            out.setdefault(str(source), np.zeros(n_rows))[point] = value
-    return out
+                return None, f"ErrorBreakdown source {source!r} of point {key} has no dn/up"
+            out.setdefault(str(source), np.zeros(n_rows))[rows[key]] = value
+    total = np.sqrt(sum(v**2 for v in out.values()))
+    listed = np.zeros(n_rows, dtype=bool)
+    listed[list(rows.values())] = True
+    if not np.allclose(total[listed], errors[listed], rtol=0.05, atol=1e-12):
+        return None, "ErrorBreakdown does not add up to the points' errors"
+    return out, None
 
 
-def _scatter2d(name: str, rows: list[list[float]], header: Mapping[str, str]) -> Histogram:
+def _scatter2d(name: str, rows: list[list[float]], header: Mapping[str, str],
+               notes: list[str]) -> Histogram:
     """A Scatter2D: bins from the x errors (a zero x error makes a point); rows without a
     finite value are dropped."""
     widths = {len(r) for r in rows}
@@ -124,15 +145,18 @@ def _scatter2d(name: str, rows: list[list[float]], header: Mapping[str, str]) ->
                         "(x, x-, x+, y, y-, y+)")
     arr = np.asarray(rows, dtype=float)
     x, xm, xp, y, ym, yp = arr.T
-    sources = _breakdown(header.get("ErrorBreakdown"), len(arr))
+    total = np.nan_to_num(_symmetric(ym, yp))
+    sources, note = _breakdown(header.get("ErrorBreakdown"), total)
+    if note:
+        notes.append(f"{name!r}: {note}; its total errors are used")
     keep = np.isfinite(y) & np.isfinite(x) & np.isfinite(xm) & np.isfinite(xp)
     if not np.any(keep):
         raise _Unusable("it has no point with a finite value")
     lower, upper = (x - np.abs(xm))[keep], (x + np.abs(xp))[keep]
     order = np.argsort(lower, kind="stable")
-    err = np.nan_to_num(_symmetric(ym, yp))[keep][order]
     picked = None if sources is None else {k: v[keep][order] for k, v in sources.items()}
-    return Histogram(name, lower[order], upper[order], y[keep][order], err, sources=picked)
+    return Histogram(name, lower[order], upper[order], y[keep][order], total[keep][order],
+                     sources=picked)
 
 
 def _histo1d_v2(name: str, rows: list[list[float]]) -> Histogram:
@@ -230,12 +254,13 @@ def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[st
     wanted = None if paths is None else {normalise_path(p) for p in paths}
     out: dict[str, Histogram] = {}
     skipped: list[str] = []
+    notes: list[str] = []
     for block in _yoda_blocks(text):
         name = block["path"]
         if wanted is not None and name not in wanted:
             continue
         try:
-            out[name] = _finish_block(block)
+            out[name] = _finish_block(block, notes)
         except _Unusable as exc:
             where = f"{name!r} ({block['kind'].lower()}, line {block['line']})"
             if wanted is not None:
@@ -245,6 +270,8 @@ def read_yoda(source: str | Path, paths: Iterable[str] | None = None) -> dict[st
     if skipped:
         warnings.warn(f"{label}: skipped {len(skipped)} object(s) that are not usable 1-D "
                       "observables: " + "; ".join(skipped), YodaWarning, stacklevel=2)
+    for note in notes:  # the data are fine; only the correlation of sources is unavailable
+        _log.info("%s: %s", label, note)
     if wanted is not None:
         missing = sorted(wanted - set(out))
         if missing:
@@ -292,7 +319,7 @@ def _yoda_blocks(text: str) -> Iterator[dict[str, Any]]:
         yield block
 
 
-def _finish_block(block: dict[str, Any]) -> Histogram:
+def _finish_block(block: dict[str, Any], notes: list[str]) -> Histogram:
     kind, version, name = block["kind"], block["version"], block["path"]
     rows, header = block["rows"], block["header"]
     if kind not in _KINDS_1D:
@@ -302,7 +329,7 @@ def _finish_block(block: dict[str, Any]) -> Histogram:
     if not rows:
         raise _Unusable("it is empty")
     if kind == "SCATTER2D":
-        return _scatter2d(name, rows, header)
+        return _scatter2d(name, rows, header, notes)
     if kind == "HISTO1D" and version <= 2:
         return _histo1d_v2(name, rows)
     return _binned_v3(name, "ESTIMATE1D" if "ESTIMATE" in kind else kind, header, rows)
