@@ -16,7 +16,7 @@ hist = pytest.importorskip("hist")
 EDGES = np.linspace(-3.0, 3.0, 13)
 
 
-def _filled(samples: np.ndarray) -> "hist.Hist":
+def _filled(samples: np.ndarray):
     """A unit-area histogram of ``samples`` with weight storage (errors from the weights)."""
     h = hist.Hist(hist.axis.Variable(EDGES, name="x"), storage=hist.storage.Weight(),
                   name="/TOY/x")

@@ -34,7 +34,8 @@ END YODA_SCATTER2D_V2
 
 BINNED = """\
 BEGIN YODA_SCATTER2D_V2 /REF/L3_TEST/d01-x01-y01
-ErrorBreakdown: {0: {stat: {dn: -0.3, up: 0.3}, sys: {dn: -0.4, up: 0.4}}, 1: {stat: {dn: -0.6, up: 0.6}, 'sys,unfolding': {dn: -0.8, up: 0.8}}}
+ErrorBreakdown: {0: {stat: {dn: -0.3, up: 0.3}, sys: {dn: -0.4, up: 0.4}}, \
+1: {stat: {dn: -0.6, up: 0.6}, 'sys,unfolding': {dn: -0.8, up: 0.8}}}
 Path: /REF/L3_TEST/d01-x01-y01
 Type: Scatter2D
 ---
@@ -296,7 +297,8 @@ def lep_dir():
 RENUMBERED = """\
 BEGIN YODA_SCATTER2D_V2 /REF/D_TEST/d06-x01-y01
 Variations: [""]
-ErrorBreakdown: {2: {error: {dn: -1.5, up: 1.5}}, 3: {stat: {dn: -0.6, up: 0.6}, sys: {dn: -0.8, up: 0.8}}}
+ErrorBreakdown: {2: {error: {dn: -1.5, up: 1.5}}, \
+3: {stat: {dn: -0.6, up: 0.6}, sys: {dn: -0.8, up: 0.8}}}
 IsRef: 1
 Path: /REF/D_TEST/d06-x01-y01
 ---

@@ -20,11 +20,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
 import tarfile
 import urllib.request
-import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +36,8 @@ from ..exceptions import BayestuneWarning
 from .histogram import Histogram, HistogramError, normalise_path
 
 __all__ = [
-    "YodaWarning", "read_yoda", "write_yoda", "read_hepdata_yaml", "read_csv", "read_json", "write_json",
-    "read_histograms", "download_hepdata",
+    "YodaWarning", "read_yoda", "write_yoda", "read_hepdata_yaml", "read_csv", "read_json",
+    "write_json", "read_histograms", "download_hepdata",
 ]
 
 _log = logging.getLogger(__name__)
