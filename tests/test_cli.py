@@ -206,7 +206,8 @@ def test_bad_method_tables_name_the_key(edit, message):
         (lambda t: t.replace("low = 0.0", "low = 20.0"),
          r"\[\[parameters\]\] #2: lower bound must be < upper bound, got low=20.0, high=15.0"),
         (lambda t: t.replace('type = "python"', 'type = "fortran"'),
-         r"\[objective\] type: expected 'python', 'histograms' or 'pythia', found 'fortran'"),
+         r"\[objective\] type: expected 'python', 'histograms', 'command' or 'pythia', found "
+         r"'fortran'"),
         (lambda t: t + "\n[execution]\nn_workers = 0\n",
          r"\[execution\] n_workers: expected an integer >= 1, found 0"),
         (lambda t: t + "\n[execution]\nthreads = 2\n",

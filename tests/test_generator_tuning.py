@@ -267,3 +267,20 @@ def test_a_trusted_step_stops_on_the_leverage_wall():
     assert np.allclose(step, [0.6, 0.8], atol=1e-6) and _Bowl.leverage(step) <= 1.0
     # a minimum the design trusts is the step itself
     assert np.array_equal(trusted_step(_Bowl(), start, np.array([0.3, -0.2])), [0.3, -0.2])
+
+
+def test_a_region_across_a_bound_is_shifted_inside_not_cut():
+    from bayestune.hep.tuning.regions import inside_box
+
+    lo, hi = np.array([0.0, 0.2]), np.array([2.0, 2.0])
+    axes = np.array([[0.3, -0.06], [0.2, 0.09]])  # a rotated region, half-extents 0.36, 0.29
+    centre = np.array([2.0, 1.0])  # on the upper bound of the first parameter
+    moved = inside_box(centre, axes, lo, hi)
+    np.testing.assert_allclose(moved, [2.0 - 0.36, 1.0])
+    corners = moved + np.array([[a, b] for a in (-1, 1) for b in (-1, 1)]) @ axes.T
+    assert np.all(corners >= lo - 1e-12) and np.all(corners <= hi + 1e-12)
+    assert np.isclose(corners[:, 0].max(), 2.0)  # the design still reaches the bound
+    # a region already inside stays; one wider than the box sits in its middle
+    np.testing.assert_array_equal(inside_box(np.array([1.0, 1.0]), axes, lo, hi), [1.0, 1.0])
+    wide = inside_box(np.array([1.9, 1.0]), np.diag([1.5, 0.1]), lo, hi)
+    np.testing.assert_allclose(wide, [1.0, 1.0])

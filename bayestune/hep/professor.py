@@ -112,6 +112,8 @@ def import_runs(tuner: Any, objective: HistogramObjective, directory: str | Path
                 outputs: str = "*.yoda*", drop: Iterable[str] = ()) -> ImportSummary:
     """Record the runs of a Professor scan as finished trials of ``tuner``'s campaign.
 
+    Every run's point is checked before any is recorded, so a bad scan records nothing.
+
     Parameters
     ----------
     tuner : Tuner
@@ -125,8 +127,6 @@ def import_runs(tuner: Any, objective: HistogramObjective, directory: str | Path
     drop : iterable of str
         Parameters of the ``params.dat`` files that the campaign does not tune (held at one
         value in the scan); any other unknown parameter is refused.
-
-    Every run's point is checked before any is recorded, so a bad scan records nothing.
     """
     if not isinstance(objective, HistogramObjective):
         raise TypeError(f"import_runs evaluates histograms with a HistogramObjective, got "

@@ -35,6 +35,9 @@ def as_histogram(obj: Any, name: str | None = None, *, density: bool = False) ->
     """A :class:`Histogram` from a :class:`Histogram` (returned as it is) or a 1-D UHI
     histogram.
 
+    Raises :class:`HistogramError` naming the histogram for anything that is not a 1-D
+    histogram with a continuous axis and known variances.
+
     Parameters
     ----------
     obj : Histogram or UHI histogram
@@ -42,9 +45,6 @@ def as_histogram(obj: Any, name: str | None = None, *, density: bool = False) ->
         The name of the result (default: the histogram's ``name``, else ``"histogram"``).
     density : bool
         Divide the values and errors by the total and the bin widths (a unit-area density).
-
-    Raises :class:`HistogramError` naming the histogram for anything that is not a 1-D
-    histogram with a continuous axis and known variances.
     """
     if isinstance(obj, Histogram):
         return obj if name is None or name == obj.name else obj.renamed(name)

@@ -52,6 +52,7 @@ from .regions import (
     capped,
     damped,
     fit_local,
+    inside_box,
     inside_design,
     on_box_edge,
     real_dims,
@@ -93,6 +94,8 @@ class _Walk:
     axes: np.ndarray
     last_centre: np.ndarray
     last_axes: np.ndarray
+    #: where the last round's design was centred: ``last_centre`` moved inside the box
+    last_design: np.ndarray | None = None
     model: BinwiseModel | None = None
     unc: Uncertainty | None = None
     log: list[str] = field(default_factory=list)
@@ -157,9 +160,9 @@ class LocalStages:
         """One round of ``n_round`` points in the walk's region, then the next region."""
         rows = qmc.LatinHypercube(d=len(self.dims), seed=np.random.default_rng(
             [self.seed, r])).random(self.n_round)
-        points = walk.centre + (2.0 * rows - 1.0) @ walk.axes.T
-        self._evaluate(f"refine:{r}", points)
-        walk.last_centre, walk.last_axes = walk.centre, walk.axes
+        design = inside_box(walk.centre, walk.axes, self.lo, self.hi)
+        self._evaluate(f"refine:{r}", design + (2.0 * rows - 1.0) @ walk.axes.T)
+        walk.last_centre, walk.last_axes, walk.last_design = walk.centre, walk.axes, design
         model, unc = self._debiased(walk)
         if model is None or unc is None or model.n_points < _LEAD_FACTOR * self.n_quad:
             # too few round evaluations for the debiased fit to lead: the plain fit of the
@@ -167,7 +170,7 @@ class LocalStages:
             # debiased fit with a few more evaluations than coefficients is kept as the
             # estimate, but its noise would steer the walk)
             plain, plain_unc = fit_local(self.before + self.local, self.space, self.objective,
-                                         self.refine.rank, walk.centre, walk.axes)
+                                         self.refine.rank, design, walk.axes)
             centre = self._minimum(plain_unc)
             axes = self._next_axes(plain_unc, plain, walk.axes)
             how = "plain fit"
@@ -176,7 +179,7 @@ class LocalStages:
         elif self._on_wall(model, unc):
             # the minimum lies beyond what the design can predict: a trust-region step
             # towards it, as far as the design trusts the fit, and a larger region
-            centre = trusted_step(model, walk.centre, self._minimum(unc))
+            centre = trusted_step(model, design, self._minimum(unc))
             axes = capped(2.0 * walk.axes, self.hi - self.lo, self.refine.max_extent)
             how = "debiased fit, step to its leverage wall"
         else:
@@ -254,12 +257,13 @@ class LocalStages:
         local = [t for t in self.local if "bins" in t.info]
         if len(local) < self.n_quad + 2:
             return None, None
-        local = trials_in_region(local, self.dims, walk.last_centre, walk.last_axes,
+        design = walk.last_centre if walk.last_design is None else walk.last_design
+        local = trials_in_region(local, self.dims, design, walk.last_axes,
                                  _LEAD_FACTOR * self.n_quad)
         before = [t for t in self.before if "bins" in t.info]
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis)
-        unc = model.uncertainty(start=walk.centre)
+        unc = model.uncertainty(start=design)
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
                   [round(unc.x[n], 5) for n in unc.names])

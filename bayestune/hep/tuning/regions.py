@@ -107,6 +107,18 @@ def on_box_edge(unc: Uncertainty, model: BinwiseModel) -> bool:
     return False
 
 
+def inside_box(centre: np.ndarray, axes: np.ndarray, lo: np.ndarray,
+               hi: np.ndarray) -> np.ndarray:
+    """The centre of the region ``centre + axes @ [-1, 1]^k`` moved, the least, so that the
+    region lies inside the box ``[lo, hi]`` (along a parameter where the region is wider than
+    the box: the box's middle). A region that crosses a bound is shifted, not cut: clipped
+    points pile up on the bound's face and tell the fit nothing along it, while the shifted
+    design keeps its shape and still reaches the bound."""
+    reach = np.sum(np.abs(axes), axis=1)  # the region's half-extent along each parameter
+    low, high = lo + reach, hi - reach
+    return np.where(low <= high, np.clip(centre, low, high), 0.5 * (lo + hi))
+
+
 def trusted_step(model: BinwiseModel, start: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The point on the segment from ``start`` to ``target`` nearest ``target`` where the
     debiased ``model`` is still trusted (its leverage no larger than at its design's most
