@@ -284,3 +284,31 @@ def test_a_region_across_a_bound_is_shifted_inside_not_cut():
     np.testing.assert_array_equal(inside_box(np.array([1.0, 1.0]), axes, lo, hi), [1.0, 1.0])
     wide = inside_box(np.array([1.9, 1.0]), np.diag([1.5, 0.1]), lo, hi)
     np.testing.assert_allclose(wide, [1.0, 1.0])
+
+
+def test_the_tune_is_written_as_pythia_settings_with_eigentunes(tmp_path):
+    from bayestune.hep import read_yoda
+    from bayestune.hep.tunefiles import read_cmnd, write_cmnd
+
+    objective, _ = _objective(1)
+    res = tune_generator(objective, SPACE, 48, method=FAST, seed=1)
+    files = res.write_tune(tmp_path / "tune", delta=4.0,
+                           fixed={"Tune:ee": 7, "HadronLevel:all": True})
+    tune = read_cmnd(files.tune)
+    assert tune["Tune:ee"] == "7" and tune["HadronLevel:all"] == "on"
+    for name in ("mean", "width"):
+        assert float(tune[name]) == pytest.approx(res.estimate[name], rel=1e-12)
+    assert "48 generator runs, 240,000 events" in files.tune.read_text()
+    assert len(files.eigentunes) == 2
+    surface = res.uncertainty.surface
+    for plus, minus in files.eigentunes:
+        for path in (plus, minus):  # each eigentune: the fit's chi2 risen by delta
+            point = read_cmnd(path)
+            chi2 = surface(float(point["mean"]), float(point["width"]))
+            assert chi2 - res.uncertainty.fun == pytest.approx(4.0, abs=0.05)
+    summary = json.loads(files.summary.read_text())
+    assert summary["eigentune_delta"] == 4.0 and summary["runs"] == 48
+    predicted = read_yoda(files.predictions)
+    assert set(predicted) == {h.name for h in objective.reference.values()}
+    with pytest.raises(ValueError, match="not a Pythia setting name"):
+        write_cmnd({"bad name": 1.0}, tmp_path / "x.cmnd")

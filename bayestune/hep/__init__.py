@@ -28,6 +28,7 @@ from .lep import (
     monash_parameters,
     observables,
 )
+from .tunefiles import TuneFiles, read_cmnd, write_cmnd, write_tune
 from .tuning import (
     ExploreStage,
     GeneratorTuneResult,
@@ -47,4 +48,5 @@ __all__ = [
     "download_hepdata", "find_data_dir", "fit_binwise", "load_reference", "monash_parameters",
     "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",
     "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda", "YodaWarning",
+    "TuneFiles", "read_cmnd", "write_cmnd", "write_tune",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from ...tuner import Tuner
 from ...uncertainty import Uncertainty
 from ..binwise import BinwiseModel
 from ..chi2 import HistogramObjective
+from ..histogram import Histogram
+from ..tunefiles import TuneFiles, write_tune
 from .budget import Budget, StageRecord
 from .options import GeneratorTuning
 from .refine import LocalStages, min_rounds
@@ -89,6 +92,23 @@ class GeneratorTuneResult:
     @property
     def at_limit(self) -> list[str]:
         return list(self.uncertainty.at_limit)
+
+    def predictions(self) -> dict[str, Histogram]:
+        """The final fit's predicted histograms at the estimate, in the reference's binning
+        (bins outside the chi2 are the mean over the fitted runs)."""
+        ref = self.model.objective.reference
+        at = [self.uncertainty.x[n] for n in self.model.names]
+        return {name: Histogram(ref[name].name, ref[name].lower, ref[name].upper, mean, err)
+                for name, (mean, err) in self.model.predict(at).items()}
+
+    def write_tune(self, folder: str | Path, *, delta: float | None = None,
+                   fixed: dict[str, Any] | None = None) -> TuneFiles:
+        """Write the tune as Pythia settings, with its eigentunes (the chi2 risen by
+        ``delta``, default 1) and the final fit's predictions as YODA: see
+        :func:`~bayestune.hep.tunefiles.write_tune`."""
+        return write_tune(self.uncertainty, folder, delta=delta, fixed=fixed,
+                          predictions=self.predictions(), runs=self.n_runs,
+                          events=self.n_events, title="bayestune generator tune")
 
     def stage_log(self) -> str:
         """The stages as a table: name, runs, outcome."""
