@@ -292,3 +292,26 @@ def test_a_professor_scan_of_30_runs_imports_and_the_campaign_continues_from_it(
         "/TOY/d01-x01-y01", [0, 1, 2, 3], [1.0, 1.15, 1.3], [0.02] * 3)])
     hist = bt.hep.read_yoda(tmp_path / "scan" / "0003" / "toy.yoda")
     assert history[3].value == pytest.approx(objective.evaluation(hist).value, rel=1e-12)
+
+
+def test_a_generator_tune_counts_imported_runs_as_its_explore_stage(tmp_path, toy):
+    campaign = _toy_campaign(tmp_path, toy, 60)
+    method = '\n[method]\ntype = "generator"\nexplore = { runs = 20, engine = "gp" }\n'
+    campaign.write_text(campaign.read_text() + method)
+    scan = _scan(tmp_path, toy, 30)
+    assert _cli("import", str(campaign), str(scan), "--drop", "mode", cwd=tmp_path).returncode == 0
+    small = tmp_path / "small.toml"  # 30 imported runs leave no room for the local rounds
+    small.write_text(campaign.read_text().replace("n_evals = 60", "n_evals = 35"))
+    imported = _cli("import", str(small), str(scan), "--drop", "mode", "--store", "s.sqlite",
+                    cwd=tmp_path)
+    assert imported.returncode == 0
+    done = _cli("run", str(small), "--store", "s.sqlite", "-q", cwd=tmp_path)
+    assert done.returncode != 0 and "raise n_evals to at least 38" in done.stderr
+    run = _cli("run", str(campaign), "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "explore      30" in run.stdout  # the scan is the explore stage
+    with CampaignStore.open(tmp_path / "c.sqlite") as st:
+        history = st.history()
+    assert len(history) <= 60 and history.n_finished == len(history)
+    assert all(t.source.startswith("refine:") or t.source.startswith("probe:")
+               for t in history[30:])

@@ -136,6 +136,8 @@ class BinwiseModel:
         for v in np.asarray(directions, dtype=float).T:
             up, down = self.predict(x + v), self.predict(x - v)
             cols.append(self._used.flatten({n: 0.5 * (up[n][0] - down[n][0]) for n in up}))
+        if not cols:  # no directions (a line through one parameter has no "across")
+            return np.zeros((len(self._used.data), 0))
         return np.column_stack(cols)
 
     def predict(

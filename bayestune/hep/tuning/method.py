@@ -188,6 +188,7 @@ def tune_generator(
         _check_identity(tuner, identity)
         runner = StageRunner(tuner, budget, callback)
         explored = _explore(tuner, runner, n_explore, callback)
+        rounds = _rounds_left(runner.budget, rounds, len(explored), n_explore, k, method)
         local = LocalStages(runner, space, objective, explored, method.refine, method.probe,
                             seed)
         model, unc, why = local.run(rounds)
@@ -197,6 +198,25 @@ def tune_generator(
         uncertainty=unc, model=model, stages=stages, budget=n_evals, n_runs=budget.used,
         n_events=budget.events, settled=why is None, unsettled_reason=why, result=result,
         method=method)
+
+
+def _rounds_left(budget: Budget, rounds: int, n_explored: int, n_explore: int, k: int,
+                 method: GeneratorTuning) -> int:
+    """The planned local rounds, fewer when the explore stage holds more runs than planned
+    (runs imported into the store, such as a Professor scan's, count as explore runs);
+    refused when fewer than the method needs remain."""
+    n_round = method.refine.round_size(k)
+    fit = budget.remaining // n_round
+    if fit >= rounds:
+        return rounds
+    least = min_rounds(k, n_round)
+    if fit < least:
+        raise ValueError(
+            f"the store holds {n_explored} runs before the local rounds (imported or "
+            f"explored; {n_explore} were planned): the {budget.remaining} runs left of "
+            f"n_evals={budget.total} fit {fit} local rounds of {n_round} runs, and the method "
+            f"needs {least}; raise n_evals to at least {n_explored + least * n_round}")
+    return fit
 
 
 def _events_per_run(objective: HistogramObjective) -> int | None:
@@ -247,6 +267,9 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
     # recorded as abandoned: never run, so not charged
     trials = [t for t in explored() if t.status is not Status.PENDING
               and not (t.error or "").startswith("abandoned")]
+    if len(trials) > runner.budget.total:
+        raise ValueError(f"the store holds {len(trials)} runs before the local rounds (imported "
+                         f"or explored), more than n_evals={runner.budget.total}: raise n_evals")
     runner.budget.spend(len(trials))
     if not any(t.value is not None for t in trials):
         raise BayestuneError("no evaluation of the explore stage completed")
