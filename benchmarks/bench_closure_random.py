@@ -160,7 +160,7 @@ def report(path: Path) -> None:
         if "chi2_skopt" in r:
             line += f" skopt-truth {r['chi2_skopt'] - r['chi2_truth']:+7.1f}"
         if r.get("at_limit"):
-            line += f" at a bound: {', '.join(r['at_limit'])}"
+            line += f" on a limit of the final fit: {', '.join(r['at_limit'])}"
         print(line)
 
 
