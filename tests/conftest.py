@@ -52,3 +52,14 @@ class FixedPosterior:
 @pytest.fixture
 def fixed_posterior():
     return FixedPosterior
+
+
+@pytest.fixture(scope="module")
+def lep_dir():
+    """The shared LEP reference folder (the test is skipped without it)."""
+    from bayestune.hep import find_data_dir
+
+    try:
+        return find_data_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(f"LEP reference data not available: {exc}")

@@ -11,7 +11,6 @@ from bayestune.hep import (
     Histogram,
     HistogramError,
     YodaWarning,
-    find_data_dir,
     read_csv,
     read_hepdata_yaml,
     read_histograms,
@@ -20,15 +19,6 @@ from bayestune.hep import (
     write_json,
     write_yoda,
 )
-
-
-@pytest.fixture(scope="module")
-def lep_dir():
-    try:
-        return find_data_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"LEP reference data not available: {exc}")
-
 
 SCATTER = """\
 BEGIN YODA_SCATTER2D_V2 /REF/TEST/d01-x01-y01

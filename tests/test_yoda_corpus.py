@@ -282,16 +282,6 @@ def test_shared_lep_files_keep_their_breakdowns(lep_dir):
         np.testing.assert_allclose(total, h.errors, rtol=0.05)
 
 
-@pytest.fixture(scope="module")
-def lep_dir():
-    from bayestune.hep import find_data_dir
-
-    try:
-        return find_data_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(f"LEP reference data not available: {exc}")
-
-
 # as converted from HEPData: the breakdown numbers the original table's rows (0 and 1 were
 # left out), and a breakdown that no longer matches the errors (values rescaled afterwards)
 RENUMBERED = """\

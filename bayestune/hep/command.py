@@ -38,7 +38,8 @@ from ..seeding import point_seed
 from .histogram import Histogram
 from .io import YodaWarning, read_yoda
 
-__all__ = ["CommandError", "CommandSimulator", "read_params", "write_params"]
+__all__ = ["CommandError", "CommandSimulator", "read_params", "read_run", "run_files",
+           "write_params"]
 
 #: placeholders of a command template
 PLACEHOLDERS = ("params", "params_json", "outdir", "seed", "n_events", "python")
@@ -146,7 +147,7 @@ class CommandSimulator:
                 raise ValueError(f"command={self.command!r}: {token!r} has an unknown or "
                                  f"malformed placeholder ({exc}); known: "
                                  f"{', '.join('{' + k + '}' for k in PLACEHOLDERS)}") from None
-        patterns = [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
+        patterns = self._patterns()
         if not patterns or not all(isinstance(p, str) and p for p in patterns):
             raise ValueError(f"outputs must be glob patterns, got outputs={self.outputs!r}")
         if self.timeout is not None and not float(self.timeout) > 0:
@@ -237,22 +238,35 @@ class CommandSimulator:
             raise CommandError(f"the command exited with status {code} in {run}" + _tail(run))
 
     def _read_outputs(self, run: Path) -> dict[str, Histogram]:
-        patterns = [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
-        files = sorted({p for pattern in patterns for p in run.glob(pattern) if p.is_file()})
+        files = run_files(run, self._patterns())
         if not files:
-            raise CommandError(f"the command left no file matching {patterns} in {run}"
-                               + _tail(run))
-        out: dict[str, Histogram] = {}
-        for path in files:
-            with warnings.catch_warnings():
-                # a run's file holds every analysis object (counters, 2-D, raw copies);
-                # the chi2 names the observables it misses
-                warnings.simplefilter("ignore", YodaWarning)
-                out.update(read_yoda(path))
-        return out
+            raise CommandError(f"the command left no file matching {self._patterns()} in "
+                               f"{run}" + _tail(run))
+        return read_run(files)
+
+    def _patterns(self) -> list[str]:
+        return [self.outputs] if isinstance(self.outputs, str) else list(self.outputs)
 
     def __repr__(self) -> str:
         return f"CommandSimulator({self.command!r}, outputs={self.outputs!r})"
+
+
+def run_files(run: Path, outputs: str | Sequence[str]) -> list[Path]:
+    """The files of the run folder ``run`` matching the glob pattern(s) ``outputs``, sorted."""
+    patterns = [outputs] if isinstance(outputs, str) else list(outputs)
+    return sorted({p for pattern in patterns for p in run.glob(pattern) if p.is_file()})
+
+
+def read_run(files: Sequence[Path]) -> dict[str, Histogram]:
+    """Every 1-D object of a run's YODA files, keyed by path. A run's file holds every
+    analysis object (counters, 2-D, raw copies): those are skipped without a warning, and the
+    chi2 names any observable that is missing."""
+    out: dict[str, Histogram] = {}
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", YodaWarning)
+            out.update(read_yoda(path))
+    return out
 
 
 def _die_with_parent() -> None:

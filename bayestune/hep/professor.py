@@ -12,7 +12,6 @@ recorded as a failed trial (it was run, and the budget of the scan counted it).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,8 @@ from ..exceptions import BayestuneError
 from ..objective import Outcome, as_outcome
 from ..space import Space
 from .chi2 import HistogramObjective
-from .command import read_params
+from .command import read_params, read_run, run_files
 from .histogram import Histogram
-from .io import YodaWarning, read_yoda
 
 __all__ = ["ImportSummary", "checked_scan", "import_runs", "run_point", "scan_runs"]
 
@@ -97,15 +95,10 @@ def checked_scan(directory: str | Path, space: Space,
 
 
 def _histograms(run: Path, outputs: str) -> dict[str, Histogram]:
-    files = sorted(p for p in run.glob(outputs) if p.is_file())
+    files = run_files(run, outputs)
     if not files:
         raise BayestuneError(f"no file matching {outputs!r} in {run}")
-    out: dict[str, Histogram] = {}
-    for path in files:
-        with warnings.catch_warnings():  # a run's file holds objects the chi2 does not use
-            warnings.simplefilter("ignore", YodaWarning)
-            out.update(read_yoda(path))
-    return out
+    return read_run(files)
 
 
 def import_runs(tuner: Any, objective: HistogramObjective, directory: str | Path, *,
