@@ -102,3 +102,34 @@ def test_bad_settings_are_named(setup):
         PythiaSimulator(obs[:1], ref, n_events=0)
     assert format_setting("A:b", True) == "A:b = on"
     assert format_setting("A:b", 3) == "A:b = 3"
+
+
+def test_event_records_match_the_numpy_reference_analysis():
+    """The adapter's C++ finders give what the numpy reference implementations give."""
+    import pythia8mc
+
+    from bayestune.hep.analysis import durham_y23, event_shapes
+    from bayestune.hep.lep import LEP1_SETTINGS
+    from bayestune.hep.pythia import QUIET_SETTINGS, _make_record, _ShapeFinders
+
+    class Needs:
+        needs_thrust = needs_y23 = True
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in (*QUIET_SETTINGS, *LEP1_SETTINGS, "StringZ:aLund = 1.2",
+                 "Random:setSeed = on", "Random:seed = 12345"):
+        assert pythia.readString(line)
+    assert pythia.init()
+    finders = _ShapeFinders(pythia8mc, Needs())
+    n_checked = 0
+    while n_checked < 300:
+        assert pythia.next()
+        rec = _make_record(pythia.event, finders)
+        if rec.charged.shape[0] < 3:
+            continue
+        n_checked += 1
+        assert rec.shapes["y23"] == pytest.approx(durham_y23(rec.charged), rel=1e-9)
+        ref = event_shapes(rec.charged[:, :3])
+        np.testing.assert_allclose(rec.shapes["sph_eigen"], ref["sph_eigen"], atol=1e-9)
+        np.testing.assert_allclose(rec.shapes["lin_eigen"], ref["lin_eigen"], atol=1e-9)
+        assert 0.5 <= rec.shapes["thrust"] <= 1.0

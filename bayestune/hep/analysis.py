@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -124,19 +125,56 @@ def event_shapes(p3: np.ndarray) -> dict[str, object]:
 
 
 # --------------------------------------------------------------------------- quantities
-# Each quantity is a small strategy: how to read values from a record, and how to normalise.
+# Each quantity is a small strategy: how to read values from a batch of records, and how to
+# normalise. Values are computed for a whole batch at once (numpy over all particles of all
+# events), which is what keeps the analysis cheap next to the generator.
+
+class _Batch:
+    """The records of one :meth:`Analysis.reduce` call, concatenated once and shared.
+
+    Particle arrays hold the charged particles of all events one after the other;
+    ``*_event`` arrays give the index of the event each entry belongs to.
+    """
+
+    def __init__(self, records: Sequence[EventRecord]):
+        self.records = records
+        self.n = len(records)
+        sizes = [r.charged.shape[0] for r in records]
+        self.n_charged = np.asarray(sizes, dtype=float)
+        self.charged = (np.concatenate([r.charged for r in records]) if records
+                        else np.empty((0, 4))).reshape(-1, 4)
+        self.charged_ids = np.abs(np.concatenate([r.charged_ids for r in records])
+                                  if records else np.empty(0, dtype=int))
+        self.charged_event = np.repeat(np.arange(self.n), sizes)
+
+    @cached_property
+    def abs_p(self) -> np.ndarray:
+        """|p| of every charged particle."""
+        return np.linalg.norm(self.charged[:, :3], axis=1)
+
+    @cached_property
+    def _all_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """|PDG id| of every particle of every event, and the index of its event."""
+        ids = [r.all_ids for r in self.records]
+        flat = np.abs(np.concatenate(ids)) if ids else np.empty(0, dtype=int)
+        return flat, np.repeat(np.arange(self.n), [len(i) for i in ids])
+
+    def shape(self, key: str) -> np.ndarray:
+        """One event shape of every event, stacked along the first axis."""
+        return np.array([r.shapes[key] for r in self.records], dtype=float)
+
+    def id_counts(self, wanted: np.ndarray) -> np.ndarray:
+        """Per event, the number of particles (any status) whose |PDG id| is in ``wanted``."""
+        ids, event = self._all_ids
+        return np.bincount(event[np.isin(ids, wanted)], minlength=self.n).astype(float)
+
 
 class _Quantity:
-    """Base class of the per-observable fill strategies."""
+    """Base class of the per-observable fill strategies.
 
-    kind = "event"
-
-    def values(self, rec: EventRecord) -> np.ndarray | float:
-        raise NotImplementedError
-
-
-class _EventQuantity(_Quantity):
-    """One value per event; histogram normalised to unit area (including out-of-range)."""
+    ``values(batch)`` gives one value per event (event kinds) or one value per charged
+    particle, aligned with ``batch.charged_event`` (particle kind).
+    """
 
     kind = "event"
 
@@ -144,11 +182,17 @@ class _EventQuantity(_Quantity):
         self._fn = fn
         self.label = label
 
-    def values(self, rec: EventRecord) -> float:
-        return float(self._fn(rec))
+    def values(self, batch: _Batch) -> np.ndarray:
+        return np.asarray(self._fn(batch), dtype=float)
 
 
-class _FractionQuantity(_EventQuantity):
+class _EventQuantity(_Quantity):
+    """One value per event; histogram normalised to unit area (including out-of-range)."""
+
+    kind = "event"
+
+
+class _FractionQuantity(_Quantity):
     """One value per event; y = fraction of events in the bin (P(N_ch))."""
 
     kind = "fraction"
@@ -159,83 +203,70 @@ class _ParticleQuantity(_Quantity):
 
     kind = "particle"
 
-    def __init__(self, fn, label: str):
-        self._fn = fn
-        self.label = label
 
-    def values(self, rec: EventRecord) -> np.ndarray:
-        return np.asarray(self._fn(rec), dtype=float)
-
-
-class _MeanQuantity(_EventQuantity):
+class _MeanQuantity(_Quantity):
     """A per-event count; y = its mean over events (a one-bin observable)."""
 
     kind = "mean"
 
 
-def _abs_p(rec: EventRecord) -> np.ndarray:
-    return np.linalg.norm(rec.charged[:, :3], axis=1)
-
-
 def _count_ids(ids: Iterable[int]):
     wanted = np.asarray(sorted(set(ids)), dtype=int)
-
-    def count(rec: EventRecord) -> float:
-        return float(np.isin(np.abs(rec.all_ids), wanted).sum())
-
-    return count
+    return lambda b: b.id_counts(wanted)
 
 
 def _xp_of(ids: Iterable[int]):
     wanted = np.asarray(sorted(set(ids)), dtype=int)
-
-    def xp(rec: EventRecord) -> np.ndarray:
-        mask = np.isin(np.abs(rec.charged_ids), wanted)
-        return _abs_p(rec)[mask] / P_BEAM
-
-    return xp
-
-
-def _sph(rec: EventRecord) -> np.ndarray:
-    return np.asarray(rec.shapes["sph_eigen"])
-
-
-def _lin(rec: EventRecord) -> np.ndarray:
-    return np.asarray(rec.shapes["lin_eigen"])
+    return lambda b: np.where(np.isin(b.charged_ids, wanted), b.abs_p / P_BEAM, np.nan)
 
 
 def _axis_projection(axis: int):
-    def proj(rec: EventRecord) -> np.ndarray:
-        n = np.asarray(rec.shapes["sph_axes"])[axis]
-        return np.abs(rec.charged[:, :3] @ n)
+    """|p . n| of each particle on its event's sphericity axis ``axis``.
+
+    Written out component by component, so that the result does not depend on how a BLAS
+    library orders a three-term dot product.
+    """
+    def proj(b: _Batch) -> np.ndarray:
+        n = b.shape("sph_axes")[:, axis, :][b.charged_event]
+        p = b.charged
+        return np.abs(p[:, 0] * n[:, 0] + p[:, 1] * n[:, 1] + p[:, 2] * n[:, 2])
 
     return proj
 
 
-def _neg_ln_y23(rec: EventRecord) -> float:
-    y = float(rec.shapes.get("y23", float("nan")))  # type: ignore[arg-type]
-    return -np.log(y) if y > 0 else float("nan")
+def _neg_ln_y23(b: _Batch) -> np.ndarray:
+    y = np.array([r.shapes.get("y23", np.nan) for r in b.records], dtype=float)
+    out = np.full(y.shape, np.nan)
+    positive = y > 0
+    out[positive] = -np.log(y[positive])
+    return out
 
 
-def _c_parameter(rec: EventRecord) -> float:
-    l1, l2, l3 = _lin(rec)
+def _c_parameter(b: _Batch) -> np.ndarray:
+    lam = b.shape("lin_eigen").reshape(-1, 3)
+    l1, l2, l3 = lam[:, 0], lam[:, 1], lam[:, 2]
     return 3.0 * (l1 * l2 + l2 * l3 + l3 * l1)
 
 
+def _sph_eigen(b: _Batch) -> np.ndarray:
+    return b.shape("sph_eigen").reshape(-1, 3)
+
+
 QUANTITIES: dict[str, _Quantity] = {
-    "1-T": _EventQuantity(lambda r: 1.0 - float(r.shapes["thrust"]), "1-T"),
+    "1-T": _EventQuantity(lambda b: 1.0 - b.shape("thrust"), "1-T"),
     "C": _EventQuantity(_c_parameter, "C"),
     "-ln y23": _EventQuantity(_neg_ln_y23, "-ln y23 (Durham)"),
-    "A": _EventQuantity(lambda r: 1.5 * _sph(r)[2], "aplanarity"),
-    "S": _EventQuantity(lambda r: 1.5 * (_sph(r)[1] + _sph(r)[2]), "sphericity"),
+    "A": _EventQuantity(lambda b: 1.5 * _sph_eigen(b)[:, 2], "aplanarity"),
+    "S": _EventQuantity(lambda b: 1.5 * (_sph_eigen(b)[:, 1] + _sph_eigen(b)[:, 2]),
+                        "sphericity"),
     "pTin": _ParticleQuantity(_axis_projection(1), "pT_in (sphericity)"),
     "pTout": _ParticleQuantity(_axis_projection(2), "pT_out (sphericity)"),
-    "xi": _ParticleQuantity(lambda r: -np.log(_abs_p(r) / P_BEAM), "ln(1/x_p)"),
-    "xp": _ParticleQuantity(lambda r: _abs_p(r) / P_BEAM, "x_p"),
+    "xi": _ParticleQuantity(lambda b: -np.log(b.abs_p / P_BEAM), "ln(1/x_p)"),
+    "xp": _ParticleQuantity(lambda b: b.abs_p / P_BEAM, "x_p"),
     "xp:K+-": _ParticleQuantity(_xp_of([321]), "x_p of K+-"),
     "xp:p": _ParticleQuantity(_xp_of([2212]), "x_p of p, pbar"),
-    "Nch": _FractionQuantity(lambda r: float(r.charged.shape[0]), "N_ch"),
-    "<Nch>": _MeanQuantity(lambda r: float(r.charged.shape[0]), "<N_ch>"),
+    "Nch": _FractionQuantity(lambda b: b.n_charged, "N_ch"),
+    "<Nch>": _MeanQuantity(lambda b: b.n_charged, "<N_ch>"),
     "N(K+-)": _MeanQuantity(_count_ids([321]), "<N(K+-)>"),
     "N(K0)": _MeanQuantity(_count_ids([310, 130]), "<N(K0S + K0L)>"),
     "N(p)": _MeanQuantity(_count_ids([2212]), "<N(p)>"),
@@ -275,6 +306,20 @@ def _bin_counts(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarr
     xs = np.sort(x[np.isfinite(x)])
     return (np.searchsorted(xs, upper, side="left")
             - np.searchsorted(xs, lower, side="left")).astype(float)
+
+
+def _particle_sums(x: np.ndarray, batch: _Batch, ref: Histogram):
+    """Per-bin entries, and sums over events of the squared per-event entries.
+
+    ``x`` holds one value per charged particle (NaN: not counted).
+    """
+    sumw = np.empty(ref.n_bins)
+    sumw2 = np.empty(ref.n_bins)
+    for b, (lo, hi) in enumerate(zip(ref.lower, ref.upper)):
+        per_ev = np.bincount(batch.charged_event[(x >= lo) & (x < hi)], minlength=batch.n)
+        sumw[b] = per_ev.sum()
+        sumw2[b] = np.square(per_ev, dtype=float).sum()
+    return sumw, sumw2
 
 
 class Analysis:
@@ -318,40 +363,25 @@ class Analysis:
     # ------------------------------------------------------------------ reduce
     def reduce(self, records: Sequence[EventRecord]) -> Sums:
         """Per-bin sums over ``records`` (additive across event samples)."""
+        batch = _Batch(records)
         sumw, sumw2, n_filled = {}, {}, {}
         for name, qname in self.quantities.items():
             q = QUANTITIES[qname]
             ref = self.binnings[name]
+            vals = q.values(batch)
             if q.kind == "particle":
-                sumw[name], sumw2[name] = self._reduce_particles(q, records, ref)
-                n_filled[name] = float(len(records))
+                sumw[name], sumw2[name] = _particle_sums(vals, batch, ref)
+                n_filled[name] = float(batch.n)
+                continue
+            finite = np.isfinite(vals)
+            n_filled[name] = float(finite.sum())
+            if q.kind == "mean":
+                sumw[name] = np.array([vals[finite].sum()])
+                sumw2[name] = np.array([np.square(vals[finite]).sum()])
             else:
-                vals = np.array([q.values(r) for r in records], dtype=float)
-                finite = np.isfinite(vals)
-                n_filled[name] = float(finite.sum())
-                if q.kind == "mean":
-                    sumw[name] = np.array([vals[finite].sum()])
-                    sumw2[name] = np.array([np.square(vals[finite]).sum()])
-                else:
-                    counts = _bin_counts(vals, ref.lower, ref.upper)
-                    sumw[name], sumw2[name] = counts, counts.copy()
+                counts = _bin_counts(vals, ref.lower, ref.upper)
+                sumw[name], sumw2[name] = counts, counts.copy()
         return Sums(sumw, sumw2, n_filled, len(records))
-
-    @staticmethod
-    def _reduce_particles(q: _Quantity, records: Sequence[EventRecord], ref: Histogram):
-        per_event = [np.asarray(q.values(r)) for r in records]
-        sizes = np.array([v.size for v in per_event], dtype=int)
-        if sizes.sum() == 0:
-            return np.zeros(ref.n_bins), np.zeros(ref.n_bins)
-        x = np.concatenate(per_event)
-        event = np.repeat(np.arange(len(records)), sizes)
-        sumw = np.empty(ref.n_bins)
-        sumw2 = np.empty(ref.n_bins)
-        for b, (lo, hi) in enumerate(zip(ref.lower, ref.upper)):
-            per_ev = np.bincount(event[(x >= lo) & (x < hi)], minlength=len(records))
-            sumw[b] = per_ev.sum()
-            sumw2[b] = np.square(per_ev, dtype=float).sum()
-        return sumw, sumw2
 
     # ------------------------------------------------------------------ finalize
     def finalize(self, sums: Sums) -> dict[str, Histogram]:

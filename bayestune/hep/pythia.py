@@ -25,7 +25,7 @@ import numpy as np
 
 from ..exceptions import BayestuneError
 from ..seeding import point_seed
-from .analysis import Analysis, EventRecord, Sums, durham_y23
+from .analysis import Analysis, EventRecord, Sums
 from .histogram import Histogram
 from .lep import LEP1_SETTINGS, Observable
 
@@ -78,38 +78,64 @@ def format_setting(name: str, value: Any) -> str:
     return f"{name} = {text}"
 
 
-def _make_record(event, thrust, sph, lin, need_thrust: bool, need_y23: bool) -> EventRecord:
-    all_ids = []
-    charged = []
-    charged_ids = []
-    for prt in event:
-        pid = prt.id()
-        all_ids.append(pid)
-        if prt.isFinal() and prt.isCharged():
-            charged.append((prt.px(), prt.py(), prt.pz(), prt.e()))
-            charged_ids.append(pid)
-    mom = np.asarray(charged, dtype=float).reshape(-1, 4)
-    shapes: dict[str, object] = {}
+class _ShapeFinders:
+    """Pythia's C++ event-shape and jet finders, made once per chunk."""
+
+    def __init__(self, p8, analysis: Analysis):
+        self.thrust = p8.Thrust(3)
+        self.sph = p8.Sphericity(2.0, 3)
+        self.lin = p8.Sphericity(1.0, 3)
+        # Durham on charged final-state particles, real masses, E-scheme recombination,
+        # no preclustering: the definition of analysis.durham_y23, in C++
+        self.durham = p8.ClusterJet("Durham", 3, 2, False, False)
+        self.need_thrust = analysis.needs_thrust
+        self.need_y23 = analysis.needs_y23
+
+    def shapes(self, event, charged: np.ndarray) -> dict[str, object]:
+        shapes: dict[str, object] = {}
+        if self.sph.analyze(event) and self.lin.analyze(event):
+            shapes["sph_eigen"] = np.array([self.sph.eigenValue(i) for i in (1, 2, 3)])
+            shapes["sph_axes"] = np.array([_xyz(self.sph.eventAxis(i)) for i in (1, 2, 3)])
+            shapes["lin_eigen"] = np.array([self.lin.eigenValue(i) for i in (1, 2, 3)])
+        else:
+            nan3 = np.full(3, np.nan)
+            shapes.update(sph_eigen=nan3, sph_axes=np.full((3, 3), np.nan), lin_eigen=nan3)
+        if self.need_thrust:
+            shapes["thrust"] = (self.thrust.thrust() if self.thrust.analyze(event)
+                                else float("nan"))
+        if self.need_y23:
+            shapes["y23"] = self.y23(event, charged)
+        return shapes
+
+    def y23(self, event, charged: np.ndarray) -> float:
+        """Durham y23 (see :func:`~bayestune.hep.analysis.durham_y23`).
+
+        ClusterJet keeps the distances of the last clusterings, in GeV^2; the largest of
+        them, over the squared visible energy, is the largest y of the merges down to two
+        jets.
+        """
+        if charged.shape[0] < 3 or not self.durham.analyze(event, 1.0, 0.0, 2, 2):
+            return float("nan")
+        n = self.durham.distanceSize()
+        if n == 0:
+            return float("nan")
+        return max(self.durham.distance(i) for i in range(n)) / charged[:, 3].sum() ** 2
+
+
+def _xyz(vec) -> tuple[float, float, float]:
+    return vec.px(), vec.py(), vec.pz()
+
+
+def _make_record(event, finders: _ShapeFinders) -> EventRecord:
+    particles = event.particles()
+    all_ids = np.fromiter((prt.id() for prt in particles), dtype=int, count=len(particles))
+    charged = [prt for prt in particles if prt.isFinal() and prt.isCharged()]
+    mom = np.array([(prt.px(), prt.py(), prt.pz(), prt.e()) for prt in charged],
+                   dtype=float).reshape(-1, 4)
+    charged_ids = np.fromiter((prt.id() for prt in charged), dtype=int, count=len(charged))
     if mom.shape[0] < 2:  # vetoed by the caller; the shape finders would complain
-        return EventRecord(mom, np.asarray(charged_ids, dtype=int),
-                           np.asarray(all_ids, dtype=int), shapes)
-    if sph.analyze(event) and lin.analyze(event):
-        axes = []
-        for i in (1, 2, 3):
-            v = sph.eventAxis(i)
-            axes.append((v.px(), v.py(), v.pz()))
-        shapes["sph_eigen"] = np.array([sph.eigenValue(i) for i in (1, 2, 3)])
-        shapes["sph_axes"] = np.array(axes)
-        shapes["lin_eigen"] = np.array([lin.eigenValue(i) for i in (1, 2, 3)])
-    else:
-        nan3 = np.full(3, np.nan)
-        shapes.update(sph_eigen=nan3, sph_axes=np.full((3, 3), np.nan), lin_eigen=nan3)
-    if need_thrust:
-        shapes["thrust"] = thrust.thrust() if thrust.analyze(event) else float("nan")
-    if need_y23:
-        shapes["y23"] = durham_y23(mom)
-    return EventRecord(mom, np.asarray(charged_ids, dtype=int), np.asarray(all_ids, dtype=int),
-                       shapes)
+        return EventRecord(mom, charged_ids, all_ids, {})
+    return EventRecord(mom, charged_ids, all_ids, finders.shapes(event, mom))
 
 
 def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analysis) -> Sums:
@@ -124,10 +150,7 @@ def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analy
             raise PythiaError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
         raise PythiaError(f"Pythia failed to initialise with settings {list(settings)!r}")
-    thrust = p8.Thrust(3)
-    sph = p8.Sphericity(2.0, 3)
-    lin = p8.Sphericity(1.0, 3)
-    need_thrust, need_y23 = analysis.needs_thrust, analysis.needs_y23
+    finders = _ShapeFinders(p8, analysis)
     records: list[EventRecord] = []
     n_fail = 0
     while len(records) < n_events:
@@ -136,7 +159,7 @@ def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analy
             if n_fail > max(10, n_events // 10):
                 raise PythiaError(f"Pythia failed to generate {n_fail} events (seed {seed})")
             continue
-        rec = _make_record(pythia.event, thrust, sph, lin, need_thrust, need_y23)
+        rec = _make_record(pythia.event, finders)
         if rec.charged.shape[0] >= 2:  # Rivet's leptonic-event veto
             records.append(rec)
     return analysis.reduce(records)
