@@ -125,3 +125,60 @@ def test_hadron_rates_count_every_occurrence():
     ana = Analysis({"k0": "N(K0)"}, ref)
     recs = [record([[1, 0, 0], [-1, 0, 0]], all_ids=[311, 310, 211, -211, 130, -311])]
     assert ana.finalize(ana.reduce(recs))["k0"].values[0] == pytest.approx(2.0)
+
+
+def test_heavy_flavour_from_pdg_digits():
+    from bayestune.hep.hadrons import has_quark, heavy_flavour, is_hadron
+
+    ids = np.array([511, 5122, 421, 4122, 443, 10433, 2212, 321, 5203, 21, 11, 553])
+    np.testing.assert_array_equal(heavy_flavour(ids), [5, 5, 4, 4, 4, 4, 0, 0, 0, 0, 0, 5])
+    np.testing.assert_array_equal(is_hadron(ids)[-4:], [False, False, False, True])
+    assert has_quark(np.array([531]), 3)[0] and not has_quark(np.array([521]), 3)[0]
+
+
+def heavy_record(rows, all_ids=()):
+    rec = record([[1, 0, 0], [-1, 0, 0]], all_ids=all_ids)
+    rec.heavy = np.asarray(rows, dtype=float).reshape(-1, 3)
+    return rec
+
+
+def test_b_fragmentation_is_unit_area_over_weakly_decaying_b_hadrons():
+    ref = Histogram.from_edges("xb", [0.0, 0.5, 1.0], [1, 1], [0.1, 0.1])
+    ana = Analysis({"xb": "xB:weak"}, {"xb": ref})
+    beam = 45.6
+    recs = [
+        # a B* (not weak) decaying to a B0 (weak), and a weak B- at x = 0.3
+        heavy_record([[513, 0.9 * beam, 0.0], [511, 0.8 * beam, 1.0], [521, 0.3 * beam, 1.0]]),
+        # a weak Lambda_b at x = 0.9 and a weak D0 (charm: not counted)
+        heavy_record([[5122, 0.9 * beam, 1.0], [421, 0.2 * beam, 1.0]]),
+        heavy_record([]),  # a light-quark event
+    ]
+    sums = ana.reduce(recs)
+    assert sums.n_filled["xb"] == 3  # three weakly decaying b hadrons
+    h = ana.finalize(sums)["xb"]
+    np.testing.assert_allclose(h.values, [1 / 3 / 0.5, 2 / 3 / 0.5])
+    binomial = np.sqrt(2 / 9 / 3)  # over the 3 hadrons, floored at one entry (1 / 3)
+    np.testing.assert_allclose(h.errors, [max(binomial, 1 / 3) / 0.5] * 2)
+
+
+def test_charm_spectrum_is_per_event_and_rates_count_species():
+    ref = {"d": Histogram.from_edges("d", [0.0, 0.5, 1.0], [1, 1], [0.1, 0.1]),
+           "n": Histogram.scalar("n", 0.5, 0.1)}
+    ana = Analysis({"d": "xE:D0", "n": "N(D0)"}, ref)
+    beam = 45.6
+    recs = [heavy_record([[421, 0.3 * beam, 1.0], [421, 0.7 * beam, 1.0]], all_ids=[421, -421]),
+            heavy_record([[411, 0.3 * beam, 1.0]], all_ids=[411]),
+            heavy_record([]), heavy_record([])]
+    out = ana.finalize(ana.reduce(recs))
+    np.testing.assert_allclose(out["d"].values, [1 / 4 / 0.5, 1 / 4 / 0.5])
+    assert out["n"].values[0] == pytest.approx(0.5)
+
+
+def test_every_observable_of_the_twenty_parameter_set_has_a_quantity(lep_dir):
+    from bayestune.hep import lep
+
+    obs = lep.observables("iwy20")
+    reference = lep.load_reference(obs, lep_dir)
+    ana = Analysis({o.id: o.quantity for o in obs}, reference)
+    assert len(ana.quantities) == len(obs) >= 45
+    assert reference["PDG_Omega"].values[0] == pytest.approx(0.0016)  # the 91 GeV column

@@ -133,3 +133,34 @@ def test_event_records_match_the_numpy_reference_analysis():
         np.testing.assert_allclose(rec.shapes["sph_eigen"], ref["sph_eigen"], atol=1e-9)
         np.testing.assert_allclose(rec.shapes["lin_eigen"], ref["lin_eigen"], atol=1e-9)
         assert 0.5 <= rec.shapes["thrust"] <= 1.0
+
+
+def test_each_b_quark_ends_in_one_weakly_decaying_b_hadron():
+    """Z -> b bbar: two weakly decaying b hadrons per event, after B* and B** decays."""
+    import pythia8mc
+
+    from bayestune.hep.hadrons import heavy_flavour
+    from bayestune.hep.lep import LEP1_SETTINGS
+    from bayestune.hep.pythia import QUIET_SETTINGS, _make_record, _ShapeFinders
+
+    class Needs:
+        needs_thrust = needs_y23 = False
+
+    pythia = pythia8mc.Pythia("", False)
+    b_only = [s for s in LEP1_SETTINGS if not s.startswith("23:onIfAny")] + ["23:onIfAny = 5"]
+    for line in (*QUIET_SETTINGS, *b_only, "Random:setSeed = on", "Random:seed = 4321"):
+        assert pythia.readString(line)
+    assert pythia.init()
+    finders = _ShapeFinders(pythia8mc, Needs())
+    n_weak, n_excited = [], 0
+    for _ in range(300):
+        assert pythia.next()
+        rec = _make_record(pythia.event, finders)
+        b_rows = rec.heavy[heavy_flavour(rec.heavy[:, 0].astype(int)) == 5]
+        n_weak.append(int(b_rows[:, 2].sum()))
+        n_excited += int(np.sum(b_rows[:, 2] == 0))
+        assert np.all(b_rows[:, 1] > 5.0)  # every b hadron carries a few GeV at least
+    n_weak = np.array(n_weak)
+    assert np.all(n_weak >= 2) and np.all(n_weak % 2 == 0)
+    assert np.mean(n_weak == 2) > 0.95  # more only after a g -> b bbar splitting
+    assert n_excited > 100  # B* -> B gamma and the like: b hadrons that do not decay weakly

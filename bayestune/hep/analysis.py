@@ -1,8 +1,11 @@
-"""LEP1 observables computed from generated events, the way Rivet's ALEPH_1996_S3486095 does.
+"""LEP1 observables computed from generated events, the way the Rivet analyses of the reference
+data (ALEPH 1996 event shapes and spectra, PDG hadron multiplicities, b- and c-fragmentation)
+do.
 
 The analysis is independent of the generator: a generator adapter turns each event into an
 :class:`EventRecord` (charged final-state momenta, the PDG ids of every particle in the record,
-and the event-shape eigensystems), and :class:`Analysis` fills the observables from records.
+the charm and bottom hadrons, and the event-shape eigensystems), and :class:`Analysis` fills
+the observables from records.
 
 Filling is done in two additive stages so that events can be split over processes:
 :meth:`Analysis.reduce` turns a list of records into :class:`Sums` (per-bin sums and sums of
@@ -10,6 +13,7 @@ squares), sums from several workers are added, and :meth:`Analysis.finalize` nor
 into :class:`~bayestune.hep.histogram.Histogram` objects with honest MC statistical errors:
 
 * unit-normalised event distributions: multinomial errors ``sqrt(p (1 - p) / N) / width``;
+  the same over hadrons for unit-normalised per-hadron distributions (x_B of b hadrons);
 * per-event particle densities: the error of a mean over events of the per-event bin count
   (particles of one event are correlated, so ``sqrt(counts)`` would be too small);
 * means (``<N_ch>``, hadron rates): standard error of the mean.
@@ -29,6 +33,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .hadrons import PDG_SPECIES, has_quark
 from .histogram import Histogram, HistogramError
 
 __all__ = [
@@ -55,12 +60,17 @@ class EventRecord:
         Event shapes computed by the adapter (see :func:`event_shapes`): ``"thrust"``,
         ``"sph_eigen"`` (3 eigenvalues, descending), ``"sph_axes"`` (3x3, rows = axes),
         ``"lin_eigen"``, and ``"y23"``.
+    heavy : ndarray, shape (k, 3)
+        One row per charm or bottom hadron of the record, any status: ``|PDG id|``, energy
+        (GeV), and 1.0 when it decays weakly (none of its decay products holds its heavy
+        quark) else 0.0.
     """
 
     charged: np.ndarray
     charged_ids: np.ndarray
     all_ids: np.ndarray
     shapes: dict[str, object] = field(default_factory=dict)
+    heavy: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
 
 
 def durham_y23(p: np.ndarray) -> float:
@@ -148,6 +158,17 @@ class _Batch:
         self.charged_event = np.repeat(np.arange(self.n), sizes)
 
     @cached_property
+    def heavy(self) -> tuple[np.ndarray, np.ndarray]:
+        """The heavy-hadron rows of all events (see :class:`EventRecord`), and their events."""
+        rows = [r.heavy.reshape(-1, 3) for r in self.records]
+        flat = np.concatenate(rows) if rows else np.empty((0, 3))
+        return flat, np.repeat(np.arange(self.n), [len(r) for r in rows])
+
+    def event_index(self, over: str) -> np.ndarray:
+        """The event of each entry of a per-particle quantity over ``over``."""
+        return self.heavy[1] if over == "heavy" else self.charged_event
+
+    @cached_property
     def abs_p(self) -> np.ndarray:
         """|p| of every charged particle."""
         return np.linalg.norm(self.charged[:, :3], axis=1)
@@ -172,15 +193,17 @@ class _Batch:
 class _Quantity:
     """Base class of the per-observable fill strategies.
 
-    ``values(batch)`` gives one value per event (event kinds) or one value per charged
-    particle, aligned with ``batch.charged_event`` (particle kind).
+    ``values(batch)`` gives one value per event (event kinds), or one value per particle of
+    the list ``over`` names (``"charged"`` or ``"heavy"``), NaN for a particle not counted
+    (particle and entry kinds).
     """
 
     kind = "event"
 
-    def __init__(self, fn, label: str):
+    def __init__(self, fn, label: str, over: str = "charged"):
         self._fn = fn
         self.label = label
+        self.over = over
 
     def values(self, batch: _Batch) -> np.ndarray:
         return np.asarray(self._fn(batch), dtype=float)
@@ -204,10 +227,33 @@ class _ParticleQuantity(_Quantity):
     kind = "particle"
 
 
+class _EntryQuantity(_Quantity):
+    """One value per particle; histogram normalised to unit area over the particles counted
+    (including out-of-range), as for heavy-quark fragmentation functions."""
+
+    kind = "entry"
+
+
 class _MeanQuantity(_Quantity):
     """A per-event count; y = its mean over events (a one-bin observable)."""
 
     kind = "mean"
+
+
+def _heavy_x(ids: Iterable[int] | None = None, *, weak_b: bool = False):
+    """E / E_beam of the heavy hadrons with ``|id|`` in ``ids``, or of the weakly decaying b
+    hadrons (``weak_b``); NaN for the other heavy hadrons."""
+    wanted = None if ids is None else np.asarray(sorted(set(ids)), dtype=int)
+
+    def x(b: _Batch) -> np.ndarray:
+        rows = b.heavy[0]
+        if weak_b:
+            keep = has_quark(rows[:, 0].astype(np.int64), 5) & (rows[:, 2] > 0)
+        else:
+            keep = np.isin(rows[:, 0].astype(np.int64), wanted)
+        return np.where(keep, rows[:, 1] / P_BEAM, np.nan)
+
+    return x
 
 
 def _count_ids(ids: Iterable[int]):
@@ -268,9 +314,13 @@ QUANTITIES: dict[str, _Quantity] = {
     "Nch": _FractionQuantity(lambda b: b.n_charged, "N_ch"),
     "<Nch>": _MeanQuantity(lambda b: b.n_charged, "<N_ch>"),
     "N(K+-)": _MeanQuantity(_count_ids([321]), "<N(K+-)>"),
-    "N(K0)": _MeanQuantity(_count_ids([310, 130]), "<N(K0S + K0L)>"),
-    "N(p)": _MeanQuantity(_count_ids([2212]), "<N(p)>"),
-    "N(Lambda)": _MeanQuantity(_count_ids([3122]), "<N(Lambda)>"),
+    "xB:weak": _EntryQuantity(_heavy_x(weak_b=True), "x_B of weakly decaying b hadrons",
+                              over="heavy"),
+    "xE:D*+-": _ParticleQuantity(_heavy_x([413]), "x_E of D*+-", over="heavy"),
+    "xE:D0": _ParticleQuantity(_heavy_x([421]), "x_E of D0", over="heavy"),
+    "xE:D+-": _ParticleQuantity(_heavy_x([411]), "x_E of D+-", over="heavy"),
+    **{f"N({s.name})": _MeanQuantity(_count_ids(s.ids), f"<N({s.label})>")
+       for s in PDG_SPECIES},
 }
 """The quantities the LEP analysis can fill, by name."""
 
@@ -308,15 +358,15 @@ def _bin_counts(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarr
             - np.searchsorted(xs, lower, side="left")).astype(float)
 
 
-def _particle_sums(x: np.ndarray, batch: _Batch, ref: Histogram):
+def _particle_sums(x: np.ndarray, event: np.ndarray, n_events: int, ref: Histogram):
     """Per-bin entries, and sums over events of the squared per-event entries.
 
-    ``x`` holds one value per charged particle (NaN: not counted).
+    ``x`` holds one value per particle (NaN: not counted), ``event`` the event of each.
     """
     sumw = np.empty(ref.n_bins)
     sumw2 = np.empty(ref.n_bins)
     for b, (lo, hi) in enumerate(zip(ref.lower, ref.upper)):
-        per_ev = np.bincount(batch.charged_event[(x >= lo) & (x < hi)], minlength=batch.n)
+        per_ev = np.bincount(event[(x >= lo) & (x < hi)], minlength=n_events)
         sumw[b] = per_ev.sum()
         sumw2[b] = np.square(per_ev, dtype=float).sum()
     return sumw, sumw2
@@ -370,7 +420,8 @@ class Analysis:
             ref = self.binnings[name]
             vals = q.values(batch)
             if q.kind == "particle":
-                sumw[name], sumw2[name] = _particle_sums(vals, batch, ref)
+                sumw[name], sumw2[name] = _particle_sums(vals, batch.event_index(q.over),
+                                                         batch.n, ref)
                 n_filled[name] = float(batch.n)
                 continue
             finite = np.isfinite(vals)
@@ -410,11 +461,11 @@ class Analysis:
                 err = np.maximum(err, 1.0 / n)
                 values, errors = mean / width, err / width
             else:
-                n = max(sums.n_filled[name] if q.kind == "event" else n_ev, 1.0)
+                n = max(n_ev if q.kind == "fraction" else sums.n_filled[name], 1.0)
                 frac = sw / n
                 err = np.sqrt(np.maximum(frac * (1.0 - frac), 0.0) / n)
                 err = np.maximum(err, 1.0 / n)
-                if q.kind == "event":
+                if q.kind in ("event", "entry"):
                     values, errors = frac / width, err / width
                 else:  # fraction of events per bin, not a density
                     values, errors = frac, err

@@ -3,7 +3,9 @@
 The catalogue names, for each observable, the Rivet path of its reference histogram, the file
 it is in, the quantity the analysis fills (see :data:`bayestune.hep.analysis.QUANTITIES`) and a
 default weight. It follows ``observables.yaml`` of the shared LEP data folder: the ``core`` set
-is its recommended 6-parameter tuning set, ``extended`` adds spectra.
+is its recommended 6-parameter tuning set, ``extended`` adds spectra; ``flavour`` holds the
+PDG hadron rates, ``heavy`` the b- and c-fragmentation spectra, and ``iwy20`` all of them, for
+the twenty parameters of arXiv:1610.08328.
 
 Reference files are third-party data and are not shipped with bayestune. They are looked up in
 this order: an explicit ``data_dir`` argument (``--data`` in the examples), the environment
@@ -20,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .hadrons import PDG_SPECIES
 from .histogram import Histogram
 from .io import read_yoda
 
@@ -70,6 +73,10 @@ class Observable:
 _A = "ALEPH_1996_S3486095"
 _P = "PDG_HADRON_MULTIPLICITIES"
 _D = "DELPHI_1996_S3430090"
+_AB = "ALEPH_2001_S4656318"
+_DB = "DELPHI_2011_I890503"
+_SB = "SLD_2002_S4869273"
+_DC = "DELPHI_1993_I356732"
 
 LEP_OBSERVABLES: dict[str, Observable] = {
     o.id: o
@@ -95,8 +102,22 @@ LEP_OBSERVABLES: dict[str, Observable] = {
         # alternatives (DELPHI, charged particles)
         Observable("DELPHI96_1mT", f"/{_D}/d11-x01-y01", f"{_D}.yoda", "1-T"),
         Observable("DELPHI96_meanNch", f"/{_D}/d35-x01-y01", f"{_D}.yoda", "<Nch>", 10.0),
+        # b-quark fragmentation: x_B of weakly decaying b hadrons, unit area
+        Observable("ALEPH01_xB", f"/{_AB}/d01-x01-y01", f"{_AB}.yoda", "xB:weak"),
+        Observable("DELPHI11_xB", f"/{_DB}/d01-x01-y01", f"{_DB}.yoda", "xB:weak"),
+        Observable("SLD02_xB", f"/{_SB}/d01-x01-y01", f"{_SB}.yoda", "xB:weak"),
+        # charmed mesons: x_E spectra per hadronic event
+        Observable("DELPHI93_Dstar_xE", f"/{_DC}/d01-x01-y01", f"{_DC}.yoda", "xE:D*+-"),
+        Observable("DELPHI93_D0_xE", f"/{_DC}/d03-x01-y01", f"{_DC}.yoda", "xE:D0"),
+        Observable("DELPHI93_Dpm_xE", f"/{_DC}/d05-x01-y01", f"{_DC}.yoda", "xE:D+-"),
     ]
 }
+# the other hadron rates of the PDG table (K+-, K0, p and Lambda are above, with weights)
+LEP_OBSERVABLES.update({
+    f"PDG_{s.name}": Observable(f"PDG_{s.name}", f"/{_P}/{s.histogram}", f"{_P}.yoda",
+                                f"N({s.name})")
+    for s in PDG_SPECIES if f"PDG_{s.name}" not in LEP_OBSERVABLES
+})
 """Every observable the LEP analysis knows, by id."""
 
 OBSERVABLE_SETS: dict[str, tuple[str, ...]] = {
@@ -111,6 +132,17 @@ OBSERVABLE_SETS: dict[str, tuple[str, ...]] = {
 OBSERVABLE_SETS["extended"] = OBSERVABLE_SETS["core"] + (
     "ALEPH96_xp", "ALEPH96_S", "ALEPH96_Kpm_xp", "ALEPH96_p_xp",
 )
+OBSERVABLE_SETS["flavour"] = tuple(f"PDG_{s.name}" for s in PDG_SPECIES)
+OBSERVABLE_SETS["heavy"] = ("ALEPH01_xB", "DELPHI11_xB", "SLD02_xB", "DELPHI93_Dstar_xE",
+                            "DELPHI93_D0_xE", "DELPHI93_Dpm_xE")
+OBSERVABLE_SETS["iwy20"] = (
+    OBSERVABLE_SETS["extended"]
+    + tuple(o for o in OBSERVABLE_SETS["flavour"] if o not in OBSERVABLE_SETS["core"])
+    + OBSERVABLE_SETS["heavy"]
+)
+"""Observables for the twenty parameters of arXiv:1610.08328: event shapes and spectra for the
+shower and the string, the PDG hadron rates for the flavour parameters, x_B for
+``StringZ:rFactB`` and the charmed-meson spectra for ``StringZ:rFactC``."""
 
 
 def observables(names: str | Iterable[str] = "core") -> list[Observable]:

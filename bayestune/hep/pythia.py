@@ -26,6 +26,7 @@ import numpy as np
 from ..exceptions import BayestuneError
 from ..seeding import point_seed
 from .analysis import Analysis, EventRecord, Sums
+from .hadrons import heavy_flavour
 from .histogram import Histogram
 from .lep import LEP1_SETTINGS, Observable
 
@@ -126,6 +127,18 @@ def _xyz(vec) -> tuple[float, float, float]:
     return vec.px(), vec.py(), vec.pz()
 
 
+def _heavy_hadrons(particles, all_ids: np.ndarray) -> np.ndarray:
+    """The heavy-hadron rows of :class:`EventRecord` (Pythia mixes B mesons by the flavour of
+    their decay products, without a second record entry, so each hadron is listed once)."""
+    flavour = heavy_flavour(np.abs(all_ids))
+    rows = []
+    for i in np.flatnonzero(flavour):
+        prt = particles[i]
+        weak = not np.any(flavour[prt.daughterList()] == flavour[i])
+        rows.append((abs(all_ids[i]), prt.e(), 1.0 if weak else 0.0))
+    return np.array(rows, dtype=float).reshape(-1, 3)
+
+
 def _make_record(event, finders: _ShapeFinders) -> EventRecord:
     particles = event.particles()
     all_ids = np.fromiter((prt.id() for prt in particles), dtype=int, count=len(particles))
@@ -133,9 +146,10 @@ def _make_record(event, finders: _ShapeFinders) -> EventRecord:
     mom = np.array([(prt.px(), prt.py(), prt.pz(), prt.e()) for prt in charged],
                    dtype=float).reshape(-1, 4)
     charged_ids = np.fromiter((prt.id() for prt in charged), dtype=int, count=len(charged))
+    heavy = _heavy_hadrons(particles, all_ids)
     if mom.shape[0] < 2:  # vetoed by the caller; the shape finders would complain
-        return EventRecord(mom, charged_ids, all_ids, {})
-    return EventRecord(mom, charged_ids, all_ids, finders.shapes(event, mom))
+        return EventRecord(mom, charged_ids, all_ids, {}, heavy)
+    return EventRecord(mom, charged_ids, all_ids, finders.shapes(event, mom), heavy)
 
 
 def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analysis) -> Sums:
