@@ -77,6 +77,28 @@ class ClosureResult:
         """Whether each truth lies within ``n_sigma`` errors of the estimate."""
         return {k: abs(p) <= n_sigma for k, p in self.pulls.items()}
 
+    def truth_distance(self) -> float:
+        """The truth's squared distance from the estimate under the covariance,
+        ``(t - x)^T C^-1 (t - x)`` over the parameters with pulls (the Delta chi2 of the
+        truth in the estimate's Gaussian approximation); NaN without a finite covariance."""
+        names = list(self.pulls)
+        index = [self.uncertainty.names.index(n) for n in names]
+        cov = np.asarray(self.uncertainty.covariance, dtype=float)[np.ix_(index, index)]
+        if not np.all(np.isfinite(cov)):
+            return float("nan")
+        step = np.array([float(self.estimate[n]) - float(self.truth[n]) for n in names])
+        return float(step @ np.linalg.pinv(cov) @ step)
+
+    def jointly_covered(self, n_sigma: float = 2.0) -> bool:
+        """Whether the truth lies inside the estimate's ``n_sigma`` confidence region: the
+        ellipsoid that holds the truth with the probability of ``|z| <= n_sigma`` in one
+        dimension (95.45 % for 2), for all the parameters together."""
+        from scipy.stats import chi2 as chi2_dist
+        from scipy.stats import norm
+
+        level = 2.0 * norm.cdf(n_sigma) - 1.0
+        return bool(self.truth_distance() <= chi2_dist.ppf(level, len(self.pulls)))
+
     @property
     def chi2_consistent(self) -> bool:
         """The tuned chi2 is not above the truth's by more than 2 sigma of MC noise."""

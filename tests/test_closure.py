@@ -39,6 +39,11 @@ def test_closure_recovers_the_truth():
         assert 0 < res.errors[name] < 0.1
     assert res.chi2_consistent, res.table()
     assert "pull" in res.table()
+    # the truth's distance under the covariance; with uncorrelated errors, the sum of pulls^2
+    cov = np.asarray(res.uncertainty.covariance)
+    step = np.array([res.estimate[n] - TRUTH[n] for n in res.uncertainty.names])
+    assert res.truth_distance() == pytest.approx(step @ np.linalg.solve(cov, step), rel=1e-6)
+    assert res.jointly_covered(2.0) == (res.truth_distance() <= 6.18)  # chi2_2(95.45 %)
 
 
 def test_closure_rejects_pseudo_data_without_a_source():
