@@ -1,0 +1,195 @@
+"""Closures of ten or twenty Pythia parameters with random truths, under a hard budget.
+
+The parameters are those of arXiv:1610.08328 (``--params 20``: its three blocks, final-state
+shower, string fragmentation, flavour composition) or the ten of its shower, string and
+light-flavour parameters (``--params 10``: TimeShower:alphaSvalue, TimeShower:pTmin,
+StringZ:aLund, StringZ:bLund, StringPT:sigma, StringFlav:probStoUD, probQQtoQ, probSQtoQQ,
+mesonUDvector, mesonSvector), over their published ranges
+(``../shared/data/lep/monash2013_parameters.csv``: the 1610.08328 range, else the 2505.11675
+one). Each seed draws a truth uniformly inside the central 60 % of the ranges, makes level-1
+pseudo-data there (``4 x --events`` events, smeared by and given the measured errors of the
+``iwy20`` observables: ALEPH 1996 shapes and spectra, the PDG hadron rates, b- and
+c-fragmentation), and tunes with :func:`bayestune.hep.tune_generator` inside ``--budget``
+generator runs of ``--events`` events. One JSON line per finished closure goes to
+``--results`` (a rerun skips the seeds there; ``--store-dir`` keeps each tune's store, so an
+interrupted closure resumes).
+
+``--generator synthetic`` replaces Pythia by :mod:`synthetic_bins` (the same parameters and
+ranges, 300 bins whose shapes and sensitivities are made up): seconds per run instead of
+twenty, for choosing the method's options before spending Pythia time.
+
+    BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
+        benchmarks/bench_closure_many.py --params 10 --budget 400 --seeds 1-5 \\
+        --options '{"explore": {"initial_fraction": 1.0}}' \\
+        --results benchmarks/results/closure_many10_pythia.jsonl --store-dir /tmp/stores
+
+``--report`` prints the summary: pull mean and width with standard errors, the fraction of
+truths inside the joint 2-sigma region of the covariance, the largest |pull|, runs and events
+per closure, and the chi2 at the estimate against the truth's (both re-simulated with 5x the
+events of one run) in units of its MC noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import chi2 as chi2_dist
+from scipy.stats import norm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bayestune as bt  # noqa: E402
+from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
+from bayestune.hep import GeneratorTuning, HistogramObjective, lep  # noqa: E402
+
+TEN = ("TimeShower:alphaSvalue", "TimeShower:pTmin", "StringZ:aLund", "StringZ:bLund",
+       "StringPT:sigma", "StringFlav:probStoUD", "StringFlav:probQQtoQ",
+       "StringFlav:probSQtoQQ", "StringFlav:mesonUDvector", "StringFlav:mesonSvector")
+
+
+def parameters(which: str, data: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Names and published ranges of the ten or twenty parameters."""
+    rows = lep.monash_parameters(data)
+    if which == "10":
+        names = list(TEN)
+    else:
+        names = [n for n, r in rows.items() if r["IWY1610.08328_block"] in ("1", "2", "3")]
+    low, high = [], []
+    for n in names:
+        text = next(rows[n][c] for c in ("IWY1610.08328_range", "AKPM2505.11675_range")
+                    if rows[n][c] not in ("", "-"))
+        a, b = (float(v) for v in text.split("-"))
+        low.append(a)
+        high.append(b)
+    return names, np.array(low), np.array(high)
+
+
+def central_truth(names: list[str], low: np.ndarray, high: np.ndarray, seed: int,
+                  fraction: float = 0.6) -> dict[str, float]:
+    """A truth drawn uniformly (by ``seed``) inside the central ``fraction`` of the ranges."""
+    u = np.random.default_rng([2027, len(names), seed]).uniform(size=len(names))
+    x = low + (high - low) * (0.5 - fraction / 2 + fraction * u)
+    return {n: float(round(v, 4)) for n, v in zip(names, x)}
+
+
+def one_closure(sim: Any, reference: dict, names: list[str], low: np.ndarray,
+                high: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    space = bt.Space([bt.Real(n, float(a), float(b)) for n, a, b in zip(names, low, high)])
+    truth = central_truth(names, low, high, seed)
+    p_seed = default_pseudo_seed(seed)
+    pseudo = PseudoDataOptions(make=sim.replicate(seed=p_seed, n_events=4 * args.events)(truth),
+                               seed=p_seed, measured=reference)
+    data = pseudo.histograms(sim, truth, seed)
+    store = None if args.store_dir is None else Path(args.store_dir) / f"seed{seed}.sqlite"
+    started = time.perf_counter()
+    res = closure_test(sim.replicate(seed=1_000 + seed), space, truth, seed=seed, pseudo=pseudo,
+                       store=store, n_evals=args.budget,
+                       method=GeneratorTuning.from_dict(json.loads(args.options)))
+    check = HistogramObjective(sim, data, n_params=len(names))
+    at = {}
+    for label, point in (("truth", truth), ("estimate", res.estimate)):
+        at[label] = check.chi2(sim.replicate(seed=7_000 + seed, n_events=5 * args.events)(point))
+    return {
+        "seed": seed, "truth": truth, "estimate": res.estimate, "errors": res.errors,
+        "pulls": res.pulls, "distance2": res.truth_distance(),
+        "runs": len(res.result.history), "events": res.tune.n_events,
+        "stages": [s.as_dict() for s in res.tune.stages],
+        "chi2_truth": at["truth"].value, "chi2_estimate": at["estimate"].value,
+        "chi2_noise": float(np.sqrt(at["truth"].variance + at["estimate"].variance)),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def report(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        print("no closures yet")
+        return
+    names = list(rows[0]["pulls"])
+    P = np.array([[r["pulls"][n] for n in names] for r in rows])
+    flat = P.ravel()
+    n = flat.size
+    limit = chi2_dist.ppf(2.0 * norm.cdf(2.0) - 1.0, len(names))
+    inside = np.mean([r["distance2"] <= limit for r in rows])
+    print(f"{len(rows)} closures of {len(names)} parameters ({n} pulls): pull mean "
+          f"{flat.mean():+.3f} +- {flat.std(ddof=1) / np.sqrt(n):.3f}, width "
+          f"{flat.std(ddof=1):.3f} +- {flat.std(ddof=1) / np.sqrt(2 * (n - 1)):.3f}; pulls "
+          f"within 2 sigma {np.mean(np.abs(flat) < 2):.2f}; largest |pull| "
+          f"{np.abs(flat).max():.2f}")
+    print(f"truths inside the joint 2-sigma region (Delta chi2 <= {limit:.2f}; 0.95 if "
+          f"calibrated): {inside:.2f}")
+    print(f"runs per closure: max {max(r['runs'] for r in rows)}; events per closure: max "
+          f"{max(r['events'] or 0 for r in rows):,}")
+    for r in rows:
+        gap = r["chi2_estimate"] - r["chi2_truth"]
+        print(f"  seed {r['seed']:4d} max|pull| {max(abs(v) for v in r['pulls'].values()):.2f} "
+              f"Delta chi2 of the truth {r['distance2']:6.1f}  chi2 estimate - truth "
+              f"{gap:+7.1f} ({gap / r['chi2_noise']:+.1f} MC sigma)  {r['seconds']:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", choices=["10", "20"], default="10")
+    parser.add_argument("--generator", choices=["pythia", "synthetic"], default="pythia")
+    parser.add_argument("--seeds", default="1-5")
+    parser.add_argument("--budget", type=int, default=400)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--options", default="{}",
+                        help="GeneratorTuning options as JSON (a campaign's [method] table)")
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--store-dir", default=None)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args(argv)
+    if args.report:
+        report(args.results)
+        return
+    GeneratorTuning.from_dict(json.loads(args.options))  # refuse bad options before running
+    if args.store_dir:
+        Path(args.store_dir).mkdir(parents=True, exist_ok=True)
+    done = set()
+    if args.results.exists():
+        done = {json.loads(x)["seed"] for x in args.results.read_text().splitlines() if x}
+    names, low, high = parameters(args.params, args.data)
+    seeds = []
+    for part in args.seeds.split(","):
+        a, _, b = part.partition("-")
+        seeds.extend(range(int(a), int(b or a) + 1))
+    if args.generator == "synthetic":
+        from synthetic_bins import SyntheticBins
+
+        sim: Any = SyntheticBins(names, low, high, n_events=args.events)
+        mid = {n: float((a + b) / 2) for n, a, b in zip(names, low, high)}
+        run_series(sim, sim.reference(mid), names, low, high, seeds, done, args)
+    else:
+        from bayestune.hep.pythia import PythiaSimulator
+
+        obs = lep.observables("iwy20")
+        reference = lep.load_reference(obs, args.data)
+        with PythiaSimulator(obs, reference, n_events=args.events, seed=0,
+                             n_workers=args.workers) as sim:
+            run_series(sim, reference, names, low, high, seeds, done, args)
+    report(args.results)
+
+
+def run_series(sim: Any, reference: dict, names: list[str], low: np.ndarray,
+               high: np.ndarray, seeds: list[int], done: set, args: argparse.Namespace) -> None:
+    for seed in seeds:
+        if seed in done:
+            continue
+        row = one_closure(sim, reference, names, low, high, seed, args)
+        with open(args.results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"seed {seed}: max |pull| {max(abs(v) for v in row['pulls'].values()):.2f}, "
+              f"runs {row['runs']}, {row['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
