@@ -22,6 +22,7 @@ driver's threads (one lock serialises them).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -138,6 +139,9 @@ class CampaignStore:
             raise StoreError(f"store path must be a file, got a directory: {str(self.path)!r}")
         self._where = "<memory>" if self.path is None else str(self.path)
         self._lock = threading.RLock()
+        #: trials parsed from their rows, by number: a row read again unchanged is not parsed
+        #: again (JSON decoding is what reading a long campaign costs)
+        self._parsed: dict[int, tuple[tuple[Any, ...], Trial]] = {}
         self._writer = None if self.path is None else StoreLock(self.path)
         self._conn = self._connect()
         self.space = space
@@ -301,7 +305,15 @@ class CampaignStore:
         """All trials in order, with their intermediate reports."""
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY number").fetchall()
         reports = self.reports()
-        return History([_row_to_trial(r, tuple(reports.get(r[0], ()))) for r in rows])
+        return History([self._parse(r, tuple(reports.get(r[0], ()))) for r in rows])
+
+    def _parse(self, row: tuple[Any, ...], reports: tuple[tuple[float, float], ...]) -> Trial:
+        cached = self._parsed.get(row[0])
+        if cached is None or cached[0] != row:
+            cached = (row, _row_to_trial(row))
+            self._parsed[row[0]] = cached
+        trial = cached[1]
+        return trial if trial.reports == reports else dataclasses.replace(trial, reports=reports)
 
     @_locked
     def add_report(self, number: int, step: float, value: float) -> None:

@@ -33,6 +33,22 @@ def test_every_tell_is_committed_and_visible_to_a_new_connection(tmp_path):
     assert again.status is Status.COMPLETE and again.value == 1.5
 
 
+def test_history_parses_a_row_once_and_sees_every_change(tmp_path):
+    store = CampaignStore(tmp_path / "c.sqlite", SPACE)
+    done = store.add_pending({"a": 0.1, "b": 0.2}, "design", None)
+    store.finish(done.number, Outcome(Status.COMPLETE, value=1.0, info={"bins": [1, 2]}))
+    running = store.add_pending({"a": 0.3, "b": 0.4}, "design", None)
+    first = store.history()
+    store.add_report(running.number, 1.0, 0.5)
+    second = store.history()
+    assert second[0] is first[0]  # unchanged: not parsed again
+    assert first[1].reports == () and second[1].reports == ((1.0, 0.5),)
+    store.finish(running.number, Outcome(Status.COMPLETE, value=2.0))
+    third = store.history()
+    assert third[1].status is Status.COMPLETE and third[1].value == 2.0
+    assert third[1].reports == ((1.0, 0.5),)
+
+
 def test_store_records_everything_about_a_trial(tmp_path):
     path = tmp_path / "c.sqlite"
     tuner = Tuner(SPACE, store=path, seed=3)
