@@ -83,6 +83,10 @@ def test_plan_budget_and_bad_options_name_the_value():
     assert plan_budget(60, 4, GeneratorTuning(explore=ExploreStage(runs=28))) == (28, 4)
     with pytest.raises(ValueError, match="n_evals=20 is too small"):
         plan_budget(20, 4, GeneratorTuning())
+    # the smallest budget that works with the given explore share is named, and works
+    with pytest.raises(ValueError, match="n_evals >= 134"):
+        plan_budget(110, 10, GeneratorTuning())
+    assert plan_budget(134, 10, GeneratorTuning()) == (54, 4)
     with pytest.raises(ValueError, match="explore.fraction=1.5"):
         ExploreStage(fraction=1.5)
     with pytest.raises(ValueError, match="refine.max_extent=0"):

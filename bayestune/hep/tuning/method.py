@@ -121,20 +121,29 @@ class GeneratorTuneResult:
 
 def plan_budget(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int]:
     """Split ``n_evals`` runs into the explore stage's runs and whole local rounds."""
+    plan = _split(n_evals, k, method)
+    if plan is None:
+        n_round = method.refine.round_size(k)
+        least = next((n for n in range(n_evals + 1, n_evals + 100 * n_round)
+                      if _split(n, k, method) is not None), None)
+        raise ValueError(
+            f"n_evals={n_evals} is too small for the generator-tuning method with "
+            f"{k} parameters: it needs at least {min_rounds(k, n_round)} local rounds of "
+            f"{n_round} runs (refine.n_per_round) and {2 * k + 2} runs to explore; with "
+            f"explore.fraction={method.explore.fraction} (explore.runs="
+            f"{method.explore.runs}) that takes "
+            + (f"n_evals >= {least}" if least is not None else "more explore.runs"))
+    return plan
+
+
+def _split(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int] | None:
     n_round = method.refine.round_size(k)
-    least = min_rounds(k, n_round)
     local = n_evals * (1.0 - method.explore.fraction) if method.explore.runs is None \
         else n_evals - method.explore.runs
     rounds = int(math.floor(local / n_round))
     explore = n_evals - rounds * n_round
-    if rounds < least or explore < 2 * k + 2:
-        raise ValueError(
-            f"n_evals={n_evals} is too small for the generator-tuning method with "
-            f"{k} parameters: it needs at least {least} local rounds of {n_round} runs "
-            f"(refine.n_per_round) and {2 * k + 2} runs to explore, with "
-            f"explore.fraction={method.explore.fraction} (or explore.runs="
-            f"{method.explore.runs}) of the budget to explore (at least "
-            f"{2 * k + 2 + least * n_round} runs)")
+    if rounds < min_rounds(k, n_round) or explore < 2 * k + 2:
+        return None
     return explore, rounds
 
 
