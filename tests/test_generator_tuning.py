@@ -87,6 +87,10 @@ def test_plan_budget_and_bad_options_name_the_value():
     with pytest.raises(ValueError, match="n_evals >= 134"):
         plan_budget(110, 10, GeneratorTuning())
     assert plan_budget(134, 10, GeneratorTuning()) == (54, 4)
+    # the first round's plain fit needs a quadratic's coefficients (231 for 20 parameters)
+    # among the explore stage's runs and its own 40
+    with pytest.raises(ValueError, match="193 runs to explore.*n_evals >= 433"):
+        plan_budget(400, 20, GeneratorTuning())
     with pytest.raises(ValueError, match="explore.fraction=1.5"):
         ExploreStage(fraction=1.5)
     with pytest.raises(ValueError, match="refine.max_extent=0"):

@@ -20,6 +20,7 @@ import numpy as np
 from ...exceptions import BayestuneError, StoreError
 from ...history import Trial
 from ...objective import Status
+from ...quadratic import n_quadratic_terms
 from ...result import Result
 from ...space import Real, Space
 from ...tuner import Tuner
@@ -129,7 +130,8 @@ def plan_budget(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int
         raise ValueError(
             f"n_evals={n_evals} is too small for the generator-tuning method with "
             f"{k} parameters: it needs at least {min_rounds(k, n_round)} local rounds of "
-            f"{n_round} runs (refine.n_per_round) and {2 * k + 2} runs to explore; with "
+            f"{n_round} runs (refine.n_per_round) and {least_explore(k, n_round)} runs to "
+            f"explore; with "
             f"explore.fraction={method.explore.fraction} (explore.runs="
             f"{method.explore.runs}) that takes "
             + (f"n_evals >= {least}" if least is not None else "more explore.runs"))
@@ -142,9 +144,16 @@ def _split(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int] | N
         else n_evals - method.explore.runs
     rounds = int(math.floor(local / n_round))
     explore = n_evals - rounds * n_round
-    if rounds < min_rounds(k, n_round) or explore < 2 * k + 2:
+    if rounds < min_rounds(k, n_round) or explore < least_explore(k, n_round):
         return None
     return explore, rounds
+
+
+def least_explore(k: int, n_round: int) -> int:
+    """Runs the explore stage needs: a quadratic's coefficients + 2 together with the first
+    round (the first round's plain fit is a quadratic over the nearest evaluations), and
+    ``2 k + 2`` at least."""
+    return max(2 * k + 2, n_quadratic_terms(k) + 2 - n_round)
 
 
 def tune_generator(
