@@ -455,3 +455,18 @@ def test_refine_binwise_probes_a_flat_valley_from_an_interior_local_minimum():
     found = [_found(_start_in_the_bump_valley(True, seed=s, **options))
              for s in range(100, 107)]
     assert sum(found) >= 2
+
+
+def test_svd_falls_back_to_the_qr_driver_when_divide_and_conquer_fails(monkeypatch):
+    from bayestune.hep.binfits import svd
+
+    M = np.random.default_rng(3).normal(size=(30, 12))
+    expected = np.linalg.svd(M, compute_uv=False)
+
+    def not_converging(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", not_converging)
+    u, s, vt = svd(M)
+    np.testing.assert_allclose(s, expected, rtol=1e-12)
+    np.testing.assert_allclose(u * s @ vt, M, atol=1e-12)

@@ -96,7 +96,7 @@ def _reduced_rank_fits(
     noise = (E / unit) ** 2  # (n, B) per-point noise variances
     gram = np.linalg.pinv(A.T @ A)
     fitted = A @ (gram @ A.T @ Z)
-    _, sv, vt = np.linalg.svd(fitted, full_matrices=False)
+    _, sv, vt = svd(fitted)
     if rank == "auto":
         edge = float(np.mean(noise)) * (math.sqrt(n_coef) + math.sqrt(Z.shape[1])) ** 2
         m = max(int(np.sum(sv**2 > edge)), 1)
@@ -105,13 +105,25 @@ def _reduced_rank_fits(
     return _component_fits(A, trials, used, Z, unit, mean, vt[:m], noise)
 
 
+def svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of ``M``: LAPACK's divide and conquer (numpy's), and its slower QR-iteration
+    driver when that does not converge (it can fail on a nearly rank-deficient matrix, as
+    the fitted bins of twenty parameters over a few hundred runs are)."""
+    try:
+        return np.linalg.svd(M, full_matrices=False)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+
+        return scipy.linalg.svd(M, full_matrices=False, lapack_driver="gesvd")
+
+
 def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
     """The ``m`` leading principal components (rows, orthonormal) of a quadratic fit of the
     bins ``Z`` (n, B) to the points ``X`` (n, k)."""
     centre, scale = _unit_box(X)
     A = quadratic_features((X - centre) / scale)
     Zc = Z - Z.mean(axis=0)
-    _, _, vt = np.linalg.svd(A @ np.linalg.lstsq(A, Zc, rcond=None)[0], full_matrices=False)
+    _, _, vt = svd(A @ np.linalg.lstsq(A, Zc, rcond=None)[0])
     return vt[:min(m, len(vt))]
 
 

@@ -26,6 +26,7 @@ from ..gp import GPSurrogate, SurrogateConfig
 from ..history import History
 from ..space import Space
 from ..uncertainty import RealCoordinates, Uncertainty, minuit_fit, uncertainty_from_minuit
+from .binfits import svd
 from .chi2 import HistogramObjective
 
 __all__ = ["BinEmulator", "CompositeChi2Engine"]
@@ -74,7 +75,7 @@ class BinEmulator:
         # of its own: 1 keeps its (zero) standardised values and its errors finite
         self._scale = np.where(spread > 1e-12 * np.abs(self._mean), spread, 1.0)
         Z = (Y - self._mean) / self._scale
-        _, sv, vt = np.linalg.svd(Z, full_matrices=False)
+        _, sv, vt = svd(Z)
         frac = np.cumsum(sv**2) / max(np.sum(sv**2), 1e-300)
         m = min(int(np.searchsorted(frac, self.explained)) + 1, self.max_components,
                 len(trials) - 1)
