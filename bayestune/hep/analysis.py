@@ -149,20 +149,21 @@ class _Batch:
     def __init__(self, records: Sequence[EventRecord]):
         self.records = records
         self.n = len(records)
-        sizes = [r.charged.shape[0] for r in records]
-        self.n_charged = np.asarray(sizes, dtype=float)
-        self.charged = (np.concatenate([r.charged for r in records]) if records
-                        else np.empty((0, 4))).reshape(-1, 4)
-        self.charged_ids = np.abs(np.concatenate([r.charged_ids for r in records])
-                                  if records else np.empty(0, dtype=int))
-        self.charged_event = np.repeat(np.arange(self.n), sizes)
+        self.charged, self.charged_event = self._stacked([r.charged for r in records], (0, 4))
+        self.n_charged = np.bincount(self.charged_event, minlength=self.n).astype(float)
+        self.charged_ids = np.abs(self._stacked([r.charged_ids for r in records], (0,))[0])
+        self._shapes: dict[str, np.ndarray] = {}
+
+    def _stacked(self, arrays: list[np.ndarray], empty: tuple[int, ...]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-event arrays one after the other, and the event of each row."""
+        flat = np.concatenate(arrays).reshape(-1, *empty[1:]) if arrays else np.empty(empty)
+        return flat, np.repeat(np.arange(self.n), [len(a) for a in arrays])
 
     @cached_property
     def heavy(self) -> tuple[np.ndarray, np.ndarray]:
         """The heavy-hadron rows of all events (see :class:`EventRecord`), and their events."""
-        rows = [r.heavy.reshape(-1, 3) for r in self.records]
-        flat = np.concatenate(rows) if rows else np.empty((0, 3))
-        return flat, np.repeat(np.arange(self.n), [len(r) for r in rows])
+        return self._stacked([r.heavy.reshape(-1, 3) for r in self.records], (0, 3))
 
     def event_index(self, over: str) -> np.ndarray:
         """The event of each entry of a per-particle quantity over ``over``."""
@@ -176,13 +177,14 @@ class _Batch:
     @cached_property
     def _all_ids(self) -> tuple[np.ndarray, np.ndarray]:
         """|PDG id| of every particle of every event, and the index of its event."""
-        ids = [r.all_ids for r in self.records]
-        flat = np.abs(np.concatenate(ids)) if ids else np.empty(0, dtype=int)
-        return flat, np.repeat(np.arange(self.n), [len(i) for i in ids])
+        flat, event = self._stacked([r.all_ids for r in self.records], (0,))
+        return np.abs(flat), event
 
     def shape(self, key: str) -> np.ndarray:
-        """One event shape of every event, stacked along the first axis."""
-        return np.array([r.shapes[key] for r in self.records], dtype=float)
+        """One event shape of every event, stacked along the first axis (read once)."""
+        if key not in self._shapes:
+            self._shapes[key] = np.array([r.shapes[key] for r in self.records], dtype=float)
+        return self._shapes[key]
 
     def id_counts(self, wanted: np.ndarray) -> np.ndarray:
         """Per event, the number of particles (any status) whose |PDG id| is in ``wanted``."""

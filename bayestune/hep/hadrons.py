@@ -19,16 +19,17 @@ import numpy as np
 __all__ = ["has_quark", "heavy_flavour", "is_hadron", "HadronSpecies", "PDG_SPECIES"]
 
 
-def _digits(abs_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    ids = np.asarray(abs_ids, dtype=np.int64) % 10_000
-    return ids // 1000, (ids // 100) % 10, (ids // 10) % 10, ids % 10
+def _quarks(abs_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each ``|PDG id|`` is a hadron, and its quark digits ``n_q1, n_q2, n_q3``."""
+    ids = np.asarray(abs_ids, dtype=np.int64)
+    digits = ids % 10_000
+    nq1, nq2, nq3, n_j = digits // 1000, (digits // 100) % 10, (digits // 10) % 10, digits % 10
+    return (ids >= 100) & (nq2 > 0) & (nq3 > 0) & (n_j > 0), nq1, nq2, nq3
 
 
 def is_hadron(abs_ids: np.ndarray) -> np.ndarray:
     """Whether each ``|PDG id|`` is a meson or a baryon."""
-    ids = np.asarray(abs_ids, dtype=np.int64)
-    _, nq2, nq3, n_j = _digits(ids)
-    return (ids >= 100) & (nq2 > 0) & (nq3 > 0) & (n_j > 0)
+    return _quarks(abs_ids)[0]
 
 
 def has_quark(abs_ids: np.ndarray, flavour: int) -> np.ndarray:
@@ -36,16 +37,14 @@ def has_quark(abs_ids: np.ndarray, flavour: int) -> np.ndarray:
 
     Quarkonia (c cbar, b bbar) count as holding the flavour.
     """
-    nq1, nq2, nq3, _ = _digits(abs_ids)
-    return is_hadron(abs_ids) & ((nq1 == flavour) | (nq2 == flavour) | (nq3 == flavour))
+    hadron, nq1, nq2, nq3 = _quarks(abs_ids)
+    return hadron & ((nq1 == flavour) | (nq2 == flavour) | (nq3 == flavour))
 
 
 def heavy_flavour(abs_ids: np.ndarray) -> np.ndarray:
     """The heaviest quark of each ``|PDG id|`` that is a charm or bottom hadron: 5 (b), 4 (c),
     or 0 (a light hadron or not a hadron)."""
-    ids = np.asarray(abs_ids, dtype=np.int64)
-    nq1, nq2, nq3, n_j = _digits(ids)
-    hadron = (ids >= 100) & (nq2 > 0) & (nq3 > 0) & (n_j > 0)
+    hadron, nq1, nq2, nq3 = _quarks(abs_ids)
     heaviest = np.maximum(np.maximum(nq1, nq2), nq3)
     return np.where(hadron & (heaviest >= 4) & (heaviest <= 5), heaviest, 0)
 
