@@ -39,10 +39,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2 as chi2_dist
-from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from closure_series import (  # noqa: E402
+    append_row,
+    joint_limit,
+    parse_seeds,
+    pull_moments,
+    read_rows,
+)
 
 import bayestune as bt  # noqa: E402
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
@@ -107,7 +113,7 @@ def one_closure(sim: Any, reference: dict, names: list[str], low: np.ndarray,
 
 
 def report(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_rows(path)
     if not rows:
         print("no closures yet")
         return
@@ -115,12 +121,10 @@ def report(path: Path) -> None:
     P = np.array([[r["pulls"][n] for n in names] for r in rows])
     flat = P.ravel()
     n = flat.size
-    limit = chi2_dist.ppf(2.0 * norm.cdf(2.0) - 1.0, len(names))
+    limit = joint_limit(len(names))
     inside = np.mean([r["distance2"] <= limit for r in rows])
-    print(f"{len(rows)} closures of {len(names)} parameters ({n} pulls): pull mean "
-          f"{flat.mean():+.3f} +- {flat.std(ddof=1) / np.sqrt(n):.3f}, width "
-          f"{flat.std(ddof=1):.3f} +- {flat.std(ddof=1) / np.sqrt(2 * (n - 1)):.3f}; pulls "
-          f"within 2 sigma {np.mean(np.abs(flat) < 2):.2f}; largest |pull| "
+    print(f"{len(rows)} closures of {len(names)} parameters ({n} pulls): {pull_moments(P)}; "
+          f"pulls within 2 sigma {np.mean(np.abs(flat) < 2):.2f}; largest |pull| "
           f"{np.abs(flat).max():.2f}")
     print(f"truths inside the joint 2-sigma region (Delta chi2 <= {limit:.2f}; 0.95 if "
           f"calibrated): {inside:.2f}")
@@ -154,14 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     GeneratorTuning.from_dict(json.loads(args.options))  # refuse bad options before running
     if args.store_dir:
         Path(args.store_dir).mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.results.exists():
-        done = {json.loads(x)["seed"] for x in args.results.read_text().splitlines() if x}
+    done = {row["seed"] for row in read_rows(args.results)}
     names, low, high = parameters(args.params, args.data)
-    seeds = []
-    for part in args.seeds.split(","):
-        a, _, b = part.partition("-")
-        seeds.extend(range(int(a), int(b or a) + 1))
+    seeds = parse_seeds(args.seeds)
     if args.generator == "synthetic":
         from synthetic_bins import SyntheticBins
 
@@ -185,8 +184,7 @@ def run_series(sim: Any, reference: dict, names: list[str], low: np.ndarray,
         if seed in done:
             continue
         row = one_closure(sim, reference, names, low, high, seed, args)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.results, row)
         print(f"seed {seed}: max |pull| {max(abs(v) for v in row['pulls'].values()):.2f}, "
               f"runs {row['runs']}, {row['seconds']} s", flush=True)
 

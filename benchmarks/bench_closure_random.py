@@ -39,25 +39,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2 as chi2_dist
-from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
+from closure_series import (  # noqa: E402
+    append_row,
+    joint_limit,
+    parse_seeds,
+    pull_moments,
+    read_rows,
+)
 from emulated_box import HIGH, LOW, NAMES, BoxEmulator, central_truth  # noqa: E402
 from pythia_closure import SPACE  # noqa: E402
 
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 def pseudo_options(sim: Any, reference: dict, truth: dict, seed: int,
@@ -123,7 +120,7 @@ def refit(sim: Any, reference: dict, args: argparse.Namespace) -> None:
     """Add the truth's distance to finished closures recorded without it, from their stores:
     the resumed tune reuses every stored evaluation (no new runs), so it ends with the
     recorded estimate -- checked against the recorded pulls."""
-    rows = [json.loads(x) for x in args.results.read_text().splitlines() if x.strip()]
+    rows = read_rows(args.results)
     for row in rows:
         if "distance2" in row:
             continue
@@ -152,7 +149,7 @@ def method_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_rows(path)
     if not rows:
         print("no closures yet")
         return
@@ -160,13 +157,11 @@ def report(path: Path) -> None:
     flat = P.ravel()
     n = flat.size
     within2 = np.mean(np.all(np.abs(P) < 2, axis=1))
-    print(f"{len(rows)} closures ({n} pulls): pull mean {flat.mean():+.3f} +- "
-          f"{flat.std(ddof=1) / np.sqrt(n):.3f}, width {flat.std(ddof=1):.3f} +- "
-          f"{flat.std(ddof=1) / np.sqrt(2 * (n - 1)):.3f}; pulls within 1 sigma "
+    print(f"{len(rows)} closures ({n} pulls): {pull_moments(P)}; pulls within 1 sigma "
           f"{np.mean(np.abs(flat) < 1):.2f}, within 2 sigma {np.mean(np.abs(flat) < 2):.2f}; "
           f"truths with every pull within 2 sigma {within2:.2f}")
     if all("distance2" in r for r in rows):
-        limit = chi2_dist.ppf(2.0 * norm.cdf(2.0) - 1.0, len(NAMES))
+        limit = joint_limit(len(NAMES))
         inside = np.mean([r["distance2"] <= limit for r in rows])
         print(f"truths inside the joint 2-sigma region of the covariance (Delta chi2 <= "
               f"{limit:.2f} for {len(NAMES)} parameters; 0.95 if calibrated): {inside:.2f}")
@@ -237,9 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.store_dir:
         Path(args.store_dir).mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.results.exists():
-        done = {json.loads(x)["seed"] for x in args.results.read_text().splitlines() if x}
+    done = {row["seed"] for row in read_rows(args.results)}
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)
     if args.refit and not args.store_dir:
@@ -268,8 +261,7 @@ def run_series(sim: Any, reference: dict, args: argparse.Namespace, done: set) -
         if seed in done:
             continue
         row = one_closure(sim, reference, seed, args)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.results, row)
         print(f"seed {seed}: pulls {np.round([row['pulls'][n] for n in NAMES], 2)}, runs "
               f"{row['runs']}, {row['seconds']} s", flush=True)
 

@@ -1,0 +1,48 @@
+"""What the closure-series benchmarks share: seeds, their JSON-lines results, pull summaries.
+
+A series writes one JSON line per finished closure; a rerun skips the seeds already there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import chi2, norm
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-5,9"`` -> ``[1, 2, 3, 4, 5, 9]``."""
+    out: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The closures recorded in ``path`` (none when it does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def pull_moments(pulls: np.ndarray) -> str:
+    """Pull mean and width of all ``pulls``, each with its standard error."""
+    flat = np.ravel(pulls)
+    n, sd = flat.size, flat.std(ddof=1)
+    return (f"pull mean {flat.mean():+.3f} +- {sd / np.sqrt(n):.3f}, width {sd:.3f} +- "
+            f"{sd / np.sqrt(2 * (n - 1)):.3f}")
+
+
+def joint_limit(k: int, n_sigma: float = 2.0) -> float:
+    """The Delta chi2 of the joint ``n_sigma`` region of ``k`` parameters (9.72 for 2 sigma
+    and four parameters): the truth is inside it with the probability of ``|z| <= n_sigma``."""
+    return float(chi2.ppf(2.0 * norm.cdf(n_sigma) - 1.0, k))
