@@ -171,7 +171,9 @@ def test_fantasize_collapses_variance_at_the_new_point(rng):
     ("kwargs", "match"),
     [({"kernel": "cosine"}, r"got kernel='cosine'"), ({"warping": "sqrt"}, r"got warping='sqrt'"),
      ({"noise": "some"}, r"got noise='some'"), ({"n_restarts": -1}, r"got -1"),
-     ({"lengthscale_bounds": (1.0, 0.5)}, r"got lengthscale_bounds=\(1.0, 0.5\)")],
+     ({"lengthscale_bounds": (1.0, 0.5)}, r"got lengthscale_bounds=\(1.0, 0.5\)"),
+     ({"max_fit_points": 5}, r"got max_fit_points=5"),
+     ({"max_fit_points": 50.0}, r"got max_fit_points=50.0")],
 )
 def test_config_validation(kwargs, match):
     with pytest.raises(BayestuneError, match=match):
@@ -237,3 +239,36 @@ def test_quadratic_trend_surrogate_describes_a_rotated_bowl():
     assert trend.hyperparameters["trend_variance"] > 0
     with pytest.raises(BayestuneError, match="trend="):
         SurrogateConfig(trend="cubic")
+
+
+def test_many_observations_fit_hyperparameters_to_a_subset_and_condition_on_all(monkeypatch):
+    """Beyond ``max_fit_points`` the type-II ML fit sees a subset (the best half of it and a
+    random rest); the posterior conditions on every observation, and predicts about as
+    well as the fit to all of them."""
+    rng = np.random.default_rng(11)
+    X = rng.uniform(0, 1, size=(240, 3))
+    y = f(X) + 0.3 * X[:, 2]
+    sizes = []
+    fit_ml = GPSurrogate._fit_ml
+
+    def recording(self, model, rng):
+        sizes.append(model.X.shape[0])
+        return fit_ml(self, model, rng)
+
+    monkeypatch.setattr(GPSurrogate, "_fit_ml", recording)
+    sub = GPSurrogate(SurrogateConfig(max_fit_points=60)).fit(X, y, rng=np.random.default_rng(1))
+    assert sizes == [60]
+    assert sub.posteriors[0].X_train.shape[0] == 240
+    full = GPSurrogate(SurrogateConfig(max_fit_points=None)).fit(
+        X, y, rng=np.random.default_rng(1))
+    assert sizes == [60, 240]
+    test = np.random.default_rng(2).uniform(0, 1, size=(200, 3))
+    truth = f(test) + 0.3 * test[:, 2]
+    rms_sub = np.sqrt(np.mean((sub.predict(test)[0] - truth) ** 2))
+    rms_full = np.sqrt(np.mean((full.predict(test)[0] - truth) ** 2))
+    assert rms_sub < 0.02 * np.std(truth) and rms_full < 0.02 * np.std(truth)
+    # the subset holds the 30 lowest observations
+    order = np.argsort(y)
+    picked = GPSurrogate(SurrogateConfig(max_fit_points=60))._fit_subset(
+        y, np.random.default_rng(3))
+    assert set(order[:30]) <= set(picked) and len(set(picked)) == 60
