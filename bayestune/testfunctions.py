@@ -101,6 +101,7 @@ def levy(dim: int = 10) -> TestProblem:
 
 PROBLEMS: dict[str, Callable[[], TestProblem]] = {
     "branin": branin, "hartmann6": hartmann6, "rosenbrock4": rosenbrock, "levy10": levy,
+    "levy20": lambda: levy(20),
 }
 
 
