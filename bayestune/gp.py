@@ -21,6 +21,7 @@ The acquisition functions see only :class:`Posterior` objects, never GPy.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -73,6 +74,11 @@ class SurrogateConfig:
         Add a Bayesian quadratic trend (a degree-2 polynomial kernel with all cross terms) to
         the stationary kernel. Suits chi2 surfaces, whose minimum is a rotated, elongated
         bowl (correlated parameters such as the Lund a and b).
+    lengthscale_prior : bool
+        Fit the hyperparameters by maximum a posteriori with the prior
+        ``log p(l) = -0.1 (l^2 + l^-2)`` on each length scale (unit-cube units), which
+        penalises both extremes (the heuristic prior of Optuna's GPSampler on the inverse
+        squared length scales): with few points, ML length scales can run to the bounds.
     max_fit_points : int or None
         With more observations than this, the hyperparameters are fitted to a subset of
         them -- the best half of it by value, the rest drawn at random -- and the posterior
@@ -92,6 +98,7 @@ class SurrogateConfig:
     n_samples: int = 12
     mcmc_steps: int = 150
     trend: Literal[None, "quadratic"] = None
+    lengthscale_prior: bool = False
     max_fit_points: int | None = 300
 
     def __post_init__(self) -> None:
@@ -147,6 +154,36 @@ _KERNELS = ("matern52", "matern32", "rbf")
 _TRENDS = (None, "quadratic")
 
 _QUADRATIC_CLASS: type | None = None
+_PRIOR_CLASS: type | None = None
+
+
+def _lengthscale_prior() -> object:
+    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
+    global _PRIOR_CLASS
+    if _PRIOR_CLASS is None:
+        import GPy
+
+        class LengthscalePrior(GPy.priors.Prior):  # type: ignore[misc]
+            domain = GPy.priors._POSITIVE
+
+            def __new__(cls, *args: object, **kwargs: object) -> LengthscalePrior:
+                return object.__new__(cls)  # GPy caches priors by argument; this has none
+
+            def lnpdf(self, x: np.ndarray) -> np.ndarray:
+                return -0.1 * (x**2 + x**-2.0)
+
+            def lnpdf_grad(self, x: np.ndarray) -> np.ndarray:
+                return -0.1 * (2.0 * x - 2.0 * x**-3.0)
+
+            def __str__(self) -> str:
+                return "-0.1 (l^2 + l^-2)"
+
+        _PRIOR_CLASS = LengthscalePrior
+        # the prior is a density of the length scale itself: paramz's note that its bounded
+        # (logistic) transform adds no log Jacobian is expected, not a problem to report
+        logging.getLogger("paramz.transformations").addFilter(
+            lambda record: "approximating by 0" not in record.getMessage())
+    return _PRIOR_CLASS()
 
 
 def _quadratic_kernel(input_dim: int) -> object:
@@ -514,6 +551,9 @@ class GPSurrogate:
         kern = kern_cls(input_dim=d, ARD=True, variance=1.0, lengthscale=np.full(d, 0.3))
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale.constrain_bounded(lo, hi, warning=False)
+        if self.config.lengthscale_prior:
+            kern.lengthscale.set_prior(_lengthscale_prior(), warning=False)
+            kern.lengthscale.constrain_bounded(lo, hi, warning=False)  # set_prior resets it
         kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
         if self.config.trend == "quadratic":
             trend = _quadratic_kernel(d)

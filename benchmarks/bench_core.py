@@ -11,6 +11,9 @@ Usage::
     python benchmarks/bench_core.py                       # all problems, 5 seeds
     python benchmarks/bench_core.py --problems branin --seeds 3 --methods bayestune skopt
 
+``--surrogate '{"lengthscale_prior": true}'`` runs a variant of bayestune (its
+``SurrogateConfig`` options), recorded as the method ``bayestune:<options>``.
+
 ``optuna`` (its ``GPSampler``) and ``botorch`` (a single-task GP with log expected
 improvement, the loop of BoTorch's tutorials) need the ``bench`` extra and torch.
 
@@ -62,10 +65,11 @@ class Recorder:
         return self(dict(zip(self.problem.space.names, (float(v) for v in x))))
 
 
-def run_bayestune(rec: Recorder, n: int, seed: int) -> None:
+def run_bayestune(rec: Recorder, n: int, seed: int, surrogate: dict | None = None) -> None:
     import bayestune as bt
 
-    bt.minimize(rec, rec.problem.space, n, seed=seed)
+    options = {} if not surrogate else {"surrogate": bt.SurrogateConfig(**surrogate)}
+    bt.minimize(rec, rec.problem.space, n, seed=seed, **options)
 
 
 def run_skopt(rec: Recorder, n: int, seed: int) -> None:
@@ -149,7 +153,8 @@ RUNNERS = {"bayestune": run_bayestune, "optuna": run_optuna, "botorch": run_boto
            "skopt": run_skopt, "gpyopt": run_gpyopt, "random": run_random}
 
 
-def one_run(problem_name: str, method: str, seed: int) -> dict:
+def one_run(problem_name: str, method: str, seed: int, label: str | None = None,
+            surrogate: dict | None = None) -> dict:
     from bayestune.testfunctions import PROBLEMS
 
     warnings.simplefilter("ignore")  # peer libraries are chatty; this is a benchmark script
@@ -157,12 +162,16 @@ def one_run(problem_name: str, method: str, seed: int) -> dict:
     n = BUDGETS[problem_name]
     rec = Recorder(problem)
     start = time.perf_counter()
-    RUNNERS[method](rec, n, seed)
+    if surrogate:
+        run_bayestune(rec, n, seed, surrogate)
+    else:
+        RUNNERS[method](rec, n, seed)
     wall = time.perf_counter() - start
     values = np.array(rec.values[:n])
     gaps = np.array(rec.gaps)
     return {
-        "problem": problem_name, "method": method, "seed": seed, "n_evals": int(values.size),
+        "problem": problem_name, "method": label or method, "seed": seed,
+        "n_evals": int(values.size),
         "final_regret": float(values.min() - problem.f_min),
         "regret_curve": (np.minimum.accumulate(values) - problem.f_min).tolist(),
         "sec_per_suggestion": float(gaps.mean()) if gaps.size else 0.0,
@@ -215,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
+    parser.add_argument("--surrogate", default=None,
+                        help="a variant of bayestune: SurrogateConfig options as JSON, "
+                             "recorded as method 'bayestune:<JSON>'")
     args = parser.parse_args(argv)
+    surrogate = json.loads(args.surrogate) if args.surrogate else None
+    if surrogate:
+        args.methods = [f"bayestune:{json.dumps(surrogate, sort_keys=True)}"]
 
     args.out.mkdir(parents=True, exist_ok=True)
     runs_file = args.out / "core_runs.jsonl"
@@ -228,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             if (p, m, s) not in done]
     print(f"{len(todo)} runs to do, {len(done)} already recorded", file=sys.stderr)
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = {pool.submit(one_run, *task): task for task in todo}
+        futures = {pool.submit(one_run, p, "bayestune" if surrogate else m, s, m, surrogate):
+                   (p, m, s) for p, m, s in todo}
         for fut in as_completed(futures):
             record = fut.result()
             runs.append(record)

@@ -272,3 +272,17 @@ def test_many_observations_fit_hyperparameters_to_a_subset_and_condition_on_all(
     picked = GPSurrogate(SurrogateConfig(max_fit_points=60))._fit_subset(
         y, np.random.default_rng(3))
     assert set(order[:30]) <= set(picked) and len(set(picked)) == 60
+
+
+def test_the_lengthscale_prior_keeps_unused_dimensions_off_the_bound():
+    """With eight points of a function of x0 alone, maximum likelihood sends the other two
+    length scales to the upper bound (20); the prior -0.1 (l^2 + l^-2) holds them near its
+    peak at 1, and the used dimension stays the shortest."""
+    rng = np.random.default_rng(4)
+    X = rng.uniform(size=(8, 3))
+    y = np.sin(3 * X[:, 0])
+    ml = GPSurrogate(SurrogateConfig()).fit(X, y, rng=np.random.default_rng(0)).lengthscales
+    map_ = GPSurrogate(SurrogateConfig(lengthscale_prior=True)).fit(
+        X, y, rng=np.random.default_rng(0)).lengthscales
+    assert ml[1] > 15 and ml[2] > 15
+    assert np.all(map_[1:] < 5) and map_[0] < 0.5 * map_[1:].min()
