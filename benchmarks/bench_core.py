@@ -153,8 +153,8 @@ RUNNERS = {"bayestune": run_bayestune, "optuna": run_optuna, "botorch": run_boto
            "skopt": run_skopt, "gpyopt": run_gpyopt, "random": run_random}
 
 
-def one_run(problem_name: str, method: str, seed: int, label: str | None = None,
-            surrogate: dict | None = None) -> dict:
+def one_run(problem_name: str, method: str, seed: int, surrogate: dict | None = None) -> dict:
+    """One run of ``method`` (with ``surrogate``: the bayestune variant so named)."""
     from bayestune.testfunctions import PROBLEMS
 
     warnings.simplefilter("ignore")  # peer libraries are chatty; this is a benchmark script
@@ -170,8 +170,7 @@ def one_run(problem_name: str, method: str, seed: int, label: str | None = None,
     values = np.array(rec.values[:n])
     gaps = np.array(rec.gaps)
     return {
-        "problem": problem_name, "method": label or method, "seed": seed,
-        "n_evals": int(values.size),
+        "problem": problem_name, "method": method, "seed": seed, "n_evals": int(values.size),
         "final_regret": float(values.min() - problem.f_min),
         "regret_curve": (np.minimum.accumulate(values) - problem.f_min).tolist(),
         "sec_per_suggestion": float(gaps.mean()) if gaps.size else 0.0,
@@ -243,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             if (p, m, s) not in done]
     print(f"{len(todo)} runs to do, {len(done)} already recorded", file=sys.stderr)
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = {pool.submit(one_run, p, "bayestune" if surrogate else m, s, m, surrogate):
-                   (p, m, s) for p, m, s in todo}
+        futures = {pool.submit(one_run, *task, surrogate): task for task in todo}
         for fut in as_completed(futures):
             record = fut.result()
             runs.append(record)

@@ -22,12 +22,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bayestune as bt  # noqa: E402
-from bayestune.testfunctions import _levy  # noqa: E402
+from bayestune.testfunctions import levy  # noqa: E402
 
 
 def history(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     X = np.random.default_rng([seed, n, d]).uniform(size=(n, d))
-    return X, np.array([_levy(x * 20.0 - 10.0) for x in X])
+    function = levy(d).function  # on [-10, 10]^d
+    return X, np.array([function(x * 20.0 - 10.0) for x in X])
 
 
 def time_bayestune(X: np.ndarray, y: np.ndarray, seed: int,

@@ -1,4 +1,4 @@
-"""Gather the Pythia runs of closure stores into one file, for the emulated generator.
+"""Gather the Pythia runs of closure stores into one file, for studying tuning methods.
 
 The box design (``results/box4_design.npz``) samples the four-parameter box uniformly; the
 closures' stores hold Pythia runs where tunes go -- along the valleys of the chi2 -- which
@@ -30,7 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DESIGN = RESULTS / "box4_design.npz"
 
 
-def collect(stores: list[Path], ids: list[str], events: int) -> tuple[np.ndarray, ...]:
+def collect(stores: list[Path], ids: list[str]) -> tuple[np.ndarray, ...]:
     points, values, errors, origin, source, seen = [], [], [], [], [], set()
     for path in stores:
         for t in CampaignStore(path, SPACE).history():
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     with np.load(DESIGN, allow_pickle=False) as d:
         ids = [str(i) for i in d["observables"]]
         events, bins = int(d["events"]), d["bins"]
-    points, values, errors, origin, source = collect(sorted(args.stores), ids, events)
+    points, values, errors, origin, source = collect(sorted(args.stores), ids)
     np.savez_compressed(args.out, points=points, values=values.astype(np.float32),
                         errors=errors.astype(np.float32), observables=np.array(ids),
                         bins=bins, events=events, origin=origin, source=source,
