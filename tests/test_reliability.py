@@ -270,8 +270,13 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
+    # The process may exit between the signal and the read: a missing status file
+    # means it is gone.
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "zombie" not in status
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
