@@ -99,6 +99,8 @@ def test_plan_budget_and_bad_options_name_the_value():
         ProbeStage(enabled=1)
     with pytest.raises(ValueError, match="explore.engine='cma'"):
         ExploreStage(engine="cma")
+    with pytest.raises(ValueError, match="explore.acquisition='lcb'"):
+        ExploreStage(acquisition="lcb")
     with pytest.raises(ValueError, match="explore.initial_fraction=1.2"):
         ExploreStage(initial_fraction=1.2)
     # the explore stage's space-filling design: half its runs, at least the tuner's max(5, 2k)

@@ -9,8 +9,11 @@ a small dynamic range where the chi2 spans orders of magnitude (Astudillo and Fr
 :class:`BinEmulator` standardises the bins of the evaluated points, keeps the leading
 principal components (Higdon et al. 2008) and fits one GP per component score with the
 scores' known MC noise. :class:`CompositeChi2Engine` proposes the candidate with the largest
-expected improvement of the chi2 computed from Monte Carlo draws of the emulated bins.
-Evaluations must carry their bins: ``HistogramObjective(..., keep_bins=True)``.
+expected improvement of the chi2 computed from Monte Carlo draws of the emulated bins, or the
+candidate whose data are most *plausible* given what the emulators know: the lowest chi2 of
+the emulated bins with the emulators' own variance among the errors (the implausibility
+measure of history matching, summed over the bins). Evaluations must carry their bins:
+``HistogramObjective(..., keep_bins=True)``.
 """
 
 from __future__ import annotations
@@ -143,6 +146,14 @@ class BinEmulator:
                                        / self._variance(var[0]) ** 2)))
         return uncertainty_from_minuit(m, base, limits, errordef, fun_std=fun_std)
 
+    def plausibility_chi2(self, U: np.ndarray) -> np.ndarray:
+        """chi2 of the posterior-mean bins at unit points ``U`` (shape (q,)) with each
+        bin's emulator variance added to its error: low where the emulators match the data
+        and also where they do not know the bins well enough to rule a match out."""
+        mean, var = self.predict_bins(U)
+        denominator = self._variance(self.sim_err**2)[None, :] + var
+        return np.sum(self.weights * (mean - self.data) ** 2 / denominator, axis=-1)
+
     def chi2(self, bins: np.ndarray) -> np.ndarray:
         """chi2 of bin arrays (..., B) with an evaluation's typical MC error in the variance."""
         return np.sum(self.weights * (bins - self.data) ** 2 / self._variance(self.sim_err**2),
@@ -155,8 +166,12 @@ class BinEmulator:
                 + (self.objective.model_uncertainty * self.data) ** 2)
 
 
+#: the acquisitions of :class:`CompositeChi2Engine`
+COMPOSITE_ACQUISITIONS = ("ei", "plausible")
+
+
 class CompositeChi2Engine(Engine):
-    """Propose points by the expected improvement of the chi2 of emulated bins.
+    """Propose points from GP emulators of the bins.
 
     Parameters
     ----------
@@ -166,19 +181,34 @@ class CompositeChi2Engine(Engine):
     n_candidates : int
         Space-filling candidates per proposal (plus local ones around the best points).
     n_samples : int
-        Monte Carlo draws of the bins per candidate.
+        Monte Carlo draws of the bins per candidate (``"ei"``).
+    acquisition : {"ei", "plausible"}
+        ``"ei"``: the largest expected improvement of the chi2 of Monte Carlo draws of the
+        emulated bins over the best evaluated point's. ``"plausible"``: the lowest
+        :meth:`BinEmulator.plausibility_chi2`. Far from the evaluated points a draw of
+        the bins is a random mixture of the principal components, whose chi2 lies far above
+        the valley's: the expected improvement can vanish over the whole box and the search
+        then stays next to its best points, wherever along a valley they lie. The
+        plausibility chi2 falls where the emulators are unsure, so the search goes on to
+        the unexplored parts of the region that may hold the minimum, and it rises to the
+        real chi2 as they are evaluated.
     """
 
     name = "composite-chi2"
 
     def __init__(self, space: Space, objective: HistogramObjective, *,
-                 n_candidates: int = 2048, n_samples: int = 64) -> None:
+                 n_candidates: int = 2048, n_samples: int = 64,
+                 acquisition: str = "ei") -> None:
         super().__init__(space)
         if not objective.keep_bins:
             raise BayestuneError("CompositeChi2Engine needs HistogramObjective(keep_bins=True)")
+        if acquisition not in COMPOSITE_ACQUISITIONS:
+            raise BayestuneError(f"acquisition must be one of {list(COMPOSITE_ACQUISITIONS)}, "
+                                 f"got acquisition={acquisition!r}")
         self.objective = objective
         self.n_candidates = n_candidates
         self.n_samples = n_samples
+        self.acquisition = acquisition
 
     def emulator(self, history: History, rng: np.random.Generator) -> BinEmulator:
         return BinEmulator(self.space, self.objective).fit(history, rng)
@@ -190,20 +220,25 @@ class CompositeChi2Engine(Engine):
         best = float(np.min(pred_done))
         d = self.space.n_columns
         cand = [qmc.Sobol(d, scramble=True, seed=rng).random(self.n_candidates)]
-        for i in np.argsort(pred_done)[:5]:
-            for width in (0.01, 0.03, 0.1):
-                cand.append(np.clip(U_done[i] + width * rng.normal(size=(64, d)), 0.0, 1.0))
+        if self.acquisition == "ei":  # and candidates close to the best points
+            for i in np.argsort(pred_done)[:5]:
+                for width in (0.01, 0.03, 0.1):
+                    cand.append(np.clip(U_done[i] + width * rng.normal(size=(64, d)), 0.0, 1.0))
         U = np.vstack(cand)
         # keep away from points in flight and from points whose evaluation failed
         chosen: list[np.ndarray] = [self.space.to_unit(t.params) for t in history.pending]
         chosen += [self.space.to_unit(t.params) for t in history.failed]
+        if self.acquisition == "plausible":
+            score = emu.plausibility_chi2(U)
         out = []
         for _ in range(n):
-            draws = emu.chi2(emu.sample_bins(U, self.n_samples, rng))  # (S, q)
-            ei = np.mean(np.maximum(best - draws, 0.0), axis=0)
+            if self.acquisition == "ei":
+                draws = emu.chi2(emu.sample_bins(U, self.n_samples, rng))  # (S, q)
+                score = -np.mean(np.maximum(best - draws, 0.0), axis=0)
+            score = score.copy()
             for c in chosen:  # keep a batch apart
-                ei[np.linalg.norm(U - c, axis=1) < 0.02] = -1.0
-            k = int(np.argmax(ei))
+                score[np.linalg.norm(U - c, axis=1) < 0.02] = np.inf
+            k = int(np.argmin(score))
             chosen.append(U[k])
             point = self.space.from_unit(U[k])
             assert isinstance(point, dict)

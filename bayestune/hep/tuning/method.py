@@ -27,6 +27,7 @@ from ...tuner import Tuner
 from ...uncertainty import Uncertainty
 from ..binwise import BinwiseModel
 from ..chi2 import HistogramObjective
+from ..composite import CompositeChi2Engine
 from ..histogram import Histogram
 from ..tunefiles import TuneFiles, write_tune
 from .budget import Budget, StageRecord
@@ -253,6 +254,9 @@ def _explore_tuner(space: Space, objective: HistogramObjective, method: Generato
     if "engine" in options:
         raise ValueError("the generator-tuning method names its explore engine "
                          "(ExploreStage.engine); do not pass tuner_options['engine']")
+    if method.explore.engine == "composite":
+        options["engine"] = CompositeChi2Engine(space, objective,
+                                                acquisition=method.explore.acquisition)
     return chi2_tuner(space, objective, method.explore.engine, seed, store, options)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...engines import ENGINE_NAMES
 from ...tuner import default_n_initial
+from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
 
@@ -46,6 +47,13 @@ class ExploreStage:
         Engine of the search: ``"composite"`` (:class:`~bayestune.hep.composite.
         CompositeChi2Engine`: GP emulators of the bins, EI of the chi2 computed from them)
         or any engine of :class:`~bayestune.Tuner` (``"gp"``, ``"random"``...).
+    acquisition : {"plausible", "ei"}
+        How the composite engine picks the next run
+        (:class:`~bayestune.hep.composite.CompositeChi2Engine`): the lowest chi2 of the
+        emulated bins with the emulators' variance among the errors, or the expected
+        improvement of the chi2 of draws of the bins. On Pythia closures whose truth lay
+        along the aLund-bLund valley, the expected improvement vanished over the whole box
+        after 32 runs and the stage ended at the far end of the valley from the truth.
     n_initial : int, optional
         Space-filling points before the engine takes over (default: ``initial_fraction``
         of the stage's runs).
@@ -62,6 +70,7 @@ class ExploreStage:
     n_initial: int | None = None
     runs: int | None = None
     initial_fraction: float = 0.5
+    acquisition: str = "plausible"
 
     def __post_init__(self) -> None:
         _number("explore.fraction", self.fraction, 0.05, 0.95)
@@ -73,6 +82,10 @@ class ExploreStage:
         if self.n_initial is not None:
             _count("explore.n_initial", self.n_initial, 2)
         _number("explore.initial_fraction", self.initial_fraction, 0.0, 1.0)
+        if self.acquisition not in COMPOSITE_ACQUISITIONS:
+            raise ValueError(f"explore.acquisition must be one of "
+                             f"{list(COMPOSITE_ACQUISITIONS)}, "
+                             f"got explore.acquisition={self.acquisition!r}")
 
     def design_size(self, runs: int, k: int) -> int:
         """Space-filling points of a stage of ``runs`` runs over ``k`` parameters."""
