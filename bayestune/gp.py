@@ -572,8 +572,10 @@ class GPSurrogate:
                 model.Gaussian_noise.variance[:] = 1e-6
                 model.Gaussian_noise.variance.fix(warning=False)
             else:
-                # Gamma prior (mean 0.055 in standardised units): deterministic or mildly
-                # noisy data are not explained away as noise when there are few points
+                # Gamma prior: deterministic or mildly noisy data are not explained away as
+                # noise when there are few points. GPy adds the log Jacobian of the positive
+                # transform (about ln s2 for a small variance s2) to the prior's log density,
+                # so the fit sees Gamma(shape + 1, rate): mode 0.055 in standardised units
                 model.Gaussian_noise.variance.set_prior(
                     GPy.priors.Gamma(NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE), warning=False)
         return model
