@@ -133,11 +133,12 @@ class CompositeTuning:
         return TuneOutcome(result, emulator.uncertainty())
 
 
-def chi2_tuner(space: Space, objective: Any, engine: str, seed: int, store: Any,
+def chi2_tuner(space: Space, objective: Any, engine: Any, seed: int, store: Any,
                tuner_options: dict[str, Any] | None) -> Tuner:
     """A :class:`~bayestune.Tuner` of a chi2 objective: the GP models ``ln(chi2)`` unless
     ``tuner_options`` says otherwise, and ``engine="composite"`` is the composite
-    bin-emulator engine (other names go to the tuner)."""
+    bin-emulator engine with its defaults (other names, and engine objects, go to the
+    tuner)."""
     from .hep.composite import CompositeChi2Engine
 
     options = dict(tuner_options or {})

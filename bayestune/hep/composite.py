@@ -134,8 +134,7 @@ class BinEmulator:
 
         def fcn(*values: float) -> float:
             mean, var = self.predict_bins(to_unit(np.asarray(values))[None, :])
-            return float(np.sum(self.weights * (mean[0] - self.data) ** 2
-                                / self._variance(var[0])))
+            return float(self._chi2_with(mean[0], var[0]))
 
         limits = [(d.low, d.high) for d in to_unit.dims]
         m = minuit_fit(fcn, to_unit.names, [float(base[n]) for n in to_unit.names], limits,
@@ -151,13 +150,15 @@ class BinEmulator:
         bin's emulator variance added to its error: low where the emulators match the data
         and also where they do not know the bins well enough to rule a match out."""
         mean, var = self.predict_bins(U)
-        denominator = self._variance(self.sim_err**2)[None, :] + var
-        return np.sum(self.weights * (mean - self.data) ** 2 / denominator, axis=-1)
+        return self._chi2_with(mean, self.sim_err**2 + var)
 
     def chi2(self, bins: np.ndarray) -> np.ndarray:
         """chi2 of bin arrays (..., B) with an evaluation's typical MC error in the variance."""
-        return np.sum(self.weights * (bins - self.data) ** 2 / self._variance(self.sim_err**2),
-                      axis=-1)
+        return self._chi2_with(bins, self.sim_err**2)
+
+    def _chi2_with(self, bins: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """chi2 of bin arrays (..., B) whose own variance is ``var``."""
+        return np.sum(self.weights * (bins - self.data) ** 2 / self._variance(var), axis=-1)
 
     def _variance(self, var: np.ndarray) -> np.ndarray:
         """The chi2's denominator for bins of variance ``var``: the data error, the PCA
@@ -228,14 +229,15 @@ class CompositeChi2Engine(Engine):
         # keep away from points in flight and from points whose evaluation failed
         chosen: list[np.ndarray] = [self.space.to_unit(t.params) for t in history.pending]
         chosen += [self.space.to_unit(t.params) for t in history.failed]
-        if self.acquisition == "plausible":
-            score = emu.plausibility_chi2(U)
+        # lower is better; the plausibility chi2 has no randomness: computed once for a batch
+        plausible = emu.plausibility_chi2(U) if self.acquisition == "plausible" else None
         out = []
         for _ in range(n):
-            if self.acquisition == "ei":
+            if plausible is not None:
+                score = plausible.copy()
+            else:
                 draws = emu.chi2(emu.sample_bins(U, self.n_samples, rng))  # (S, q)
                 score = -np.mean(np.maximum(best - draws, 0.0), axis=0)
-            score = score.copy()
             for c in chosen:  # keep a batch apart
                 score[np.linalg.norm(U - c, axis=1) < 0.02] = np.inf
             k = int(np.argmin(score))

@@ -254,10 +254,10 @@ def _explore_tuner(space: Space, objective: HistogramObjective, method: Generato
     if "engine" in options:
         raise ValueError("the generator-tuning method names its explore engine "
                          "(ExploreStage.engine); do not pass tuner_options['engine']")
-    if method.explore.engine == "composite":
-        options["engine"] = CompositeChi2Engine(space, objective,
-                                                acquisition=method.explore.acquisition)
-    return chi2_tuner(space, objective, method.explore.engine, seed, store, options)
+    engine: Any = method.explore.engine
+    if engine == "composite":
+        engine = CompositeChi2Engine(space, objective, acquisition=method.explore.acquisition)
+    return chi2_tuner(space, objective, engine, seed, store, options)
 
 
 def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:

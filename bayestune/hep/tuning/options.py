@@ -45,8 +45,8 @@ class ExploreStage:
         Runs it gets, instead of a share (the same rounding).
     engine : str
         Engine of the search: ``"composite"`` (:class:`~bayestune.hep.composite.
-        CompositeChi2Engine`: GP emulators of the bins, EI of the chi2 computed from them)
-        or any engine of :class:`~bayestune.Tuner` (``"gp"``, ``"random"``...).
+        CompositeChi2Engine`: GP emulators of the bins, with ``acquisition``) or any engine
+        of :class:`~bayestune.Tuner` (``"gp"``, ``"random"``...).
     acquisition : {"plausible", "ei"}
         How the composite engine picks the next run
         (:class:`~bayestune.hep.composite.CompositeChi2Engine`): the lowest chi2 of the
