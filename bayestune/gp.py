@@ -21,7 +21,6 @@ The acquisition functions see only :class:`Posterior` objects, never GPy.
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -30,6 +29,14 @@ from typing import Literal
 import numpy as np
 
 from .exceptions import BayestuneError, NumericalWarning
+from .gp_kernels import (
+    kernel_classes,
+    log_jacobian,
+    make_lengthscale_prior,
+    make_noise_prior,
+    quadratic_kernel,
+    stationary,
+)
 from .warping import IdentityWarp, LogWarp, warp_candidates
 
 __all__ = ["SurrogateConfig", "GPSurrogate", "Posterior", "IdentityWarp", "LogWarp"]
@@ -78,7 +85,19 @@ class SurrogateConfig:
         Fit the hyperparameters by maximum a posteriori with the prior
         ``log p(l) = -0.1 (l^2 + l^-2)`` on each length scale (unit-cube units), which
         penalises both extremes (the heuristic prior of Optuna's GPSampler on the inverse
-        squared length scales): with few points, ML length scales can run to the bounds.
+        squared length scales): with few points, ML length scales run to the bounds, and a
+        dimension whose length scale hits the upper bound is ignored by the acquisition.
+        ``False`` fits them by maximum likelihood within ``lengthscale_bounds``.
+    noise_prior : (float, float) or None
+        ``(shape, rate)`` of the Gamma prior density of a learned noise variance, in units of
+        the standardised outputs; the fit maximises the posterior density of the variance
+        itself. The default ``(1.1, 30)`` (mode 0.0033, mean 0.037; the prior of Optuna's
+        GPSampler) lets the data show noise before variation is explained away as noise, which
+        matters with few points on smooth or deterministic objectives. ``shape`` must be at
+        least 1. ``None`` fits the noise by maximum likelihood.
+    variance_prior : (float, float) or None
+        ``(shape, rate)`` of a Gamma prior density on the stationary kernel's signal variance
+        (standardised units; ``None``: none, within the bounds 0.01 to 100).
     max_fit_points : int or None
         With more observations than this, the hyperparameters are fitted to a subset of
         them -- the best half of it by value, the rest drawn at random -- and the posterior
@@ -98,7 +117,9 @@ class SurrogateConfig:
     n_samples: int = 12
     mcmc_steps: int = 150
     trend: Literal[None, "quadratic"] = None
-    lengthscale_prior: bool = False
+    lengthscale_prior: bool = True
+    noise_prior: tuple[float, float] | None = (1.1, 30.0)
+    variance_prior: tuple[float, float] | None = None
     max_fit_points: int | None = 300
 
     def __post_init__(self) -> None:
@@ -130,6 +151,18 @@ class SurrogateConfig:
                 or self.max_fit_points < 10):
             raise BayestuneError("max_fit_points must be an integer >= 10 or None, got "
                                  f"max_fit_points={self.max_fit_points!r}")
+        for name in ("noise_prior", "variance_prior"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                shape, rate = (float(v) for v in value)
+            except (TypeError, ValueError):
+                shape = rate = math.nan
+            if not (shape >= 1.0 and rate > 0.0 and math.isfinite(shape + rate)):
+                raise BayestuneError(f"{name} must be None or (shape, rate) with shape >= 1 "
+                                     f"and rate > 0, got {name}={value!r}")
+            object.__setattr__(self, name, (shape, rate))  # a TOML list becomes a pair
         for name in ("n_samples", "mcmc_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -138,118 +171,11 @@ class SurrogateConfig:
 
 #: model-space noise variance of kriging-believer fantasy observations
 FANTASY_NOISE = 1e-6
-#: Gamma(shape, rate) prior on a learned noise variance in model space
-NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE = 1.1, 20.0
 #: log-normal prior on length scales used by the fully Bayesian sampler (unit-cube units)
 LENGTHSCALE_PRIOR_MEDIAN, LENGTHSCALE_PRIOR_WIDTH = 0.5, 1.5
 
-
-def _kernel_classes() -> dict[str, type]:
-    import GPy
-
-    return {"matern52": GPy.kern.Matern52, "matern32": GPy.kern.Matern32, "rbf": GPy.kern.RBF}
-
-
 _KERNELS = ("matern52", "matern32", "rbf")
 _TRENDS = (None, "quadratic")
-
-_QUADRATIC_CLASS: type | None = None
-_PRIOR_CLASS: type | None = None
-
-
-def _lengthscale_prior() -> object:
-    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
-    global _PRIOR_CLASS
-    if _PRIOR_CLASS is None:
-        import GPy
-
-        class LengthscalePrior(GPy.priors.Prior):  # type: ignore[misc]
-            domain = GPy.priors._POSITIVE
-
-            def __new__(cls, *args: object, **kwargs: object) -> LengthscalePrior:
-                return object.__new__(cls)  # GPy caches priors by argument; this has none
-
-            def lnpdf(self, x: np.ndarray) -> np.ndarray:
-                return -0.1 * (x**2 + x**-2.0)
-
-            def lnpdf_grad(self, x: np.ndarray) -> np.ndarray:
-                return -0.1 * (2.0 * x - 2.0 * x**-3.0)
-
-            def __str__(self) -> str:
-                return "-0.1 (l^2 + l^-2)"
-
-        _PRIOR_CLASS = LengthscalePrior
-        # the prior is a density of the length scale itself: paramz's note that its bounded
-        # (logistic) transform adds no log Jacobian is expected, not a problem to report
-        logging.getLogger("paramz.transformations").addFilter(
-            lambda record: "approximating by 0" not in record.getMessage())
-    return _PRIOR_CLASS()
-
-
-def _quadratic_kernel(input_dim: int) -> object:
-    """A degree-2 polynomial kernel ``v (s (x - c).(x' - c) + b)^2`` with ``c`` the cube centre.
-
-    Added to the stationary kernel it is a Bayesian quadratic trend (all linear, square and
-    cross terms), which describes the rotated, elongated bowl of a chi2 near its minimum
-    far better than axis-aligned length scales alone. GPy's ``Poly`` kernel lacks input
-    gradients, which the acquisition optimiser needs; this subclass provides them.
-    """
-    global _QUADRATIC_CLASS
-    if _QUADRATIC_CLASS is None:
-        import GPy
-
-        class QuadraticTrend(GPy.kern.Poly):  # type: ignore[misc,name-defined]
-            def __init__(self, input_dim: int, name: str = "quadratic") -> None:
-                super().__init__(input_dim, variance=1.0, scale=1.0, bias=1.0, order=2.0,
-                                 name=name)
-
-            def _AB(self, X, X2=None):  # noqa: N802,N803 - GPy's names
-                Xc = X - 0.5
-                dot = Xc @ Xc.T if X2 is None else Xc @ (X2 - 0.5).T
-                A = self.scale * dot + self.bias
-                return dot, A, A**2
-
-            def update_gradients_diag(self, dL_dKdiag, X):  # noqa: N802,N803
-                sq = np.sum((X - 0.5) ** 2, axis=1)
-                A = self.scale * sq + self.bias
-                dL_dA = dL_dKdiag * 2.0 * self.variance * A
-                self.variance.gradient = float(np.sum(dL_dKdiag * A**2))
-                self.scale.gradient = float(np.sum(dL_dA * sq))
-                self.bias.gradient = float(np.sum(dL_dA))
-
-            def gradients_X(self, dL_dK, X, X2=None):  # noqa: N802,N803
-                _, A, _ = self._AB(X, X2)
-                G = dL_dK * 2.0 * self.variance * A
-                if X2 is None:
-                    return self.scale * (G + G.T) @ (X - 0.5)
-                return self.scale * G @ (X2 - 0.5)
-
-            def gradients_X_diag(self, dL_dKdiag, X):  # noqa: N802,N803
-                Xc = X - 0.5
-                A = self.scale * np.sum(Xc**2, axis=1) + self.bias
-                return (dL_dKdiag * 4.0 * self.variance * self.scale * A)[:, None] * Xc
-
-        _QUADRATIC_CLASS = QuadraticTrend
-    return _QUADRATIC_CLASS(input_dim)
-
-
-def _stationary(kern: object) -> object:
-    """The stationary (ARD) part of a kernel that may carry a trend term."""
-    parts = getattr(kern, "parts", None)
-    return parts[0] if parts else kern
-
-
-def _log_jacobian(model: object) -> float:
-    """``log |d theta / d x|`` of GPy's transforms from free coordinates ``x`` to
-    parameters ``theta`` (fixed parameters excluded)."""
-    total = 0.0
-    params = model.param_array  # type: ignore[attr-defined]
-    for transform, index in model.constraints.items():  # type: ignore[attr-defined]
-        if transform == "fixed" or len(index) == 0:
-            continue
-        factor = transform.gradfactor(params[index], np.ones(len(index)))
-        total += float(np.sum(np.log(np.abs(factor))))
-    return total
 
 
 # ------------------------------------------------------------------------- posterior
@@ -485,7 +411,7 @@ class GPSurrogate:
     def lengthscales(self) -> np.ndarray:
         """ARD length scales in unit-cube coordinates, shape ``(d,)`` (median over samples)."""
         self._check_fitted()
-        values = [np.asarray(_stationary(p._model.kern).lengthscale).copy()  # type: ignore
+        values = [np.asarray(stationary(p._model.kern).lengthscale).copy()  # type: ignore
                   for p in self.posteriors]
         return np.median(values, axis=0)
 
@@ -495,7 +421,7 @@ class GPSurrogate:
         self._check_fitted()
         model = self.posteriors[0]._model
         out: dict[str, float | str | list[float]] = {
-            "signal_variance": float(_stationary(model.kern).variance[0]),  # type: ignore
+            "signal_variance": float(stationary(model.kern).variance[0]),  # type: ignore
             "lengthscales": [float(v) for v in self.lengthscales],
             "noise_mode": str(self.noise_mode),
             "warping": str(self.warping),
@@ -547,16 +473,21 @@ class GPSurrogate:
         import GPy
 
         d = X.shape[1]
-        kern_cls = _kernel_classes()[self.config.kernel]
+        kern_cls = kernel_classes()[self.config.kernel]
         kern = kern_cls(input_dim=d, ARD=True, variance=1.0, lengthscale=np.full(d, 0.3))
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale.constrain_bounded(lo, hi, warning=False)
         if self.config.lengthscale_prior:
-            kern.lengthscale.set_prior(_lengthscale_prior(), warning=False)
+            kern.lengthscale.set_prior(make_lengthscale_prior(), warning=False)
             kern.lengthscale.constrain_bounded(lo, hi, warning=False)  # set_prior resets it
         kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
+        if self.config.variance_prior is not None:
+            # a bounded (logistic) transform adds no log Jacobian: a density of the variance
+            kern.variance.set_prior(GPy.priors.Gamma(*self.config.variance_prior),
+                                    warning=False)
+            kern.variance.constrain_bounded(1e-2, 1e2, warning=False)  # set_prior resets it
         if self.config.trend == "quadratic":
-            trend = _quadratic_kernel(d)
+            trend = quadratic_kernel(d)
             trend.variance.constrain_bounded(1e-4, 1e2, warning=False)  # type: ignore
             trend.scale.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
             trend.bias.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
@@ -571,13 +502,9 @@ class GPSurrogate:
             if self.noise_mode == "fixed":
                 model.Gaussian_noise.variance[:] = 1e-6
                 model.Gaussian_noise.variance.fix(warning=False)
-            else:
-                # Gamma prior: deterministic or mildly noisy data are not explained away as
-                # noise when there are few points. GPy adds the log Jacobian of the positive
-                # transform (about ln s2 for a small variance s2) to the prior's log density,
-                # so the fit sees Gamma(shape + 1, rate): mode 0.055 in standardised units
+            elif self.config.noise_prior is not None:
                 model.Gaussian_noise.variance.set_prior(
-                    GPy.priors.Gamma(NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE), warning=False)
+                    make_noise_prior(*self.config.noise_prior), warning=False)
         return model
 
     def _free_theta(self, model: object) -> np.ndarray:
@@ -585,7 +512,7 @@ class GPSurrogate:
 
     def _random_theta(self, model: object, rng: np.random.Generator) -> np.ndarray:
         """A random starting point: log-uniform length scales, variance ~ 1, noise small."""
-        kern = _stationary(model.kern)  # type: ignore[attr-defined]
+        kern = stationary(model.kern)  # type: ignore[attr-defined]
         d = int(kern.input_dim)  # type: ignore[attr-defined]
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale[:] = np.exp(  # type: ignore[attr-defined]
@@ -645,18 +572,18 @@ class GPSurrogate:
         return np.full(n, float(model.Gaussian_noise.variance[0]))  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ fully Bayesian
-    @staticmethod
-    def _log_hyperprior(model: object, learned_noise: bool) -> float:
+    def _log_hyperprior(self, model: object, learned_noise: bool) -> float:
         """Log density of the hyperprior: log-normal length scales, log-uniform signal
         variance, and the Gamma prior of a learned noise variance."""
-        kern = _stationary(model.kern)  # type: ignore[attr-defined]
+        kern = stationary(model.kern)  # type: ignore[attr-defined]
         ls = np.array(kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
         z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
         value = float(np.sum(-0.5 * z**2 - np.log(ls)))
         value -= math.log(float(kern.variance[0]))  # type: ignore[attr-defined]
-        if learned_noise:
+        if learned_noise and self.config.noise_prior is not None:
+            shape, rate = self.config.noise_prior
             sn2 = float(model.Gaussian_noise.variance[0])  # type: ignore[attr-defined]
-            value += (NOISE_PRIOR_SHAPE - 1.0) * math.log(sn2) - NOISE_PRIOR_RATE * sn2
+            value += (shape - 1.0) * math.log(sn2) - rate * sn2
         return value
 
     def _sample_hyperparameters(
@@ -689,7 +616,7 @@ class GPSurrogate:
             except np.linalg.LinAlgError:
                 return -np.inf
             log_prior = self._log_hyperprior(model, learned_noise)
-            log_jac = _log_jacobian(model)
+            log_jac = log_jacobian(model)
             value = ll + log_prior + log_jac
             return value if np.isfinite(value) else -np.inf
 

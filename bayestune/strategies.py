@@ -133,6 +133,13 @@ class CompositeTuning:
         return TuneOutcome(result, emulator.uncertainty())
 
 
+#: The surrogate of a chi2 objective. A chi2 spans orders of magnitude between its walls and
+#: its valley floor: the GP models ln(chi2). The closure calibration (``bench_closure_toy.py``,
+#: ``bench_coverage.py``) was measured with maximum-likelihood length scales and a
+#: Gamma(2.1, 20) noise prior, which this keeps, rather than the default surrogate's priors.
+CHI2_SURROGATE = SurrogateConfig(warping="chi2", lengthscale_prior=False, noise_prior=(2.1, 20.0))
+
+
 def chi2_tuner(space: Space, objective: Any, engine: Any, seed: int, store: Any,
                tuner_options: dict[str, Any] | None) -> Tuner:
     """A :class:`~bayestune.Tuner` of a chi2 objective: the GP models ``ln(chi2)`` unless
@@ -142,8 +149,7 @@ def chi2_tuner(space: Space, objective: Any, engine: Any, seed: int, store: Any,
     from .hep.composite import CompositeChi2Engine
 
     options = dict(tuner_options or {})
-    # a chi2 spans orders of magnitude between its walls and its valley floor: model ln(chi2)
-    options.setdefault("surrogate", SurrogateConfig(warping="chi2"))
+    options.setdefault("surrogate", CHI2_SURROGATE)
     if engine == "composite":
         options.setdefault("engine", CompositeChi2Engine(space, objective))
     elif engine != "gp":

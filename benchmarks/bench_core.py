@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -179,6 +180,27 @@ def one_run(problem_name: str, method: str, seed: int, surrogate: dict | None = 
     }
 
 
+def library_versions() -> dict[str, str]:
+    """The version of each method's library (bayestune's with its git commit)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for method, dist in (("bayestune", "bayestune"), ("optuna", "optuna"),
+                         ("botorch", "botorch"), ("skopt", "scikit-optimize"),
+                         ("gpyopt", "GPyOpt")):
+        try:
+            out[method] = version(dist)
+        except PackageNotFoundError:
+            continue
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, check=True).stdout
+        out["bayestune"] += f" ({commit.strip()})"
+    except (OSError, subprocess.CalledProcessError, KeyError):
+        pass
+    return out
+
+
 def summarise(runs: list[dict], problems, methods) -> dict:
     table = {}
     for p in problems:
@@ -219,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first .. first + N - 1 (a fresh range validates a change "
+                             "chosen on another)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
@@ -238,13 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     runs = [json.loads(line) for line in runs_file.read_text().splitlines()] \
         if runs_file.exists() else []
     done = {(r["problem"], r["method"], r["seed"]) for r in runs}
-    todo = [(p, m, s) for p in args.problems for m in args.methods for s in range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    todo = [(p, m, s) for p in args.problems for m in args.methods for s in seeds
             if (p, m, s) not in done]
+    versions = library_versions()
     print(f"{len(todo)} runs to do, {len(done)} already recorded", file=sys.stderr)
     with ProcessPoolExecutor(args.workers) as pool:
         futures = {pool.submit(one_run, *task, surrogate): task for task in todo}
         for fut in as_completed(futures):
             record = fut.result()
+            record["version"] = versions.get(record["method"].split(":")[0], "")
             runs.append(record)
             with runs_file.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -252,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"regret {record['final_regret']:.4g}, "
                   f"{record['sec_per_suggestion']:.3f} s/suggestion", file=sys.stderr)
     runs = [r for r in runs if r["problem"] in args.problems and r["method"] in args.methods
-            and r["seed"] < args.seeds]
+            and r["seed"] in seeds]
     table = summarise(runs, args.problems, args.methods)
     print_table(table)
     (args.out / "core_summary.json").write_text(json.dumps(table, indent=2))

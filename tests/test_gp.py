@@ -192,10 +192,10 @@ def test_fit_input_validation(rng):
 
 
 def test_quadratic_trend_gradients_match_finite_differences():
-    from bayestune.gp import _quadratic_kernel
+    from bayestune.gp_kernels import quadratic_kernel
 
     rng = np.random.default_rng(0)
-    kern = _quadratic_kernel(3)
+    kern = quadratic_kernel(3)
     kern.scale[:] = 1.7
     kern.bias[:] = 0.4
     kern.variance[:] = 2.0
@@ -281,8 +281,34 @@ def test_the_lengthscale_prior_keeps_unused_dimensions_off_the_bound():
     rng = np.random.default_rng(4)
     X = rng.uniform(size=(8, 3))
     y = np.sin(3 * X[:, 0])
-    ml = GPSurrogate(SurrogateConfig()).fit(X, y, rng=np.random.default_rng(0)).lengthscales
-    map_ = GPSurrogate(SurrogateConfig(lengthscale_prior=True)).fit(
+    ml = GPSurrogate(SurrogateConfig(lengthscale_prior=False)).fit(
         X, y, rng=np.random.default_rng(0)).lengthscales
+    map_ = GPSurrogate(SurrogateConfig()).fit(X, y, rng=np.random.default_rng(0)).lengthscales
     assert ml[1] > 15 and ml[2] > 15
     assert np.all(map_[1:] < 5) and map_[0] < 0.5 * map_[1:].min()
+
+
+def test_the_noise_prior_is_a_density_of_the_variance_itself():
+    """GPy adds the log Jacobian of the positive transform to every prior; the noise prior
+    takes it out again, so what the fit maximises is the Gamma density of the variance."""
+    from paramz.transformations import Logexp
+    from scipy.stats import gamma
+
+    from bayestune.gp_kernels import make_noise_prior
+
+    s2 = np.array([1e-6, 1e-3, 0.05, 0.7, 3.0])
+    prior = make_noise_prior(1.1, 30.0)
+    seen = prior.lnpdf(s2) + Logexp().log_jacobian(s2)
+    expected = gamma(1.1, scale=1 / 30.0).logpdf(s2)
+    np.testing.assert_allclose(seen - seen[2], expected - expected[2], rtol=1e-9, atol=1e-9)
+    # its gradient is the derivative of its log density (central differences)
+    h = 1e-7 * s2
+    numeric = (prior.lnpdf(s2 + h) - prior.lnpdf(s2 - h)) / (2 * h)
+    np.testing.assert_allclose(prior.lnpdf_grad(s2), numeric, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["noise_prior", "variance_prior"])
+@pytest.mark.parametrize("value", [(0.5, 3.0), (2.0, 0.0), (2.0,), "wide", (np.nan, 1.0)])
+def test_a_bad_gamma_prior_names_the_option_and_value(name, value):
+    with pytest.raises(BayestuneError, match=name):
+        SurrogateConfig(**{name: value})

@@ -35,6 +35,13 @@ from .chi2 import HistogramObjective
 __all__ = ["BinEmulator", "CompositeChi2Engine"]
 
 
+
+#: the GP of one principal component's scores: the noise of the scores is known from the
+#: runs' MC errors. Maximum-likelihood length scales: the explore stage was designed and is
+#: validated on the random-truth Pythia closures with them (``bench_explore_stage.py``,
+#: ``bench_closure_random.py``), not with the length-scale prior of the default surrogate.
+_COMPONENT_GP = SurrogateConfig(noise="known", n_restarts=1, lengthscale_prior=False)
+
 class BinEmulator:
     """GP emulator of the used bins of a :class:`HistogramObjective` (PCA + one GP each).
 
@@ -89,7 +96,7 @@ class BinEmulator:
         score_var = (E / self._scale) ** 2 @ (self._components**2).T  # (n, m)
         self._gps = []
         for k in range(m):
-            gp = GPSurrogate(SurrogateConfig(noise="known", n_restarts=1))
+            gp = GPSurrogate(_COMPONENT_GP)
             gp.fit(X, scores[:, k], np.maximum(score_var[:, k], 1e-12), rng=rng)
             self._gps.append(gp)
         self.sim_err = np.median(E, axis=0)

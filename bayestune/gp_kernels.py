@@ -1,0 +1,154 @@
+"""GPy building blocks of the surrogate: the kernel classes, the hyperparameter priors, the
+quadratic trend kernel, and two helpers on GPy models.
+
+:mod:`bayestune.gp` assembles these into a model; nothing here knows about campaigns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+__all__ = ["kernel_classes", "make_lengthscale_prior", "make_noise_prior", "quadratic_kernel",
+           "stationary", "log_jacobian"]
+
+
+def kernel_classes() -> dict[str, type]:
+    import GPy
+
+    return {"matern52": GPy.kern.Matern52, "matern32": GPy.kern.Matern32, "rbf": GPy.kern.RBF}
+
+
+_QUADRATIC_CLASS: type | None = None
+_PRIOR_CLASS: type | None = None
+_NOISE_PRIOR_CLASS: type | None = None
+
+
+def make_lengthscale_prior() -> object:
+    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
+    global _PRIOR_CLASS
+    if _PRIOR_CLASS is None:
+        import GPy
+
+        class LengthscalePrior(GPy.priors.Prior):  # type: ignore[misc]
+            domain = GPy.priors._POSITIVE
+
+            def __new__(cls, *args: object, **kwargs: object) -> LengthscalePrior:
+                return object.__new__(cls)  # GPy caches priors by argument; this has none
+
+            def lnpdf(self, x: np.ndarray) -> np.ndarray:
+                return -0.1 * (x**2 + x**-2.0)
+
+            def lnpdf_grad(self, x: np.ndarray) -> np.ndarray:
+                return -0.1 * (2.0 * x - 2.0 * x**-3.0)
+
+            def __str__(self) -> str:
+                return "-0.1 (l^2 + l^-2)"
+
+        _PRIOR_CLASS = LengthscalePrior
+        # the prior is a density of the length scale itself: paramz's note that its bounded
+        # (logistic) transform adds no log Jacobian is expected, not a problem to report
+        logging.getLogger("paramz.transformations").addFilter(
+            lambda record: "approximating by 0" not in record.getMessage())
+    return _PRIOR_CLASS()
+
+
+def make_noise_prior(shape: float, rate: float) -> object:
+    """The Gamma(shape, rate) density of a noise variance ``s``, as a GPy prior.
+
+    GPy adds the log Jacobian of the parameter's positive transform (``ln(1 - exp(-s))``,
+    about ``ln s`` for a small variance) to every prior; this prior subtracts it again, so
+    that the fit maximises the posterior density of ``s`` itself, as documented.
+    """
+    global _NOISE_PRIOR_CLASS
+    if _NOISE_PRIOR_CLASS is None:
+        import GPy
+
+        class NoiseGammaPrior(GPy.priors.Prior):  # type: ignore[misc]
+            domain = GPy.priors._POSITIVE
+
+            def __new__(cls, *args: object, **kwargs: object) -> NoiseGammaPrior:
+                return object.__new__(cls)  # GPy caches priors by argument; keep ours apart
+
+            def __init__(self, shape: float, rate: float) -> None:
+                self.shape, self.rate = shape, rate
+
+            def lnpdf(self, x: np.ndarray) -> np.ndarray:
+                return ((self.shape - 1.0) * np.log(x) - self.rate * x
+                        - np.log(-np.expm1(-x)))
+
+            def lnpdf_grad(self, x: np.ndarray) -> np.ndarray:
+                return (self.shape - 1.0) / x - self.rate - 1.0 / np.expm1(x)
+
+            def __str__(self) -> str:
+                return f"Gamma({self.shape}, {self.rate})"
+
+        _NOISE_PRIOR_CLASS = NoiseGammaPrior
+    return _NOISE_PRIOR_CLASS(shape, rate)
+
+
+def quadratic_kernel(input_dim: int) -> object:
+    """A degree-2 polynomial kernel ``v (s (x - c).(x' - c) + b)^2`` with ``c`` the cube centre.
+
+    Added to the stationary kernel it is a Bayesian quadratic trend (all linear, square and
+    cross terms), which describes the rotated, elongated bowl of a chi2 near its minimum
+    far better than axis-aligned length scales alone. GPy's ``Poly`` kernel lacks input
+    gradients, which the acquisition optimiser needs; this subclass provides them.
+    """
+    global _QUADRATIC_CLASS
+    if _QUADRATIC_CLASS is None:
+        import GPy
+
+        class QuadraticTrend(GPy.kern.Poly):  # type: ignore[misc,name-defined]
+            def __init__(self, input_dim: int, name: str = "quadratic") -> None:
+                super().__init__(input_dim, variance=1.0, scale=1.0, bias=1.0, order=2.0,
+                                 name=name)
+
+            def _AB(self, X, X2=None):  # noqa: N802,N803 - GPy's names
+                Xc = X - 0.5
+                dot = Xc @ Xc.T if X2 is None else Xc @ (X2 - 0.5).T
+                A = self.scale * dot + self.bias
+                return dot, A, A**2
+
+            def update_gradients_diag(self, dL_dKdiag, X):  # noqa: N802,N803
+                sq = np.sum((X - 0.5) ** 2, axis=1)
+                A = self.scale * sq + self.bias
+                dL_dA = dL_dKdiag * 2.0 * self.variance * A
+                self.variance.gradient = float(np.sum(dL_dKdiag * A**2))
+                self.scale.gradient = float(np.sum(dL_dA * sq))
+                self.bias.gradient = float(np.sum(dL_dA))
+
+            def gradients_X(self, dL_dK, X, X2=None):  # noqa: N802,N803
+                _, A, _ = self._AB(X, X2)
+                G = dL_dK * 2.0 * self.variance * A
+                if X2 is None:
+                    return self.scale * (G + G.T) @ (X - 0.5)
+                return self.scale * G @ (X2 - 0.5)
+
+            def gradients_X_diag(self, dL_dKdiag, X):  # noqa: N802,N803
+                Xc = X - 0.5
+                A = self.scale * np.sum(Xc**2, axis=1) + self.bias
+                return (dL_dKdiag * 4.0 * self.variance * self.scale * A)[:, None] * Xc
+
+        _QUADRATIC_CLASS = QuadraticTrend
+    return _QUADRATIC_CLASS(input_dim)
+
+
+def stationary(kern: object) -> object:
+    """The stationary (ARD) part of a kernel that may carry a trend term."""
+    parts = getattr(kern, "parts", None)
+    return parts[0] if parts else kern
+
+
+def log_jacobian(model: object) -> float:
+    """``log |d theta / d x|`` of GPy's transforms from free coordinates ``x`` to
+    parameters ``theta`` (fixed parameters excluded)."""
+    total = 0.0
+    params = model.param_array  # type: ignore[attr-defined]
+    for transform, index in model.constraints.items():  # type: ignore[attr-defined]
+        if transform == "fixed" or len(index) == 0:
+            continue
+        factor = transform.gradfactor(params[index], np.ones(len(index)))
+        total += float(np.sum(np.log(np.abs(factor))))
+    return total
