@@ -540,12 +540,12 @@ def _parse_tuner(tuner: _Table) -> dict[str, Any]:
 
 def _parse_surrogate(sur: _Table) -> SurrogateConfig:
     """The ``[surrogate]`` table (the fields of :class:`SurrogateConfig`; ``"none"`` for
-    no warping or trend)."""
+    no warping, trend or prior)."""
     sur.check_keys(list(SurrogateConfig.__dataclass_fields__))
     options = dict(sur.data)
     if "lengthscale_bounds" in options:
         options["lengthscale_bounds"] = tuple(options["lengthscale_bounds"])
-    for key in ("warping", "trend"):
+    for key in ("warping", "trend", "noise_prior", "variance_prior"):
         if options.get(key) == "none":
             options[key] = None
     try:

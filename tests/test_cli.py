@@ -215,6 +215,8 @@ def test_bad_method_tables_name_the_key(edit, message):
         (lambda t: t.replace("bayestune.testfunctions:branin", "no_such_module:f"),
          r"\[objective\] function: cannot import module 'no_such_module'"),
         (lambda t: t + "\n[surrogate]\nkernel = 'cubic'\n", r"\[surrogate\]: .*kernel"),
+        (lambda t: t + "\n[surrogate]\nnoise_prior = [0.5, 3]\n",
+         r"\[surrogate\]: noise_prior must be .*got noise_prior=\[0.5, 3\]"),
         (lambda t: t.replace("seed = 1", "seed = [1"), "not valid TOML"),
         (lambda t: t + "\n[closure]\nrefine_rounds = -1\n",
          r"\[closure\] refine_rounds: expected an integer >= 0, found -1"),
@@ -269,3 +271,11 @@ def test_campaign_paths_are_relative_to_the_file(tmp_path):
 def test_the_example_campaign_files_are_valid(path):
     campaign = load_campaign(path)
     assert campaign.n_evals >= 1 and len(campaign.space) >= 1
+
+
+def test_the_surrogate_priors_from_a_campaign_file():
+    text = BRANIN + "\n[surrogate]\nnoise_prior = [2, 10]\nlengthscale_prior = false\n"
+    config = parse_campaign(text, "c.toml").surrogate
+    assert config.noise_prior == (2.0, 10.0) and config.lengthscale_prior is False
+    none = parse_campaign(BRANIN + '\n[surrogate]\nnoise_prior = "none"\n', "c.toml")
+    assert none.surrogate.noise_prior is None
