@@ -21,22 +21,21 @@ def kernel_classes() -> dict[str, type]:
 
 
 _QUADRATIC_CLASS: type | None = None
-_PRIOR_CLASS: type | None = None
-_NOISE_PRIOR_CLASS: type | None = None
+_PRIOR_CLASSES: dict[str, type] = {}
 
 
-def make_lengthscale_prior() -> object:
-    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
-    global _PRIOR_CLASS
-    if _PRIOR_CLASS is None:
+def _prior_classes() -> dict[str, type]:
+    """GPy prior classes of the surrogate, built once (GPy is imported lazily)."""
+    if not _PRIOR_CLASSES:
         import GPy
 
-        class LengthscalePrior(GPy.priors.Prior):  # type: ignore[misc]
+        class OwnPrior(GPy.priors.Prior):  # type: ignore[misc]
             domain = GPy.priors._POSITIVE
 
-            def __new__(cls, *args: object, **kwargs: object) -> LengthscalePrior:
-                return object.__new__(cls)  # GPy caches priors by argument; this has none
+            def __new__(cls, *args: object, **kwargs: object) -> OwnPrior:
+                return object.__new__(cls)  # GPy caches priors by argument; keep ours apart
 
+        class LengthscalePrior(OwnPrior):
             def lnpdf(self, x: np.ndarray) -> np.ndarray:
                 return -0.1 * (x**2 + x**-2.0)
 
@@ -46,31 +45,7 @@ def make_lengthscale_prior() -> object:
             def __str__(self) -> str:
                 return "-0.1 (l^2 + l^-2)"
 
-        _PRIOR_CLASS = LengthscalePrior
-        # the prior is a density of the length scale itself: paramz's note that its bounded
-        # (logistic) transform adds no log Jacobian is expected, not a problem to report
-        logging.getLogger("paramz.transformations").addFilter(
-            lambda record: "approximating by 0" not in record.getMessage())
-    return _PRIOR_CLASS()
-
-
-def make_noise_prior(shape: float, rate: float) -> object:
-    """The Gamma(shape, rate) density of a noise variance ``s``, as a GPy prior.
-
-    GPy adds the log Jacobian of the parameter's positive transform (``ln(1 - exp(-s))``,
-    about ``ln s`` for a small variance) to every prior; this prior subtracts it again, so
-    that the fit maximises the posterior density of ``s`` itself, as documented.
-    """
-    global _NOISE_PRIOR_CLASS
-    if _NOISE_PRIOR_CLASS is None:
-        import GPy
-
-        class NoiseGammaPrior(GPy.priors.Prior):  # type: ignore[misc]
-            domain = GPy.priors._POSITIVE
-
-            def __new__(cls, *args: object, **kwargs: object) -> NoiseGammaPrior:
-                return object.__new__(cls)  # GPy caches priors by argument; keep ours apart
-
+        class NoiseGammaPrior(OwnPrior):
             def __init__(self, shape: float, rate: float) -> None:
                 self.shape, self.rate = shape, rate
 
@@ -84,8 +59,27 @@ def make_noise_prior(shape: float, rate: float) -> object:
             def __str__(self) -> str:
                 return f"Gamma({self.shape}, {self.rate})"
 
-        _NOISE_PRIOR_CLASS = NoiseGammaPrior
-    return _NOISE_PRIOR_CLASS(shape, rate)
+        _PRIOR_CLASSES.update(lengthscale=LengthscalePrior, noise=NoiseGammaPrior)
+        # the length-scale prior is a density of the length scale itself: paramz's note that
+        # its bounded (logistic) transform adds no log Jacobian is expected, not a problem
+        logging.getLogger("paramz.transformations").addFilter(
+            lambda record: "approximating by 0" not in record.getMessage())
+    return _PRIOR_CLASSES
+
+
+def make_lengthscale_prior() -> object:
+    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
+    return _prior_classes()["lengthscale"]()
+
+
+def make_noise_prior(shape: float, rate: float) -> object:
+    """The Gamma(shape, rate) density of a noise variance ``s``, as a GPy prior.
+
+    GPy adds the log Jacobian of the parameter's positive transform (``ln(1 - exp(-s))``,
+    about ``ln s`` for a small variance) to every prior; this prior subtracts it again, so
+    that the fit maximises the posterior density of ``s`` itself, as documented.
+    """
+    return _prior_classes()["noise"](shape, rate)
 
 
 def quadratic_kernel(input_dim: int) -> object:

@@ -34,13 +34,12 @@ from .chi2 import HistogramObjective
 
 __all__ = ["BinEmulator", "CompositeChi2Engine"]
 
-
-
 #: the GP of one principal component's scores: the noise of the scores is known from the
 #: runs' MC errors. Maximum-likelihood length scales: the explore stage was designed and is
 #: validated on the random-truth Pythia closures with them (``bench_explore_stage.py``,
 #: ``bench_closure_random.py``), not with the length-scale prior of the default surrogate.
 _COMPONENT_GP = SurrogateConfig(noise="known", n_restarts=1, lengthscale_prior=False)
+
 
 class BinEmulator:
     """GP emulator of the used bins of a :class:`HistogramObjective` (PCA + one GP each).
