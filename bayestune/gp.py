@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from .exceptions import BayestuneError, NumericalWarning
+from .gp_fit import fit_map
 from .gp_kernels import (
     kernel_classes,
     log_jacobian,
@@ -533,36 +534,11 @@ class GPSurrogate:
         for _ in range(self.config.n_restarts):
             starts.append(self._random_theta(model, rng))
 
-        best_theta, best_obj = None, np.inf
-        for theta in starts:
-            obj = self._optimize_from(model, theta)
-            if obj < best_obj:
-                best_obj, best_theta = obj, self._free_theta(model)
-        if best_theta is None:
+        if not np.isfinite(fit_map(model, starts, self.config.kernel)):
             raise BayestuneError(
                 "every GP hyperparameter fit failed (Cholesky decomposition); "
                 "check for duplicated inputs with wildly different outputs"
             )
-        model.optimizer_array = best_theta  # type: ignore[attr-defined]
-
-    def _optimize_from(self, model: object, theta: np.ndarray) -> float:
-        """One local fit; returns the negative log likelihood (inf when it failed)."""
-        with warnings.catch_warnings():
-            # GPy reports ill-conditioned steps as RuntimeWarnings and recovers by itself.
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"GPy|paramz")
-            try:
-                model.optimizer_array = theta  # type: ignore[attr-defined]
-                model.optimize(optimizer="lbfgsb", max_iters=200, messages=False)  # type: ignore
-                obj = float(model.objective_function())  # type: ignore[attr-defined]
-            except np.linalg.LinAlgError:
-                warnings.warn(
-                    "a GP hyperparameter fit hit a non-positive-definite kernel matrix; "
-                    "that start is skipped",
-                    NumericalWarning,
-                    stacklevel=2,
-                )
-                return np.inf
-        return obj if np.isfinite(obj) else np.inf
 
     @staticmethod
     def _noise_of(model: object, noise: np.ndarray | None) -> np.ndarray:
