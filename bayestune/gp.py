@@ -29,10 +29,9 @@ from typing import Literal
 import numpy as np
 
 from .exceptions import BayestuneError, NumericalWarning
-from .gp_fit import fit_map
+from .gp_fit import fit_map, sample_hyperparameters
 from .gp_kernels import (
     kernel_classes,
-    log_jacobian,
     make_lengthscale_prior,
     make_noise_prior,
     quadratic_kernel,
@@ -172,8 +171,6 @@ class SurrogateConfig:
 
 #: model-space noise variance of kriging-believer fantasy observations
 FANTASY_NOISE = 1e-6
-#: log-normal prior on length scales used by the fully Bayesian sampler (unit-cube units)
-LENGTHSCALE_PRIOR_MEDIAN, LENGTHSCALE_PRIOR_WIDTH = 0.5, 1.5
 
 _KERNELS = ("matern52", "matern32", "rbf")
 _TRENDS = (None, "quadratic")
@@ -548,20 +545,6 @@ class GPSurrogate:
         return np.full(n, float(model.Gaussian_noise.variance[0]))  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ fully Bayesian
-    def _log_hyperprior(self, model: object, learned_noise: bool) -> float:
-        """Log density of the hyperprior: log-normal length scales, log-uniform signal
-        variance, and the Gamma prior of a learned noise variance."""
-        kern = stationary(model.kern)  # type: ignore[attr-defined]
-        ls = np.array(kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
-        z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
-        value = float(np.sum(-0.5 * z**2 - np.log(ls)))
-        value -= math.log(float(kern.variance[0]))  # type: ignore[attr-defined]
-        if learned_noise and self.config.noise_prior is not None:
-            shape, rate = self.config.noise_prior
-            sn2 = float(model.Gaussian_noise.variance[0])  # type: ignore[attr-defined]
-            value += (shape - 1.0) * math.log(sn2) - rate * sn2
-        return value
-
     def _sample_hyperparameters(
         self,
         model: object,
@@ -570,51 +553,18 @@ class GPSurrogate:
         noise: np.ndarray | None,
         rng: np.random.Generator,
     ) -> list[Posterior]:
-        """Sample hyperparameters with emcee, starting around the ML fit.
-
-        The free parameters are sampled in GPy's unconstrained coordinates; the target is the
-        marginal likelihood times the hyperprior (see :meth:`_log_hyperprior`), truncated to
-        the bounds, and the Jacobian of GPy's transforms.
-        """
-        import emcee
-
+        """One posterior per hyperparameter sample (emcee, see :func:`sample_hyperparameters`);
+        the ML fit alone when the sampler gave no finite sample."""
         theta0 = self._free_theta(model)
-        ndim = theta0.size
-        n_walkers = max(2 * ndim + 2, 16)
-        learned_noise = self.noise_mode == "learned"
-
-        def log_prob(theta: np.ndarray) -> float:
-            if np.any(np.abs(theta) > 30):
-                return -np.inf
-            try:
-                model.optimizer_array = theta  # type: ignore[attr-defined]
-                ll = float(model.log_likelihood())  # type: ignore[attr-defined]
-            except np.linalg.LinAlgError:
-                return -np.inf
-            log_prior = self._log_hyperprior(model, learned_noise)
-            log_jac = log_jacobian(model)
-            value = ll + log_prior + log_jac
-            return value if np.isfinite(value) else -np.inf
-
-        start = theta0 + 1e-2 * rng.standard_normal((n_walkers, ndim))
-        seed = int(rng.integers(2**31))
-        sampler = emcee.EnsembleSampler(n_walkers, ndim, log_prob)
-        sampler.random_state = np.random.RandomState(seed).get_state()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"GPy|paramz")
-            sampler.run_mcmc(start, self.config.mcmc_steps, progress=False)
-        chain = sampler.get_chain(discard=self.config.mcmc_steps // 2, flat=True)
-        logp = sampler.get_log_prob(discard=self.config.mcmc_steps // 2, flat=True)
-        chain = chain[np.isfinite(logp)]
-        if chain.shape[0] == 0:
+        samples = sample_hyperparameters(
+            model, self.config.n_samples, self.config.mcmc_steps,
+            self.config.noise_prior if self.noise_mode == "learned" else None, rng)
+        if samples is None:
             warnings.warn("hyperparameter MCMC produced no finite sample; using the ML fit",
                           NumericalWarning, stacklevel=3)
-            model.optimizer_array = theta0  # type: ignore[attr-defined]
             return [Posterior(model, X, z, self._noise_of(model, noise))]
-        idx = rng.choice(chain.shape[0], size=min(self.config.n_samples, chain.shape[0]),
-                         replace=False)
         posteriors = []
-        for theta in chain[idx]:
+        for theta in samples:
             m = model.copy()  # type: ignore[attr-defined]
             m.optimizer_array = theta
             posteriors.append(Posterior(m, X, z, self._noise_of(m, noise)))

@@ -1,4 +1,5 @@
-"""Type-II maximum a posteriori fit of the surrogate's GPy model, with the objective in NumPy.
+"""Fitting the surrogate's GPy hyperparameters: maximum a posteriori with the objective in
+NumPy (:func:`fit_map`), or samples from their posterior (:func:`sample_hyperparameters`).
 
 GPy evaluates the marginal likelihood through its parameter framework (paramz), whose
 bookkeeping costs milliseconds per evaluation whatever the size of the data: fitting a
@@ -25,14 +26,16 @@ from scipy.linalg import cho_solve, lapack
 from scipy.optimize import fmin_l_bfgs_b
 
 from .exceptions import NumericalWarning
-from .gp_kernels import stationary
+from .gp_kernels import log_jacobian, stationary
 
-__all__ = ["MarginalLikelihood", "fit_map"]
+__all__ = ["MarginalLikelihood", "fit_map", "sample_hyperparameters"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _JITTER = 1e-8  # GPy's exact inference adds it to every noise variance
 _MAX_ITERS = 200
 _ALLOWED_FAILURES = 10  # consecutive failed evaluations before a start is given up (as paramz)
+#: log-normal prior on length scales used by the fully Bayesian sampler (unit-cube units)
+LENGTHSCALE_PRIOR_MEDIAN, LENGTHSCALE_PRIOR_WIDTH = 0.5, 1.5
 
 
 class MarginalLikelihood:
@@ -228,3 +231,68 @@ def fit_map(model: object, starts: list[np.ndarray], kernel: str) -> float:
     if best_x is not None:
         model.optimizer_array = best_x  # type: ignore[attr-defined]
     return float(best_value)
+
+
+# ---------------------------------------------------------------------- fully Bayesian
+def log_hyperprior(model: object, noise_prior: tuple[float, float] | None) -> float:
+    """Log density of the sampler's hyperprior: log-normal length scales, log-uniform
+    signal variance, and the Gamma ``noise_prior`` of a learned noise variance (None: the
+    noise is known or fixed)."""
+    kern = stationary(model.kern)  # type: ignore[attr-defined]
+    ls = np.array(kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
+    z = (np.log(ls) - math.log(LENGTHSCALE_PRIOR_MEDIAN)) / LENGTHSCALE_PRIOR_WIDTH
+    value = float(np.sum(-0.5 * z**2 - np.log(ls)))
+    value -= math.log(float(kern.variance[0]))  # type: ignore[attr-defined]
+    if noise_prior is not None:
+        shape, rate = noise_prior
+        sn2 = float(model.Gaussian_noise.variance[0])  # type: ignore[attr-defined]
+        value += (shape - 1.0) * math.log(sn2) - rate * sn2
+    return value
+
+
+def sample_hyperparameters(
+    model: object,
+    n_samples: int,
+    mcmc_steps: int,
+    noise_prior: tuple[float, float] | None,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Up to ``n_samples`` hyperparameter draws in free coordinates, by emcee from around
+    the model's current (fitted) point; None when no finite sample was drawn.
+
+    The target is the marginal likelihood times :func:`log_hyperprior`, truncated to the
+    bounds, with the Jacobian of GPy's transforms; the first half of the chain is burn-in.
+    The model is left at its starting point.
+    """
+    import emcee
+
+    theta0 = np.array(model.optimizer_array, copy=True)  # type: ignore[attr-defined]
+    ndim = theta0.size
+    n_walkers = max(2 * ndim + 2, 16)
+
+    def log_prob(theta: np.ndarray) -> float:
+        if np.any(np.abs(theta) > 30):
+            return -np.inf
+        try:
+            model.optimizer_array = theta  # type: ignore[attr-defined]
+            ll = float(model.log_likelihood())  # type: ignore[attr-defined]
+        except np.linalg.LinAlgError:
+            return -np.inf
+        value = ll + log_hyperprior(model, noise_prior) + log_jacobian(model)
+        return value if np.isfinite(value) else -np.inf
+
+    start = theta0 + 1e-2 * rng.standard_normal((n_walkers, ndim))
+    seed = int(rng.integers(2**31))
+    sampler = emcee.EnsembleSampler(n_walkers, ndim, log_prob)
+    sampler.random_state = np.random.RandomState(seed).get_state()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"GPy|paramz")
+        sampler.run_mcmc(start, mcmc_steps, progress=False)
+    chain = sampler.get_chain(discard=mcmc_steps // 2, flat=True)
+    logp = sampler.get_log_prob(discard=mcmc_steps // 2, flat=True)
+    chain = chain[np.isfinite(logp)]
+    model.optimizer_array = theta0  # type: ignore[attr-defined]
+    if chain.shape[0] == 0:
+        return None
+    idx = rng.choice(chain.shape[0], size=min(n_samples, chain.shape[0]), replace=False)
+    return chain[idx]

@@ -1,11 +1,14 @@
-"""Seconds per suggestion after n told points: bayestune beside Optuna's GPSampler.
+"""Seconds per suggestion after n told points: bayestune beside Optuna's GPSampler and BoTorch.
 
 For each dimension d and history size n, n points drawn uniformly in the unit cube with the
 values of the Levy function are told to a fresh optimiser, and the time of its next
 suggestion is measured (cold: the first suggestion of that optimiser, its surrogate fitted
 from scratch; one thread, ``OMP_NUM_THREADS=1``; after one untimed warm-up of each, so that
-imports and first-call set-up are not counted). Optuna (with torch, the ``bench`` extra)
-is skipped when it is not installed.
+imports and first-call set-up are not counted). Each figure is the median over
+``--repeats`` histories (seeds). BoTorch is timed as ``bench_core.py`` runs it (a
+SingleTaskGP fitted by ``fit_gpytorch_mll``, LogExpectedImprovement maximised by
+``optimize_acqf`` with 10 restarts from 512 raw samples). The peers (torch, the ``bench``
+extra) are skipped when they are not installed.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_suggest_time.py --dims 10 20 --sizes 100 300 1000
 """
@@ -64,25 +67,69 @@ def time_optuna(X: np.ndarray, y: np.ndarray, seed: int) -> float | None:
     return time.perf_counter() - start
 
 
+def time_botorch(X: np.ndarray, y: np.ndarray, seed: int) -> float | None:
+    try:
+        import torch
+        from botorch.acquisition import LogExpectedImprovement
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms import Standardize
+        from botorch.optim import optimize_acqf
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    d = X.shape[1]
+    U = torch.tensor(X, dtype=torch.double)
+    Y = -torch.tensor(y, dtype=torch.double)[:, None]
+    unit = torch.stack([torch.zeros(d), torch.ones(d)]).double()
+    start = time.perf_counter()
+    model = SingleTaskGP(U, Y, outcome_transform=Standardize(m=1))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    acq = LogExpectedImprovement(model, best_f=Y.max())
+    optimize_acqf(acq, bounds=unit, q=1, num_restarts=10, raw_samples=512)
+    return time.perf_counter() - start
+
+
+def median_time(timer, n: int, d: int, seeds: list[int], **options) -> float | None:
+    times = [timer(*history(n, d, seed), seed, **options) for seed in seeds]
+    return None if None in times else float(np.median(times))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="histories (seeds) per cell; the table shows the median")
     parser.add_argument("--max-fit-points", type=int, default=300,
                         help="SurrogateConfig.max_fit_points; 0: fit to all observations")
+    parser.add_argument("--peers", nargs="*", default=["optuna", "botorch"],
+                        choices=["optuna", "botorch"])
     args = parser.parse_args(argv)
     limit = args.max_fit_points or None
+    seeds = list(range(args.seed, args.seed + args.repeats))
+    peers = {"optuna": ("optuna GPSampler s", time_optuna),
+             "botorch": ("botorch LogEI s", time_botorch)}
+    peers = {name: peers[name] for name in args.peers}
     X, y = history(20, 2, args.seed)  # warm up: imports and first-call set-up not timed
-    time_bayestune(X, y, args.seed), time_optuna(X, y, args.seed)
-    print(f"{'d':>3s} {'n':>5s} {'bayestune s':>12s} {'optuna GPSampler s':>19s}")
+    time_bayestune(X, y, args.seed)
+    for _, timer in peers.values():
+        timer(X, y, args.seed)
+    header = f"{'d':>3s} {'n':>5s} {'bayestune s':>12s}"
+    header += "".join(f" {title:>19s}" for title, _ in peers.values())
+    print(f"# median over seeds {seeds[0]}-{seeds[-1]}")
+    print(header)
     for d in args.dims:
         for n in args.sizes:
-            X, y = history(n, d, args.seed)
-            ours = time_bayestune(X, y, args.seed, limit)
-            theirs = time_optuna(X, y, args.seed)
-            other = "not installed" if theirs is None else f"{theirs:.2f}"
-            print(f"{d:3d} {n:5d} {ours:12.2f} {other:>19s}", flush=True)
+            ours = median_time(time_bayestune, n, d, seeds, max_fit_points=limit)
+            row = f"{d:3d} {n:5d} {ours:12.2f}"
+            for _, timer in peers.values():
+                theirs = median_time(timer, n, d, seeds)
+                row += f" {'not installed' if theirs is None else f'{theirs:.2f}':>19s}"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
