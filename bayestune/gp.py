@@ -330,14 +330,14 @@ class GPSurrogate:
         fits = []
         for (warp_name, warp), sub_rng in zip(candidates, rng.spawn(len(candidates))):
             z, noise = self._transform_outputs(y, var, warp)
-            model = self._build_model(X, z, noise)
             if subset is None:
+                model = self._build_model(X, z, noise)
                 self._fit_ml(model, sub_rng)
             else:
                 part = self._build_model(X[subset], z[subset],
                                          None if noise is None else noise[subset])
                 self._fit_ml(part, sub_rng)
-                model.optimizer_array = self._free_theta(part)  # type: ignore[attr-defined]
+                model = self._build_model(X, z, noise, theta=self._free_theta(part))
             # evidence of the data in the user's units: p(y) = p(z) |dz/dy|
             log_jac = float(np.sum(np.log(self._warp.derivative(y)))) - y.size * math.log(
                 self._scale)
@@ -467,7 +467,9 @@ class GPSurrogate:
             )
         return mode
 
-    def _build_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None) -> object:
+    def _build_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None,
+                     theta: np.ndarray | None = None) -> object:
+        """The GPy model of the surrogate, at free coordinates ``theta`` if given."""
         import GPy
 
         d = X.shape[1]
@@ -503,6 +505,8 @@ class GPSurrogate:
             elif self.config.noise_prior is not None:
                 model.Gaussian_noise.variance.set_prior(
                     make_noise_prior(*self.config.noise_prior), warning=False)
+        if theta is not None:
+            model.optimizer_array = theta
         return model
 
     def _free_theta(self, model: object) -> np.ndarray:
@@ -530,7 +534,6 @@ class GPSurrogate:
         starts = [self._free_theta(model)]
         for _ in range(self.config.n_restarts):
             starts.append(self._random_theta(model, rng))
-
         if not np.isfinite(fit_map(model, starts, self.config.kernel)):
             raise BayestuneError(
                 "every GP hyperparameter fit failed (Cholesky decomposition); "
