@@ -88,6 +88,14 @@ class SurrogateConfig:
         squared length scales): with few points, ML length scales run to the bounds, and a
         dimension whose length scale hits the upper bound is ignored by the acquisition.
         ``False`` fits them by maximum likelihood within ``lengthscale_bounds``.
+    lengthscale_prior_scale : float or "dimension"
+        The length scale ``s`` at which that prior peaks: it becomes
+        ``-0.1 ((l/s)^2 + (l/s)^-2)``. A number fixes it (``1.0``: Optuna's prior);
+        ``"dimension"`` takes ``s = sqrt(d / 6)``, the root-mean-square distance between two
+        random points of the d-dimensional unit cube, so that the prior says the same thing
+        in any dimension -- a length scale far shorter or far longer than the typical
+        distance between points is unlikely -- instead of pulling every length scale
+        towards 1 however many dimensions share the box (equal to Optuna's at d = 6).
     noise_prior : (float, float) or None
         ``(shape, rate)`` of the Gamma prior density of a learned noise variance, in units of
         the standardised outputs; the fit maximises the posterior density of the variance
@@ -118,6 +126,7 @@ class SurrogateConfig:
     mcmc_steps: int = 150
     trend: Literal[None, "quadratic"] = None
     lengthscale_prior: bool = True
+    lengthscale_prior_scale: float | Literal["dimension"] = 1.0
     noise_prior: tuple[float, float] | None = (1.1, 30.0)
     variance_prior: tuple[float, float] | None = None
     max_fit_points: int | None = 300
@@ -144,6 +153,11 @@ class SurrogateConfig:
                 "lengthscale_bounds must satisfy 0 < low < high, "
                 f"got lengthscale_bounds={self.lengthscale_bounds!r}"
             )
+        scale = self.lengthscale_prior_scale
+        if scale != "dimension" and (isinstance(scale, (bool, str)) or not (
+                isinstance(scale, (int, float)) and 0.0 < scale < math.inf)):
+            raise BayestuneError("lengthscale_prior_scale must be a positive number or "
+                                 f"'dimension', got lengthscale_prior_scale={scale!r}")
         if self.trend not in _TRENDS:
             raise BayestuneError(f"trend must be None or 'quadratic', got trend={self.trend!r}")
         if self.max_fit_points is not None and (
@@ -478,7 +492,9 @@ class GPSurrogate:
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale.constrain_bounded(lo, hi, warning=False)
         if self.config.lengthscale_prior:
-            kern.lengthscale.set_prior(make_lengthscale_prior(), warning=False)
+            scale = self.config.lengthscale_prior_scale
+            scale = math.sqrt(d / 6.0) if scale == "dimension" else float(scale)
+            kern.lengthscale.set_prior(make_lengthscale_prior(scale), warning=False)
             kern.lengthscale.constrain_bounded(lo, hi, warning=False)  # set_prior resets it
         kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
         if self.config.variance_prior is not None:

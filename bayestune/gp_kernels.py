@@ -36,14 +36,19 @@ def _prior_classes() -> dict[str, type]:
                 return object.__new__(cls)  # GPy caches priors by argument; keep ours apart
 
         class LengthscalePrior(OwnPrior):
+            def __init__(self, scale: float) -> None:
+                self.scale = scale
+
             def lnpdf(self, x: np.ndarray) -> np.ndarray:
-                return -0.1 * (x**2 + x**-2.0)
+                u = x / self.scale
+                return -0.1 * (u**2 + u**-2.0)
 
             def lnpdf_grad(self, x: np.ndarray) -> np.ndarray:
-                return -0.1 * (2.0 * x - 2.0 * x**-3.0)
+                u = x / self.scale
+                return -0.1 * (2.0 * u - 2.0 * u**-3.0) / self.scale
 
             def __str__(self) -> str:
-                return "-0.1 (l^2 + l^-2)"
+                return f"-0.1 ((l/{self.scale:.3g})^2 + (l/{self.scale:.3g})^-2)"
 
         class NoiseGammaPrior(OwnPrior):
             def __init__(self, shape: float, rate: float) -> None:
@@ -67,9 +72,10 @@ def _prior_classes() -> dict[str, type]:
     return _PRIOR_CLASSES
 
 
-def make_lengthscale_prior() -> object:
-    """The prior ``log p(l) = -0.1 (l^2 + l^-2)`` of a length scale, as a GPy prior."""
-    return _prior_classes()["lengthscale"]()
+def make_lengthscale_prior(scale: float = 1.0) -> object:
+    """The prior ``log p(l) = -0.1 ((l/s)^2 + (l/s)^-2)`` of a length scale (mode at the
+    scale ``s``), as a GPy prior."""
+    return _prior_classes()["lengthscale"](float(scale))
 
 
 def make_noise_prior(shape: float, rate: float) -> object:

@@ -312,3 +312,22 @@ def test_the_noise_prior_is_a_density_of_the_variance_itself():
 def test_a_bad_gamma_prior_names_the_option_and_value(name, value):
     with pytest.raises(BayestuneError, match=name):
         SurrogateConfig(**{name: value})
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, "wide", True, float("inf")])
+def test_a_bad_lengthscale_prior_scale_names_the_option_and_value(value):
+    with pytest.raises(BayestuneError, match=f"lengthscale_prior_scale.*{value!r}"):
+        SurrogateConfig(lengthscale_prior_scale=value)
+
+
+def test_the_dimension_scaled_lengthscale_prior_peaks_at_the_rms_distance_of_the_cube():
+    X = np.random.default_rng(3).uniform(size=(12, 24))
+    config = SurrogateConfig(lengthscale_prior_scale="dimension")
+    gp = GPSurrogate(config).fit(X, f(X), rng=np.random.default_rng(0))
+    prior = next(p for p, _ in gp.posteriors[0]._model.priors.items()
+                 if "l/" in str(p))
+    grid = np.linspace(0.5, 4.0, 3501)
+    assert grid[np.argmax(prior.lnpdf(grid))] == pytest.approx(np.sqrt(24 / 6), abs=2e-3)
+    eps = 1e-6
+    numeric = (prior.lnpdf(1.7 + eps) - prior.lnpdf(1.7 - eps)) / (2 * eps)
+    assert prior.lnpdf_grad(1.7) == pytest.approx(numeric, rel=1e-6)
