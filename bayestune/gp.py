@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 
 from .exceptions import BayestuneError, NumericalWarning
-from .gp_fit import fit_map, sample_hyperparameters
+from .gp_fit import fit_map, loo_log_density, sample_hyperparameters
 from .gp_kernels import (
     kernel_classes,
     make_lengthscale_prior,
@@ -114,6 +114,11 @@ class SurrogateConfig:
         matrix per start, cubic in the observations: a thousand observations cost
         (1000 / 300)^3 = 37 times what 300 do, while the length scales change little
         (subset-of-data hyperparameter estimation). ``None`` fits them to all observations.
+    prior_selection : {None, "loo"}
+        ``"loo"`` fits the hyperparameters twice, with the priors above and without any
+        (maximum likelihood within the bounds), and keeps the fit whose leave-one-out
+        predictive log density of the observations is larger: the data decide whether the
+        priors help. Costs a second fit. ``None`` always uses the priors.
     """
 
     kernel: KernelName = "matern52"
@@ -130,6 +135,7 @@ class SurrogateConfig:
     noise_prior: tuple[float, float] | None = (1.1, 30.0)
     variance_prior: tuple[float, float] | None = None
     max_fit_points: int | None = 300
+    prior_selection: Literal[None, "loo"] = None
 
     def __post_init__(self) -> None:
         if self.kernel not in _KERNELS:
@@ -158,6 +164,9 @@ class SurrogateConfig:
                 isinstance(scale, (int, float)) and 0.0 < scale < math.inf)):
             raise BayestuneError("lengthscale_prior_scale must be a positive number or "
                                  f"'dimension', got lengthscale_prior_scale={scale!r}")
+        if self.prior_selection not in (None, "loo"):
+            raise BayestuneError("prior_selection must be None or 'loo', got "
+                                 f"prior_selection={self.prior_selection!r}")
         if self.trend not in _TRENDS:
             raise BayestuneError(f"trend must be None or 'quadratic', got trend={self.trend!r}")
         if self.max_fit_points is not None and (
@@ -344,14 +353,7 @@ class GPSurrogate:
         fits = []
         for (warp_name, warp), sub_rng in zip(candidates, rng.spawn(len(candidates))):
             z, noise = self._transform_outputs(y, var, warp)
-            if subset is None:
-                model = self._build_model(X, z, noise)
-                self._fit_ml(model, sub_rng)
-            else:
-                part = self._build_model(X[subset], z[subset],
-                                         None if noise is None else noise[subset])
-                self._fit_ml(part, sub_rng)
-                model = self._build_model(X, z, noise, theta=self._free_theta(part))
+            model = self._fit_model(X, z, noise, subset, sub_rng)
             # evidence of the data in the user's units: p(y) = p(z) |dz/dy|
             log_jac = float(np.sum(np.log(self._warp.derivative(y)))) - y.size * math.log(
                 self._scale)
@@ -365,6 +367,27 @@ class GPSurrogate:
         else:
             self.posteriors = [Posterior(model, X, z, self._noise_of(model, noise))]
         return self
+
+    def _fit_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None,
+                   subset: np.ndarray | None, rng: np.random.Generator) -> object:
+        """The GPy model on all observations, its hyperparameters fitted to ``subset``
+        (None: all); with ``prior_selection="loo"`` the fit with or without the priors
+        whose leave-one-out predictive density of the fitted points is larger."""
+        Xf, zf, nf = (X, z, noise) if subset is None else (
+            X[subset], z[subset], None if noise is None else noise[subset])
+        choices = (True, False) if self.config.prior_selection == "loo" else (True,)
+        best, best_score = None, -np.inf
+        rngs = rng.spawn(2) if len(choices) > 1 else [rng]
+        for priors, sub_rng in zip(choices, rngs):
+            fitted = self._build_model(Xf, zf, nf, priors=priors)
+            self._fit_ml(fitted, sub_rng)
+            score = loo_log_density(fitted) if len(choices) > 1 else 0.0
+            if best is None or score > best_score:
+                best, best_score = fitted, score
+        if subset is None:
+            return best
+        # the priors change the fit, not the model: the full model takes the fitted point
+        return self._build_model(X, z, noise, theta=self._free_theta(best))
 
     def _fit_subset(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
         """Indices of the observations the hyperparameters are fitted to when there are more
@@ -482,8 +505,9 @@ class GPSurrogate:
         return mode
 
     def _build_model(self, X: np.ndarray, z: np.ndarray, noise: np.ndarray | None,
-                     theta: np.ndarray | None = None) -> object:
-        """The GPy model of the surrogate, at free coordinates ``theta`` if given."""
+                     theta: np.ndarray | None = None, priors: bool = True) -> object:
+        """The GPy model of the surrogate, at free coordinates ``theta`` if given; without
+        any hyperparameter prior if not ``priors``."""
         import GPy
 
         d = X.shape[1]
@@ -491,13 +515,13 @@ class GPSurrogate:
         kern = kern_cls(input_dim=d, ARD=True, variance=1.0, lengthscale=np.full(d, 0.3))
         lo, hi = self.config.lengthscale_bounds
         kern.lengthscale.constrain_bounded(lo, hi, warning=False)
-        if self.config.lengthscale_prior:
+        if self.config.lengthscale_prior and priors:
             scale = self.config.lengthscale_prior_scale
             scale = math.sqrt(d / 6.0) if scale == "dimension" else float(scale)
             kern.lengthscale.set_prior(make_lengthscale_prior(scale), warning=False)
             kern.lengthscale.constrain_bounded(lo, hi, warning=False)  # set_prior resets it
         kern.variance.constrain_bounded(1e-2, 1e2, warning=False)
-        if self.config.variance_prior is not None:
+        if self.config.variance_prior is not None and priors:
             # a bounded (logistic) transform adds no log Jacobian: a density of the variance
             kern.variance.set_prior(GPy.priors.Gamma(*self.config.variance_prior),
                                     warning=False)
@@ -518,7 +542,7 @@ class GPSurrogate:
             if self.noise_mode == "fixed":
                 model.Gaussian_noise.variance[:] = 1e-6
                 model.Gaussian_noise.variance.fix(warning=False)
-            elif self.config.noise_prior is not None:
+            elif self.config.noise_prior is not None and priors:
                 model.Gaussian_noise.variance.set_prior(
                     make_noise_prior(*self.config.noise_prior), warning=False)
         if theta is not None:

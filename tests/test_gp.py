@@ -331,3 +331,8 @@ def test_the_dimension_scaled_lengthscale_prior_peaks_at_the_rms_distance_of_the
     eps = 1e-6
     numeric = (prior.lnpdf(1.7 + eps) - prior.lnpdf(1.7 - eps)) / (2 * eps)
     assert prior.lnpdf_grad(1.7) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_a_bad_prior_selection_names_the_option_and_value():
+    with pytest.raises(BayestuneError, match="prior_selection.*'aic'"):
+        SurrogateConfig(prior_selection="aic")

@@ -75,3 +75,43 @@ def test_an_unknown_kernel_is_named():
     model, _ = model_and_start(SurrogateConfig(), 0)
     with pytest.raises(ValueError, match="kernel must be .*got 'exp'"):
         MarginalLikelihood(model, "exp")
+
+
+def test_the_leave_one_out_density_is_the_brute_force_one():
+    import GPy
+
+    from bayestune.gp_fit import loo_log_density
+
+    rng = np.random.default_rng([5, 25])
+    X = rng.uniform(size=(25, 3))
+    y = np.sin(4.0 * X).sum(axis=1)
+    model = GPSurrogate(SurrogateConfig()).fit(X, y, rng=rng).posteriors[0]._model
+    z = np.asarray(model.Y)[:, 0]
+    noise = float(model.Gaussian_noise.variance[0])
+    brute = 0.0
+    for i in range(25):
+        keep = np.arange(25) != i
+        held_out = GPy.models.GPRegression(X[keep], z[keep, None], model.kern.copy(),
+                                           noise_var=noise)
+        mu, var = held_out.predict(X[i:i + 1])
+        brute += -0.5 * np.log(2 * np.pi * var[0, 0]) - 0.5 * (z[i] - mu[0, 0]) ** 2 / var[0, 0]
+    assert loo_log_density(model) == pytest.approx(brute, abs=1e-3)
+
+
+def test_prior_selection_keeps_the_fit_that_predicts_held_out_points_better():
+    rng = np.random.default_rng([6, 40])
+    X = rng.uniform(size=(40, 3))
+    y = np.sin(4.0 * X).sum(axis=1)
+    fits = {}
+    for name, config in (("map", SurrogateConfig()),
+                         ("ml", SurrogateConfig(lengthscale_prior=False, noise_prior=None)),
+                         ("loo", SurrogateConfig(prior_selection="loo"))):
+        model = GPSurrogate(config).fit(X, y, rng=np.random.default_rng(0)).posteriors[0]._model
+        fits[name] = loo_density(model)
+    assert fits["loo"] == pytest.approx(max(fits["map"], fits["ml"]), abs=0.5)
+
+
+def loo_density(model):
+    from bayestune.gp_fit import loo_log_density
+
+    return loo_log_density(model)
