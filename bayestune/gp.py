@@ -375,15 +375,17 @@ class GPSurrogate:
         whose leave-one-out predictive density of the fitted points is larger."""
         Xf, zf, nf = (X, z, noise) if subset is None else (
             X[subset], z[subset], None if noise is None else noise[subset])
-        choices = (True, False) if self.config.prior_selection == "loo" else (True,)
-        best, best_score = None, -np.inf
-        rngs = rng.spawn(2) if len(choices) > 1 else [rng]
-        for priors, sub_rng in zip(choices, rngs):
+        def fit(priors: bool, sub_rng: np.random.Generator) -> object:
             fitted = self._build_model(Xf, zf, nf, priors=priors)
             self._fit_ml(fitted, sub_rng)
-            score = loo_log_density(fitted) if len(choices) > 1 else 0.0
-            if best is None or score > best_score:
-                best, best_score = fitted, score
+            return fitted
+
+        if self.config.prior_selection == "loo":
+            with_priors, without = (fit(priors, r) for priors, r in
+                                    zip((True, False), rng.spawn(2)))
+            best = max((with_priors, without), key=loo_log_density)
+        else:
+            best = fit(True, rng)
         if subset is None:
             return best
         # the priors change the fit, not the model: the full model takes the fitted point

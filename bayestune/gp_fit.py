@@ -108,6 +108,8 @@ class MarginalLikelihood:
 
     # ------------------------------------------------------------------ the objective
     def _objective(self, p: np.ndarray) -> tuple[float, np.ndarray]:
+        from GPy.util.linalg import symmetrify
+
         z = self._z
         n = z.size
         K, kernel_grad = self._kernel(p)
@@ -121,7 +123,7 @@ class MarginalLikelihood:
         Ki, info = lapack.dpotri(L, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("inverse of the kernel matrix failed")
-        Ki = np.tril(Ki) + np.tril(Ki, -1).T
+        symmetrify(Ki)  # dpotri fills the lower triangle
         W = np.outer(alpha, alpha) - Ki  # dlog_lik/dK = W / 2
         grad = np.zeros(p.size)
         kernel_grad(W, grad)

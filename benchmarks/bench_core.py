@@ -108,10 +108,11 @@ def run_optuna(rec: Recorder, n: int, seed: int) -> None:
     study.optimize(objective, n_trials=n)
 
 
-def run_botorch(rec: Recorder, n: int, seed: int) -> None:
-    """Sobol points (2 (d + 1), as BoTorch's tutorials), then a SingleTaskGP (inputs in the
-    unit cube, outputs standardised) and LogExpectedImprovement, maximised by
-    ``optimize_acqf`` (10 restarts from 512 raw samples)."""
+def botorch_suggest(U, Y):
+    """BoTorch's next point in the unit cube from inputs ``U`` (n, d) and values ``Y``
+    (n, 1) to maximise (torch doubles): a SingleTaskGP (outputs standardised) and
+    LogExpectedImprovement, maximised by ``optimize_acqf`` (10 restarts from 512 raw
+    samples)."""
     import torch
     from botorch.acquisition import LogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
@@ -119,6 +120,19 @@ def run_botorch(rec: Recorder, n: int, seed: int) -> None:
     from botorch.models.transforms import Standardize
     from botorch.optim import optimize_acqf
     from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    d = U.shape[1]
+    unit = torch.stack([torch.zeros(d), torch.ones(d)]).double()
+    model = SingleTaskGP(U, Y, outcome_transform=Standardize(m=1))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    acq = LogExpectedImprovement(model, best_f=Y.max())
+    x, _ = optimize_acqf(acq, bounds=unit, q=1, num_restarts=10, raw_samples=512)
+    return x.detach()
+
+
+def run_botorch(rec: Recorder, n: int, seed: int) -> None:
+    """Sobol points (2 (d + 1), as BoTorch's tutorials), then :func:`botorch_suggest`."""
+    import torch
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -133,15 +147,10 @@ def run_botorch(rec: Recorder, n: int, seed: int) -> None:
     n_init = min(2 * (d + 1), n)
     U = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n_init).double()
     Y = torch.tensor([[-evaluate(u.numpy())] for u in U], dtype=torch.double)
-    unit = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     for _ in range(n - n_init):
-        model = SingleTaskGP(U, Y, outcome_transform=Standardize(m=1))
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-        acq = LogExpectedImprovement(model, best_f=Y.max())
-        x, _ = optimize_acqf(acq, bounds=unit, q=1, num_restarts=10, raw_samples=512)
-        U = torch.cat([U, x.detach()])
-        Y = torch.cat([Y, torch.tensor([[-evaluate(x[0].detach().numpy())]],
-                                       dtype=torch.double)])
+        x = botorch_suggest(U, Y)
+        U = torch.cat([U, x])
+        Y = torch.cat([Y, torch.tensor([[-evaluate(x[0].numpy())]], dtype=torch.double)])
 
 
 def run_random(rec: Recorder, n: int, seed: int) -> None:

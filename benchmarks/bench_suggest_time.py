@@ -5,9 +5,8 @@ values of the Levy function are told to a fresh optimiser, and the time of its n
 suggestion is measured (cold: the first suggestion of that optimiser, its surrogate fitted
 from scratch; one thread, ``OMP_NUM_THREADS=1``; after one untimed warm-up of each, so that
 imports and first-call set-up are not counted). Each figure is the median over
-``--repeats`` histories (seeds). BoTorch is timed as ``bench_core.py`` runs it (a
-SingleTaskGP fitted by ``fit_gpytorch_mll``, LogExpectedImprovement maximised by
-``optimize_acqf`` with 10 restarts from 512 raw samples). The peers (torch, the ``bench``
+``--repeats`` histories (seeds). BoTorch is timed as ``bench_core.py`` runs it
+(``bench_core.botorch_suggest``). The peers (torch, the ``bench``
 extra) are skipped when they are not installed.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_suggest_time.py --dims 10 20 --sizes 100 300 1000
@@ -70,25 +69,15 @@ def time_optuna(X: np.ndarray, y: np.ndarray, seed: int) -> float | None:
 def time_botorch(X: np.ndarray, y: np.ndarray, seed: int) -> float | None:
     try:
         import torch
-        from botorch.acquisition import LogExpectedImprovement
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
-        from botorch.models.transforms import Standardize
-        from botorch.optim import optimize_acqf
-        from gpytorch.mlls import ExactMarginalLogLikelihood
+        from bench_core import botorch_suggest
     except ImportError:
         return None
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    d = X.shape[1]
     U = torch.tensor(X, dtype=torch.double)
     Y = -torch.tensor(y, dtype=torch.double)[:, None]
-    unit = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     start = time.perf_counter()
-    model = SingleTaskGP(U, Y, outcome_transform=Standardize(m=1))
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-    acq = LogExpectedImprovement(model, best_f=Y.max())
-    optimize_acqf(acq, bounds=unit, q=1, num_restarts=10, raw_samples=512)
+    botorch_suggest(U, Y)
     return time.perf_counter() - start
 
 
