@@ -73,99 +73,26 @@ Relative paths are relative to the campaign file, and the campaign file's folder
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from .acquisition import ACQUISITIONS
 from .engines import ENGINE_NAMES
 from .exceptions import BayestuneError
-from .gp import SurrogateConfig
 from .space import Categorical, Dimension, Integer, Real, Space
+from .surrogate_config import SurrogateConfig
+from .toml_schema import CampaignFileError, Table, describe, load_object
 from .tuner import INITIAL_DESIGNS
 
 __all__ = ["Campaign", "CampaignFileError", "load_campaign"]
 
 _TABLES = ("campaign", "parameters", "objective", "tuner", "surrogate", "execution", "closure",
            "method")
-
-
-class CampaignFileError(BayestuneError):
-    """A campaign file is missing, is not valid TOML, or does not follow the schema."""
-
-
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "a table"}
-
-
-def _describe(value: Any) -> str:
-    kind = "a boolean" if isinstance(value, bool) else _TYPE_NAMES.get(type(value),
-                                                                       type(value).__name__)
-    return f"{value!r} ({kind})"
-
-
-class _Table:
-    """A TOML table being validated; ``where`` is how errors name it (``[execution]``)."""
-
-    def __init__(self, data: Any, where: str, source: str) -> None:
-        self.where, self.source = where, source
-        if not isinstance(data, dict):
-            self.fail(f"expected a table, found {_describe(data)}")
-        self.data: dict[str, Any] = data
-
-    def fail(self, message: str, key: str | None = None) -> NoReturn:
-        place = self.where if key is None else f"{self.where} {key}"
-        raise CampaignFileError(f"{self.source}: {place}: {message}")
-
-    def check_keys(self, allowed: tuple[str, ...] | list[str]) -> None:
-        for key in self.data:
-            if key not in allowed:
-                self.fail(f"unknown key {key!r}; expected one of {', '.join(allowed)}")
-
-    def get(self, key: str, kinds: tuple[type, ...], default: Any = None, *,
-            required: bool = False, expected: str | None = None) -> Any:
-        if key not in self.data:
-            if required:
-                self.fail(f"missing required key {key!r}"
-                          + (f" ({expected})" if expected else ""))
-            return default
-        value = self.data[key]
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            want = expected or " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            self.fail(f"expected {want}, found {_describe(value)}", key)
-        return value
-
-    def positive_int(self, key: str, default: Any = None, *, required: bool = False,
-                     minimum: int = 1) -> Any:
-        value = self.get(key, (int,), default, required=required,
-                         expected=f"an integer >= {minimum}")
-        if value is not None and value < minimum:
-            self.fail(f"expected an integer >= {minimum}, found {_describe(value)}", key)
-        return value
-
-
-def load_object(spec: str, where: str = "object") -> Any:
-    """Import ``"package.module:attr"`` (``attr`` may be dotted) and return the attribute."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise CampaignFileError(f"{where}: expected 'module:attribute', found {spec!r}")
-    module_name, attr = spec.split(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CampaignFileError(f"{where}: cannot import module {module_name!r} ({exc})") from exc
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise CampaignFileError(f"{where}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
 
 
 @dataclass
@@ -348,10 +275,10 @@ class Campaign:
         return dict(self.space.validate(truth))
 
 
-def _parse_parameter(table: _Table) -> Dimension:
+def _parse_parameter(table: Table) -> Dimension:
     kind = table.get("type", (str,), "real")
     if kind not in ("real", "integer", "categorical"):
-        table.fail(f"expected 'real', 'integer' or 'categorical', found {_describe(kind)}",
+        table.fail(f"expected 'real', 'integer' or 'categorical', found {describe(kind)}",
                    "type")
     allowed = ["name", "type", "choices"] if kind == "categorical" else [
         "name", "type", "low", "high", "log"]
@@ -372,7 +299,7 @@ def _parse_parameter(table: _Table) -> Dimension:
         raise  # unreachable: fail() raises
 
 
-def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
+def _parse_objective(table: Table, source: str) -> dict[str, Any]:
     kind = table.get("type", (str,), "python")
     common = ["type", "model_uncertainty", "weights", "correlated_sources"]
     allowed = {
@@ -383,7 +310,7 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
     }
     if kind not in allowed:
         table.fail(f"expected 'python', 'histograms', 'command' or 'pythia', found "
-                   f"{_describe(kind)}", "type")
+                   f"{describe(kind)}", "type")
     table.check_keys(allowed[kind])
     if kind == "python":
         table.get("function", (str,), required=True, expected="'module:attribute'")
@@ -397,12 +324,12 @@ def _parse_objective(table: _Table, source: str) -> dict[str, Any]:
     if kind in ("histograms", "command", "pythia"):
         f = table.get("model_uncertainty", (float,), 0.0)
         if f < 0:
-            table.fail(f"expected a number >= 0, found {_describe(f)}", "model_uncertainty")
+            table.fail(f"expected a number >= 0, found {describe(f)}", "model_uncertainty")
         table.get("weights", (str, dict))
         sources = table.get("correlated_sources", (list,))
         if sources is not None and not all(isinstance(v, str) and v for v in sources):
             table.fail(f"expected a list of error-source names or patterns such as ['sys*'], "
-                       f"found {_describe(sources)}", "correlated_sources")
+                       f"found {describe(sources)}", "correlated_sources")
     if kind == "pythia":
         table.get("observables", (str, list))
         table.positive_int("n_events")
@@ -417,22 +344,22 @@ _COMMAND_KEYS = ("command", "outputs", "timeout", "seed", "n_events", "keep", "e
                  "shell")
 
 
-def _parse_command(table: _Table) -> None:
+def _parse_command(table: Table) -> None:
     """The keys of a ``type = "command"`` objective."""
     command = table.get("command", (str, list), required=True,
                         expected="a command template such as 'run.sh {params} {outdir}'")
     if isinstance(command, list) and not all(isinstance(t, str) for t in command):
-        table.fail(f"expected a string or a list of strings, found {_describe(command)}",
+        table.fail(f"expected a string or a list of strings, found {describe(command)}",
                    "command")
     table.get("reference", (str, list), required=True, expected="a file or list of files")
     outputs = table.get("outputs", (str, list))
     if isinstance(outputs, list) and not all(isinstance(t, str) for t in outputs):
-        table.fail(f"expected glob patterns, found {_describe(outputs)}", "outputs")
+        table.fail(f"expected glob patterns, found {describe(outputs)}", "outputs")
     for key in ("rundir", "cwd", "keep"):
         table.get(key, (str,))
     timeout = table.get("timeout", (float,))
     if timeout is not None and timeout <= 0:
-        table.fail(f"expected a positive number of seconds, found {_describe(timeout)}",
+        table.fail(f"expected a positive number of seconds, found {describe(timeout)}",
                    "timeout")
     table.positive_int("seed", minimum=0)
     table.positive_int("n_events")
@@ -471,23 +398,23 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CampaignFileError(f"{source}: not valid TOML: {exc}") from None
-    top = _Table(data, "top level", source)
+    top = Table(data, "top level", source)
     top.check_keys(list(_TABLES))
 
-    camp = _Table(data.get("campaign", {}), "[campaign]", source)
+    camp = Table(data.get("campaign", {}), "[campaign]", source)
     camp.check_keys(["name", "n_evals", "store", "seed", "start", "uncertainty"])
     n_evals = camp.positive_int("n_evals", required=True)
     seed = camp.positive_int("seed", minimum=0)
     space = _parse_space(top, source)
     if "objective" not in data:
         top.fail("missing required table [objective]")
-    objective = _parse_objective(_Table(data["objective"], "[objective]", source), source)
-    tuner_options = _parse_tuner(_Table(data.get("tuner", {}), "[tuner]", source))
+    objective = _parse_objective(Table(data["objective"], "[objective]", source), source)
+    tuner_options = _parse_tuner(Table(data.get("tuner", {}), "[tuner]", source))
     surrogate = None
     if "surrogate" in data:
-        surrogate = _parse_surrogate(_Table(data["surrogate"], "[surrogate]", source))
-    execution = _parse_execution(_Table(data.get("execution", {}), "[execution]", source))
-    closure = _parse_closure(_Table(data.get("closure", {}), "[closure]", source))
+        surrogate = _parse_surrogate(Table(data["surrogate"], "[surrogate]", source))
+    execution = _parse_execution(Table(data.get("execution", {}), "[execution]", source))
+    closure = _parse_closure(Table(data.get("closure", {}), "[closure]", source))
     method = _method(data.get("method", {}), source, objective.get("type"), tuner_options,
                      camp.data)
     start = []
@@ -508,13 +435,13 @@ def parse_campaign(text: str, path: str | Path, *, store: str | Path | None = No
                     name=camp.get("name", (str,), path.stem), method=method)
 
 
-def _parse_space(top: _Table, source: str) -> Space:
+def _parse_space(top: Table, source: str) -> Space:
     """The ``[[parameters]]`` tables as a :class:`Space`."""
     raw_params = top.get("parameters", (list,), required=True,
                          expected="a list of [[parameters]] tables")
     if not raw_params:
         top.fail("expected at least one [[parameters]] table", "parameters")
-    dims = [_parse_parameter(_Table(p, f"[[parameters]] #{i + 1}", source))
+    dims = [_parse_parameter(Table(p, f"[[parameters]] #{i + 1}", source))
             for i, p in enumerate(raw_params)]
     try:
         return Space(dims)
@@ -522,7 +449,7 @@ def _parse_space(top: _Table, source: str) -> Space:
         raise CampaignFileError(f"{source}: [[parameters]]: {exc}") from None
 
 
-def _parse_tuner(tuner: _Table) -> dict[str, Any]:
+def _parse_tuner(tuner: Table) -> dict[str, Any]:
     """The ``[tuner]`` table: keyword arguments of :class:`~bayestune.Tuner`."""
     tuner.check_keys(["engine", "acquisition", "n_initial", "initial_design", "noisy",
                       "max_consecutive_failures"])
@@ -531,14 +458,14 @@ def _parse_tuner(tuner: _Table) -> dict[str, Any]:
         value = tuner.get(key, (str,))
         if value is not None and value not in allowed:
             tuner.fail(f"expected one of {', '.join(map(repr, allowed))}, found "
-                       f"{_describe(value)}", key)
+                       f"{describe(value)}", key)
     tuner.positive_int("n_initial", minimum=2)
     tuner.get("noisy", (bool,))
     tuner.positive_int("max_consecutive_failures")
     return dict(tuner.data)
 
 
-def _parse_surrogate(sur: _Table) -> SurrogateConfig:
+def _parse_surrogate(sur: Table) -> SurrogateConfig:
     """The ``[surrogate]`` table (the fields of :class:`SurrogateConfig`; ``"none"`` for
     no warping, trend or prior)."""
     sur.check_keys(list(SurrogateConfig.__dataclass_fields__))
@@ -554,24 +481,24 @@ def _parse_surrogate(sur: _Table) -> SurrogateConfig:
         sur.fail(str(exc))
 
 
-def _parse_execution(exe: _Table) -> dict[str, Any]:
+def _parse_execution(exe: Table) -> dict[str, Any]:
     """The ``[execution]`` table: workers, batches, timeout and retries."""
     exe.check_keys(["n_workers", "batch", "timeout", "retries"])
     exe.positive_int("n_workers")
     exe.get("batch", (bool,))
     timeout = exe.get("timeout", (float,))
     if timeout is not None and timeout <= 0:
-        exe.fail(f"expected a positive number of seconds, found {_describe(timeout)}", "timeout")
+        exe.fail(f"expected a positive number of seconds, found {describe(timeout)}", "timeout")
     exe.positive_int("retries", minimum=0)
     return dict(exe.data)
 
 
-def _parse_closure(closure: _Table) -> dict[str, Any]:
+def _parse_closure(closure: Table) -> dict[str, Any]:
     """The ``[closure]`` table of ``bayestune closure``."""
     closure.check_keys(["truth", "pseudo_seed", "pseudo_events", "n_repeats",
                         "refine_rounds", "pseudo_errors"])
     if closure.get("pseudo_errors", (str,), "mc") not in ("mc", "data"):
-        closure.fail(f"expected 'mc' or 'data', found {_describe(closure.data['pseudo_errors'])}",
+        closure.fail(f"expected 'mc' or 'data', found {describe(closure.data['pseudo_errors'])}",
                      "pseudo_errors")
     closure.get("truth", (dict, str))
     closure.positive_int("pseudo_seed", minimum=0)
@@ -588,11 +515,11 @@ def _method(data: Any, source: str, objective_type: Any, tuner_options: dict[str
     ``[method.probe]`` (:class:`~bayestune.hep.tuning.GeneratorTuning`)."""
     from .hep.tuning import GeneratorTuning
 
-    table = _Table(data, "[method]", source)
+    table = Table(data, "[method]", source)
     table.check_keys(["type", "explore", "refine", "probe"])
     kind = table.get("type", (str,), "bo")
     if kind not in ("bo", "generator"):
-        table.fail(f"expected 'bo' or 'generator', found {_describe(kind)}", "type")
+        table.fail(f"expected 'bo' or 'generator', found {describe(kind)}", "type")
     if kind == "bo":
         if set(table.data) - {"type"}:
             table.fail("stage tables need type = \"generator\"")

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from .exceptions import BayestuneError
-from .gp import SurrogateConfig
 from .history import Trial
 from .result import Result
 from .space import Real, Space
+from .surrogate_config import SurrogateConfig
 from .tuner import Tuner
 from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty, refine
 
