@@ -28,6 +28,7 @@ from .scans import PosteriorSamples, Profile
 from .scheduler import ASHA, TrialHandle
 from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
+from .trust_region import TrustRegionConfig
 from .tuner import Tuner, minimize
 from .uncertainty import Uncertainty, estimate_uncertainty, refine
 
@@ -41,5 +42,5 @@ __all__ = [
     "SpaceError", "Status", "StoreError", "SurrogateConfig", "ThompsonSampling", "Trial",
     "Tuner", "Uncertainty", "estimate_uncertainty", "minimize", "refine", "Profile",
     "PosteriorSamples", "ASHA", "TrialHandle", "TrialStopped", "QuadraticSurface",
-    "fit_quadratic",
+    "fit_quadratic", "TrustRegionConfig",
 ]

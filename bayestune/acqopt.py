@@ -25,6 +25,7 @@ from scipy.stats import qmc
 
 from .acquisition import AcquisitionFunction
 from .exceptions import BayestuneError
+from .trust_region import TrustRegionConfig
 
 __all__ = ["UnitBox", "AcqOptimizerConfig", "maximize_acquisition"]
 
@@ -68,12 +69,17 @@ class AcqOptimizerConfig:
         maximum next to the incumbent, where local convergence happens.
     maxiter : int
         L-BFGS-B iteration limit.
+    trust_region : TrustRegionConfig or None
+        Search only a box around the incumbent that grows after improvements and shrinks
+        after proposals that did not improve (:mod:`bayestune.trust_region`); ``None``
+        searches the whole box.
     """
 
     n_candidates: int = 2048
     n_starts: int = 8
     n_anchor_starts: int = 6
     maxiter: int = 200
+    trust_region: TrustRegionConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_candidates", "n_starts", "maxiter"):
@@ -84,6 +90,10 @@ class AcqOptimizerConfig:
             raise BayestuneError(
                 f"n_anchor_starts must be an integer >= 0, got {self.n_anchor_starts!r}"
             )
+        if self.trust_region is not None and not isinstance(self.trust_region,
+                                                              TrustRegionConfig):
+            raise BayestuneError("trust_region must be a TrustRegionConfig or None, got "
+                                 f"trust_region={self.trust_region!r}")
 
 
 def maximize_acquisition(
@@ -92,6 +102,7 @@ def maximize_acquisition(
     rng: np.random.Generator,
     config: AcqOptimizerConfig | None = None,
     anchors: np.ndarray | None = None,
+    region: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Find the point of the unit box where ``acq`` is largest.
 
@@ -106,6 +117,9 @@ def maximize_acquisition(
     config : AcqOptimizerConfig, optional
     anchors : ndarray, shape (m, dim), optional
         Points around which extra starts are placed (e.g. the best evaluated points).
+    region : (ndarray, ndarray), optional
+        Lower and upper corners of the part of the unit box to search (a trust region);
+        the candidates and the gradient steps stay inside it.
 
     Returns
     -------
@@ -116,8 +130,9 @@ def maximize_acquisition(
     """
     cfg = config or AcqOptimizerConfig()
     m = max(int(math.ceil(math.log2(cfg.n_candidates))), 1)
+    lo, hi = (np.zeros(box.dim), np.ones(box.dim)) if region is None else region
     sobol = qmc.Sobol(box.dim, scramble=True, seed=rng).random_base2(m)
-    cand = box.snap(sobol)
+    cand = box.snap(lo + (hi - lo) * sobol)
     values = acq(cand)
     if not acq.has_gradient:
         best = int(np.nanargmax(values))
@@ -128,9 +143,10 @@ def maximize_acquisition(
     if anchors is not None and len(anchors) and cfg.n_anchor_starts:
         anchors = np.atleast_2d(anchors)
         jitter = 0.02 * rng.standard_normal((len(anchors) * cfg.n_anchor_starts, box.dim))
-        starts.append(box.snap(np.repeat(anchors, cfg.n_anchor_starts, axis=0) + jitter))
+        jittered = np.repeat(anchors, cfg.n_anchor_starts, axis=0) + jitter
+        starts.append(box.snap(np.clip(jittered, lo, hi)))
     X0 = np.vstack(starts)
-    X_opt = _lbfgsb_batch(acq, X0, box, cfg.maxiter)
+    X_opt = _lbfgsb_batch(acq, X0, box, cfg.maxiter, lo, hi)
     X_opt = box.snap(X_opt)
     opt_values = acq(X_opt)
 
@@ -144,9 +160,11 @@ def maximize_acquisition(
 
 
 def _lbfgsb_batch(
-    acq: AcquisitionFunction, X0: np.ndarray, box: UnitBox, maxiter: int
+    acq: AcquisitionFunction, X0: np.ndarray, box: UnitBox, maxiter: int,
+    lo: np.ndarray, hi: np.ndarray,
 ) -> np.ndarray:
-    """Jointly run L-BFGS-B from every row of ``X0`` over the continuous columns."""
+    """Jointly run L-BFGS-B from every row of ``X0`` over the continuous columns, within
+    ``lo <= x <= hi``."""
     free = ~box.discrete
     if not free.any():
         return X0
@@ -165,8 +183,10 @@ def _lbfgsb_batch(
         grad = np.nan_to_num(grad[:, free], nan=0.0, posinf=0.0, neginf=0.0)
         return -float(np.sum(value)), -grad.ravel()
 
-    x0 = np.clip(X0[:, free], 0.0, 1.0).ravel()
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * x0.size,
+    lower = np.tile(lo[free], n_starts)
+    upper = np.tile(hi[free], n_starts)
+    x0 = np.clip(X0[:, free].ravel(), lower, upper)
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lower, upper)),
                    options={"maxiter": maxiter})
     return unpack(res.x)
 

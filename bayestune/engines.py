@@ -24,6 +24,7 @@ from .exceptions import EngineError
 from .gp import GPSurrogate, SurrogateConfig
 from .history import History
 from .space import Categorical, Integer, Real, Space
+from .trust_region import trust_region_box, trust_region_length
 
 __all__ = ["Engine", "GPEngine", "MultiFidelityGPEngine", "SkoptEngine", "GPyOptEngine",
            "make_engine"]
@@ -111,11 +112,12 @@ class GPEngine(Engine):
         if avoid:
             posteriors = [p.fantasize(self.space.to_unit(avoid)) for p in posteriors]
         anchors = self._anchors(history)
+        region = self._trust_region(history, anchors)
         chosen: list[dict[str, Any]] = []
         for i in range(n):
             self.acquisition.prepare(posteriors, rng)
             x, _ = maximize_acquisition(self.acquisition, self.box, rng, self.optimizer,
-                                        anchors=anchors)
+                                        anchors=anchors, region=region)
             chosen.append(self.space.from_unit(x))  # type: ignore[arg-type]
             if i + 1 < n:
                 posteriors = [p.fantasize(x[None, :]) for p in posteriors]
@@ -125,6 +127,20 @@ class GPEngine(Engine):
         """Fit the surrogate; the posteriors the acquisition function works on."""
         self.fit(history, rng)
         return list(self.surrogate.posteriors)
+
+    def _trust_region(self, history: History,
+                      anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The search box around the best trial, or ``None`` (no trust region)."""
+        config = self.optimizer.trust_region
+        if config is None or not len(anchors):
+            return None
+        done = history.completed
+        length = trust_region_length([float(t.value) for t in done],  # type: ignore[arg-type]
+                                     [t.source == self.source for t in done],
+                                     self.space.n_columns, config)
+        # a multi-fidelity surrogate has the training budget as its last column
+        lengthscales = self.surrogate.lengthscales[: self.box.dim]
+        return trust_region_box(anchors[0], lengthscales, length)
 
     def _anchors(self, history: History, k: int = 3) -> np.ndarray:
         """Unit-cube positions of the ``k`` best completed trials."""

@@ -69,7 +69,13 @@ class Recorder:
 def run_bayestune(rec: Recorder, n: int, seed: int, surrogate: dict | None = None) -> None:
     import bayestune as bt
 
-    options = {} if not surrogate else {"surrogate": bt.SurrogateConfig(**surrogate)}
+    surrogate = dict(surrogate or {})
+    options = {}
+    if "trust_region" in surrogate:  # an option of the acquisition search, not of the GP
+        region = bt.TrustRegionConfig(**surrogate.pop("trust_region"))
+        options["optimizer"] = bt.AcqOptimizerConfig(trust_region=region)
+    if surrogate:
+        options["surrogate"] = bt.SurrogateConfig(**surrogate)
     bt.minimize(rec, rec.problem.space, n, seed=seed, **options)
 
 
@@ -258,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
     parser.add_argument("--surrogate", default=None,
-                        help="a variant of bayestune: SurrogateConfig options as JSON, "
+                        help="a variant of bayestune: SurrogateConfig options as JSON (a key "
+                             "trust_region holds TrustRegionConfig options), "
                              "recorded as method 'bayestune:<JSON>'")
     args = parser.parse_args(argv)
     surrogate = json.loads(args.surrogate) if args.surrogate else None
