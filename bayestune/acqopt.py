@@ -11,6 +11,9 @@ Procedure
    summed objective is separable, so this is ``n_starts`` independent local searches with a
    single Python loop), moving only the continuous columns.
 3. Project the results, and improve discrete columns by a greedy neighbour search.
+
+Given a ``region`` (a trust region, :mod:`bayestune.trust_region`), the candidates, the
+perturbed anchors and the gradient steps all stay inside it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ the campaign: it doubles after ``success_tolerance`` improvements in a row, halv
 ``length * l_i / geomean(l)``: long along the directions in which the surrogate varies slowly.
 
 The state is not stored: :func:`trust_region_length` replays it from the values of the
-trials in the order they were evaluated, so a resumed campaign continues with the same box.
+completed trials in the order they were proposed (trial number), so a resumed campaign, or
+one whose parallel evaluations finished out of order, continues with the same box.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class TrustRegionConfig:
 
 def trust_region_length(values: Sequence[float], counted: Sequence[bool], dim: int,
                         config: TrustRegionConfig) -> float:
-    """The side length after the evaluations ``values`` (in the order they completed).
+    """The side length after the evaluations ``values`` (in the order they were proposed).
 
     ``counted[i]`` says whether evaluation ``i`` was proposed inside the trust region (the
     initial design and user points only set the incumbent).
