@@ -18,7 +18,6 @@ import numpy as np
 
 import bayestune as bt
 from bayestune.gp import GPSurrogate, SurrogateConfig
-from bayestune.gp_kernels import stationary
 from bayestune.testfunctions import PROBLEMS
 
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -33,14 +32,16 @@ def main(argv: list[str] | None = None) -> None:
 
     problem = PROBLEMS[args.problem]()
     points: list[dict] = []
+    values: list[float] = []
 
     def recorded(params: dict) -> float:
         points.append(dict(params))
-        return problem(params)
+        values.append(problem(params))
+        return values[-1]
 
     result = bt.minimize(recorded, problem.space, args.n_evals, seed=args.seed)
     X = problem.space.to_unit(points)
-    y = np.array([problem(p) for p in points])
+    y = np.array(values)
     d = X.shape[1]
     print(f"{args.problem} seed {args.seed}: {args.n_evals} points, best value {result.fun:.4g}")
     print(f"{'s':>5} {'joint':>9} {'loglik':>9} {'median l':>9} {'l range':>13}")
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         surrogate = GPSurrogate(SurrogateConfig(lengthscale_prior_scale=s))
         surrogate.fit(X, y, rng=np.random.default_rng(0))
         model = surrogate.posteriors[0]._model
-        ls = np.sort(np.asarray(stationary(model.kern).lengthscale))
+        ls = np.sort(surrogate.lengthscales)
         joint = -float(model.objective_function()) - d * np.log(s)
         print(f"{s:5.1f} {joint:9.2f} {float(model.log_likelihood()):9.2f} "
               f"{np.median(ls):9.2f} {ls[0]:6.2f}-{ls[-1]:<6.2f}")

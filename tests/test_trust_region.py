@@ -65,6 +65,9 @@ def test_box_is_longer_along_longer_length_scales_and_stays_in_the_cube():
 def test_bad_options_are_named(kwargs, match):
     with pytest.raises(BayestuneError, match=match):
         TrustRegionConfig(**kwargs)
+
+
+def test_the_optimizer_config_takes_only_a_trust_region_config():
     with pytest.raises(BayestuneError, match="trust_region"):
         AcqOptimizerConfig(trust_region={"length_init": 0.5})  # type: ignore[arg-type]
 
