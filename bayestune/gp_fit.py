@@ -27,6 +27,7 @@ from scipy.optimize import fmin_l_bfgs_b
 
 from .exceptions import NumericalWarning
 from .gp_kernels import log_jacobian, stationary
+from .surrogate_config import _KERNELS
 
 __all__ = ["MarginalLikelihood", "fit_map", "loo_log_density", "sample_hyperparameters"]
 
@@ -51,8 +52,8 @@ class MarginalLikelihood:
     """
 
     def __init__(self, model: object, kernel: str) -> None:
-        if kernel not in ("matern52", "matern32", "rbf"):
-            raise ValueError(f"kernel must be 'matern52', 'matern32' or 'rbf', got {kernel!r}")
+        if kernel not in _KERNELS:
+            raise ValueError(f"kernel must be one of {list(_KERNELS)}, got {kernel!r}")
         self.kernel = kernel
         m = model  # GPy's attributes are untyped
         self._X = np.asarray(m.X, dtype=float)  # type: ignore[attr-defined]
