@@ -10,6 +10,7 @@ Usage::
 
     python benchmarks/bench_core.py                       # all problems, 5 seeds
     python benchmarks/bench_core.py --problems branin --seeds 3 --methods bayestune skopt
+    python benchmarks/bench_core.py --seeds 40 --seeds-for levy20=20   # 20 seeds on Levy-20
 
 ``--surrogate '{"lengthscale_prior": true}'`` runs a variant of bayestune (its
 ``SurrogateConfig`` options), recorded as the method ``bayestune:<options>``.
@@ -252,6 +253,19 @@ def print_table(table: dict) -> None:
               f"{row['sec_per_suggestion_last10_median']:>10.3f}")
 
 
+def seed_counts(problems: list[str], default: int, overrides: list[str]) -> dict[str, int]:
+    """The number of seeds per problem: ``default``, or ``N`` where ``PROBLEM=N`` says so."""
+    counts = dict.fromkeys(problems, default)
+    for item in overrides:
+        name, _, number = item.partition("=")
+        if name not in BUDGETS or not number.isdigit() or int(number) < 1:
+            raise SystemExit(f"--seeds-for takes PROBLEM=N with a known problem and N >= 1, "
+                             f"got {item!r}")
+        if name in counts:
+            counts[name] = int(number)
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--problems", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
@@ -260,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first .. first + N - 1 (a fresh range validates a change "
                              "chosen on another)")
+    parser.add_argument("--seeds-for", nargs="+", default=[], metavar="PROBLEM=N",
+                        help="another number of seeds for some problems, e.g. levy20=20")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
@@ -279,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = [json.loads(line) for line in runs_file.read_text().splitlines()] \
         if runs_file.exists() else []
     done = {(r["problem"], r["method"], r["seed"]) for r in runs}
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    todo = [(p, m, s) for p in args.problems for m in args.methods for s in seeds
+    seeds = {p: range(args.first_seed, args.first_seed + n)
+             for p, n in seed_counts(args.problems, args.seeds, args.seeds_for).items()}
+    todo = [(p, m, s) for p in args.problems for m in args.methods for s in seeds[p]
             if (p, m, s) not in done]
     versions = library_versions()
     print(f"{len(todo)} runs to do, {len(done)} already recorded", file=sys.stderr)
@@ -296,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"regret {record['final_regret']:.4g}, "
                   f"{record['sec_per_suggestion']:.3f} s/suggestion", file=sys.stderr)
     runs = [r for r in runs if r["problem"] in args.problems and r["method"] in args.methods
-            and r["seed"] in seeds]
+            and r["seed"] in seeds[r["problem"]]]
     table = summarise(runs, args.problems, args.methods)
     print_table(table)
     (args.out / "core_summary.json").write_text(json.dumps(table, indent=2))
