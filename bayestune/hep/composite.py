@@ -37,8 +37,10 @@ __all__ = ["BinEmulator", "CompositeChi2Engine"]
 #: the GP of one principal component's scores: the noise of the scores is known from the
 #: runs' MC errors. Maximum-likelihood length scales: the explore stage was designed and is
 #: validated on the random-truth Pythia closures with them (``bench_explore_stage.py``,
-#: ``bench_closure_random.py``), not with the length-scale prior of the default surrogate.
-_COMPONENT_GP = SurrogateConfig(noise="known", n_restarts=1, lengthscale_prior=False)
+#: ``bench_closure_random.py``), not with the length-scale prior and the quadratic trend of
+#: the default surrogate.
+_COMPONENT_GP = SurrogateConfig(noise="known", n_restarts=1, lengthscale_prior=False,
+                                trend=None)
 
 
 class BinEmulator:
