@@ -136,8 +136,8 @@ class CompositeTuning:
 #: The surrogate of a chi2 objective. A chi2 spans orders of magnitude between its walls and
 #: its valley floor: the GP models ln(chi2). The closure calibration (``bench_closure_toy.py``,
 #: ``bench_coverage.py``) was measured with maximum-likelihood length scales and a
-#: Gamma(2.1, 20) noise prior and no trend, which this keeps, rather than the default
-#: surrogate's priors and quadratic trend.
+#: Gamma(2.1, 20) noise prior and no trend, which this keeps (pinned, whatever the default
+#: surrogate becomes) rather than the default surrogate's priors.
 CHI2_SURROGATE = SurrogateConfig(warping="chi2", lengthscale_prior=False, noise_prior=(2.1, 20.0),
                                  trend=None)
 

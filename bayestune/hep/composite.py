@@ -37,8 +37,8 @@ __all__ = ["BinEmulator", "CompositeChi2Engine"]
 #: the GP of one principal component's scores: the noise of the scores is known from the
 #: runs' MC errors. Maximum-likelihood length scales: the explore stage was designed and is
 #: validated on the random-truth Pythia closures with them (``bench_explore_stage.py``,
-#: ``bench_closure_random.py``), not with the length-scale prior and the quadratic trend of
-#: the default surrogate.
+#: ``bench_closure_random.py``), not with the default surrogate's length-scale prior, and
+#: without a quadratic trend (pinned, whatever the default becomes).
 _COMPONENT_GP = SurrogateConfig(noise="known", n_restarts=1, lengthscale_prior=False,
                                 trend=None)
 
