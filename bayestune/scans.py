@@ -225,7 +225,7 @@ def shift_until_rise(
 ) -> tuple[np.ndarray, bool]:
     """The point ``centre + t step`` (``0 < t <= t_cap``, inside the box) where the surface
     reaches ``level``; returns it and whether ``level`` was reached (else the last point)."""
-    t_max = _max_step(centre, step, lo, hi, t_cap)
+    t_max = max_step_in_box(centre, step, lo, hi, t_cap)
 
     def rise(t: float) -> float:
         return surface(*(centre + t * step)) - level
@@ -236,7 +236,7 @@ def shift_until_rise(
     return centre + t * step, True
 
 
-def _max_step(centre: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def max_step_in_box(centre: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               t_cap: float = 10.0) -> float:
     """Largest ``t <= t_cap`` with ``centre + t * step`` inside the box."""
     t = t_cap

@@ -37,6 +37,7 @@ from .scans import (
     Profile,
     Profile2D,
     eigentunes,
+    max_step_in_box,
     profile_1d,
     profile_2d,
     sample_posterior,
@@ -368,10 +369,14 @@ def refine(
         A number: the rise of the objective at the design points on the current surface
         (the GP's in the first round). ``"noise"``, for an objective much noisier than
         ``errordef``, whose rise at one sigma would be hidden in the noise: a rise of three
-        times the median noise sd of the ten lowest evaluations, with each point kept
-        between half and all of the reach, in its direction, of the cloud of evaluations
-        within ten noise sd of the lowest one -- a surrogate is trusted only where it has
-        data, and far from them it can promise a rise that is not there.
+        times the median noise sd of the ten lowest evaluations. A surrogate is trusted
+        only where it has data or is sure of itself -- far from both it can promise a rise
+        that is not there -- so each point goes no further, in its direction, than the
+        cloud of evaluations within ten noise sd of the lowest one or, if further, than
+        the surrogate's sd stays within a third of that rise; and at least half the
+        cloud's reach. (A search that packs its evaluations at the minimum leaves a cloud
+        too tight to show the rise; a surrogate with a quadratic trend is sure of the bowl
+        beyond it.)
     seed : int, optional
         Seed of the rotations.
     callback : callable, optional
@@ -481,8 +486,10 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
                     cloud: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The minimum and two points along each (rotated) axis of the covariance ellipse, at
     ``scale`` sigma or where the surface has risen by ``rise``; inside the bounds. With a
-    ``cloud`` of points (n, k), a point found by its rise stays between half and all of the
-    cloud's reach in that direction (where the surface was fitted to data)."""
+    ``cloud`` of points (n, k), a point found by its rise goes no further than the surface
+    can be trusted in that direction -- the cloud's reach (where the surface was fitted to
+    data) or, if further, as far as the surface's sd stays within a third of the rise
+    (:func:`_confident_reach`) -- and at least half the cloud's reach."""
     names = unc.names
     k = len(names)
     centre = np.array([unc.x[n] for n in names])
@@ -497,19 +504,24 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
         steps = [0.05 * (hi - lo) * np.eye(k)[j] for j in range(k)]
         rise = None
     rows = [centre]
+    surface = unc._require_surface() if rise is not None else None
     for step in steps:
         for sign in (1.0, -1.0):
             if rise is None:
                 rows.append(centre + sign * scale * step)
             else:
                 move = sign * step
-                reach = 30.0 if cloud is None else max(
-                    float(np.max((cloud - centre) @ move)) / float(move @ move), 1e-12)
-                row, _ = shift_until_rise(unc._require_surface(), centre, move,
-                                          unc.fun + rise, lo, hi, t_cap=reach)
+                reach = cloud_reach = 30.0
+                if cloud is not None:
+                    cloud_reach = max(float(np.max((cloud - centre) @ move))
+                                      / float(move @ move), 1e-12)
+                    reach = max(cloud_reach, _confident_reach(surface, centre, move,
+                                                              rise / 3.0, lo, hi))
+                row, _ = shift_until_rise(surface, centre, move, unc.fun + rise, lo, hi,
+                                          t_cap=reach)
                 if cloud is not None:
                     t = float((row - centre) @ move) / float(move @ move)
-                    row = centre + max(t, 0.5 * reach) * move
+                    row = centre + max(t, 0.5 * cloud_reach) * move
                 rows.append(row)
     points = []
     for row in rows:
@@ -517,6 +529,26 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
         point.update({n: float(v) for n, v in zip(names, np.clip(row, lo, hi))})
         points.append(point)
     return points
+
+
+def _confident_reach(surface: Surface, centre: np.ndarray, move: np.ndarray,
+                     max_std: float, lo: np.ndarray, hi: np.ndarray,
+                     n_grid: int = 64) -> float:
+    """The largest step ``t`` (in units of ``move``, up to 30 and inside the box) before the
+    surface's sd along ``centre + t move`` first exceeds ``max_std``; 0 for a surface
+    without an sd. Where its sd is that small, the surface knows the rise as well as one
+    evaluation would, data or not (a quadratic trend carries the bowl beyond a cloud of
+    points packed at its minimum)."""
+    std = getattr(surface, "std", None)
+    if std is None:
+        return 0.0
+    t_max = max_step_in_box(centre, move, lo, hi, 30.0)
+    ts = np.linspace(0.0, t_max, n_grid + 1)[1:]
+    over = np.asarray(std(centre + ts[:, None] * move)) > max_std
+    if not over.any():
+        return float(t_max)
+    first = int(np.argmax(over))
+    return float(ts[first - 1]) if first > 0 else 0.0
 
 
 def uncertainty_from_minuit(

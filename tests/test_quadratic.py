@@ -110,35 +110,37 @@ def refine_noisy_chi2(surrogate: bt.SurrogateConfig) -> tuple[bt.Uncertainty, np
 
 def test_refine_with_a_noise_design():
     """A noisy chi2 (sd 3, so Delta chi2 = 1 is hidden in the noise): refine(delta="noise")
-    places its points on the cloud of evaluations within ten noise sd of the lowest, where
-    the chi2 rises well above its noise, and the errors come out right. The tuner's GP has no
-    quadratic trend, so that its evaluations spread around the minimum as a chi2 tuner's do
-    (``strategies.CHI2_SURROGATE``); a cloud packed at the minimum (what the trend's search
-    leaves) is the next test."""
+    places its points where the chi2 rises well above its noise, within the reach of the
+    evaluations near the lowest or of a confident surrogate, and the errors come out right.
+    The tuner's GP has no quadratic trend, so that its evaluations spread around the minimum
+    as a chi2 tuner's do (``strategies.CHI2_SURROGATE``); a cloud packed at the minimum
+    (what the trend's search leaves) is the next test."""
     unc, rises = refine_noisy_chi2(bt.SurrogateConfig(trend=None))
     assert 2 * 4 <= len(rises) <= 2 * 5  # rounds of (centre +) 2k points
     assert unc.valid and unc.hessian_positive_definite
-    # over 17 other seeds the errors came out at 0.87-1.33 of the exact ones
+    # over 15 other seeds (30-44) the errors came out at 0.76-1.38 of the exact ones
     np.testing.assert_allclose([unc.errors["a"], unc.errors["b"]], np.sqrt(np.diag(COV)),
                                rtol=0.45)
     for i, name in enumerate(unc.names):  # the truth within 3 sigma
         assert abs(unc.x[name] - MEAN[i]) < 3.0 * unc.errors[name]
     # the points around each round's centre reach beyond the Delta chi2 = 1 of points at one
-    # sigma (over 17 other seeds at least 4 of the 10 refined points rose by more than 2;
+    # sigma (over 15 other seeds at least 4 of the 10 refined points rose by more than 2;
     # how many depends on where the noisy surrogate puts its ellipse)
     assert np.sum(rises > 2.0) >= 3, np.round(np.sort(rises), 1)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: the noise design stays inside the "
-                   "reach of the cloud of evaluations, however tight it is")
 def test_refine_with_a_noise_design_reaches_beyond_a_cloud_packed_at_the_minimum():
     """With the quadratic trend the tuner finds the minimum of this noisy chi2 after its
     design points and then samples it again and again: every evaluation within ten noise
-    sd of the lowest lies within 0.8 sigma of the minimum (true rise at most 0.6).
-    refine(delta="noise") keeps its points inside that cloud, where the chi2 rises by less
-    than its noise sd; a design that measures the curvature must step beyond it."""
-    _, rises = refine_noisy_chi2(bt.SurrogateConfig(trend="quadratic"))
-    assert np.sum(rises > 2.0) >= 3, np.round(np.sort(rises), 1)
+    sd of the lowest lies within 0.8 sigma of the minimum (true rise at most 0.6), where
+    the chi2 rises by less than its noise sd. The surrogate's sd stays small beyond that
+    cloud (the trend carries the bowl), so refine(delta="noise") steps out to where the
+    chi2 rises above its noise (over 15 other seeds 8 of the 10 refined points rose by
+    more than 2, errors 0.92-1.11 of the exact ones; the cloud's reach alone left 0-5)."""
+    unc, rises = refine_noisy_chi2(bt.SurrogateConfig(trend="quadratic"))
+    assert np.sum(rises > 2.0) >= 5, np.round(np.sort(rises), 1)
+    np.testing.assert_allclose([unc.errors["a"], unc.errors["b"]], np.sqrt(np.diag(COV)),
+                               rtol=0.3)
 
 
 def test_quadratic_uncertainty_of_a_campaign():
