@@ -78,6 +78,9 @@ class MarginalLikelihood:
         trend = parts[1] if parts else None
         self._trend = None if trend is None else (
             index(trend.variance), index(trend.scale), index(trend.bias))
+        if trend is not None:  # the trend's inner products do not depend on the parameters
+            centred = self._X - 0.5
+            self._trend_dot = centred @ centred.T
         self._noise = index(m.likelihood.variance)  # type: ignore[attr-defined]
         self._fail_count = 0
 
@@ -165,8 +168,7 @@ class MarginalLikelihood:
         if self._trend is not None:
             iv, i_s, ib = self._trend
             v, s, b = float(p[iv][0]), float(p[i_s][0]), float(p[ib][0])
-            Xc = X - 0.5
-            dot = Xc @ Xc.T
+            dot = self._trend_dot
             A = s * dot + b
             trend = (iv, i_s, ib, v, dot, A)
             K_total = K + v * A**2
