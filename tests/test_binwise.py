@@ -265,8 +265,12 @@ def _peak_tuner(seed, store=None):
     sim = GaussianPeakSimulator(n_events=5_000, seed=seed)
     pseudo = sim.replicate(seed=10_000 + seed, n_events=20_000)(TRUTH_PEAK)
     objective = HistogramObjective(sim, pseudo, keep_pulls=False, keep_bins=True)
+    # no trend, as in the chi2 tuner of the generator-tuning method (CHI2_SURROGATE):
+    # refine_binwise plans its rounds from evaluations spread around the minimum; after the
+    # trend's search, which packs them at the minimum, seed 2's errors came out at 6.5 times
+    # the data's floor under OPENBLAS_CORETYPE=Haswell
     tuner = bt.Tuner(SPACE_PEAK, objective, seed=seed, store=store,
-                     surrogate=bt.SurrogateConfig(warping="chi2"))
+                     surrogate=bt.SurrogateConfig(warping="chi2", trend=None))
     return tuner, objective
 
 
