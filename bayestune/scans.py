@@ -237,7 +237,7 @@ def shift_until_rise(
 
 
 def max_step_in_box(centre: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              t_cap: float = 10.0) -> float:
+                    t_cap: float = 10.0) -> float:
     """Largest ``t <= t_cap`` with ``centre + t * step`` inside the box."""
     t = t_cap
     for c, s, a, b in zip(centre, step, lo, hi):
