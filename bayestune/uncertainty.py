@@ -476,6 +476,10 @@ def _noise_cloud(result: Result, names: list[str],
     return max(3.0 * sd, 9.0 * errordef), X
 
 
+#: the farthest a design point of ``refine`` goes from the centre, in steps of its ellipse axis
+_MAX_REACH = 30.0
+
+
 def _random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.normal(size=(k, k)))
     return np.asarray(q * np.sign(np.diag(r)))
@@ -511,7 +515,7 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
                 rows.append(centre + sign * scale * step)
             else:
                 move = sign * step
-                reach = cloud_reach = 30.0
+                reach = cloud_reach = _MAX_REACH
                 if cloud is not None:
                     cloud_reach = max(float(np.max((cloud - centre) @ move))
                                       / float(move @ move), 1e-12)
@@ -542,7 +546,7 @@ def _confident_reach(surface: Surface, centre: np.ndarray, move: np.ndarray,
     std = getattr(surface, "std", None)
     if std is None:
         return 0.0
-    t_max = max_step_in_box(centre, move, lo, hi, 30.0)
+    t_max = max_step_in_box(centre, move, lo, hi, _MAX_REACH)
     ts = np.linspace(0.0, t_max, n_grid + 1)[1:]
     over = np.asarray(std(centre + ts[:, None] * move)) > max_std
     if not over.any():
