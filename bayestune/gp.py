@@ -32,9 +32,10 @@ from .gp_kernels import (
     kernel_classes,
     make_lengthscale_prior,
     make_noise_prior,
-    quadratic_kernel,
+    quadratic_trend_kernel,
     stationary,
 )
+from .gp_predict import Predictor
 from .surrogate_config import SurrogateConfig
 from .warping import IdentityWarp, LogWarp, warp_candidates
 
@@ -65,6 +66,7 @@ class Posterior:
         self.X_train = X
         self.z_train = z
         self.noise_train = noise
+        self._predictor: Predictor | None = None
 
     @property
     def dim(self) -> int:
@@ -72,18 +74,21 @@ class Posterior:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of ``f``, shapes ``(q,)`` and ``(q,)``."""
-        X = np.atleast_2d(X)
-        mu, var = self._model.predict_noiseless(X)  # type: ignore[attr-defined]
-        return mu[:, 0], np.maximum(var[:, 0], 1e-12)
+        mu, var = self._numpy_predictor().predict(X)
+        return mu, np.maximum(var, 1e-12)
 
     def predict_with_grad(
         self, X: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, variance and their input gradients, shapes ``(q,), (q,), (q, d), (q, d)``."""
-        X = np.atleast_2d(X)
-        mu, var = self.predict(X)
-        dmu, dvar = self._model.predictive_gradients(X)  # type: ignore[attr-defined]
-        return mu, var, dmu[:, :, 0], dvar
+        mu, var, dmu, dvar = self._numpy_predictor().predict_with_grad(X)
+        return mu, np.maximum(var, 1e-12), dmu, dvar
+
+    def _numpy_predictor(self) -> Predictor:
+        """Predictions in NumPy from this posterior's model (:mod:`bayestune.gp_predict`)."""
+        if self._predictor is None:
+            self._predictor = Predictor(self._model)
+        return self._predictor
 
     def joint(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joint mean ``(q,)`` and covariance ``(q, q)`` of ``f`` at ``X``."""
@@ -310,7 +315,8 @@ class GPSurrogate:
         }
         if self.config.trend == "quadratic":
             trend = model.kern.parts[1]  # type: ignore[attr-defined]
-            out["trend_variance"] = float(trend.variance[0])
+            for part in ("constant", "linear", "quadratic"):
+                out[f"trend_{part}_variance"] = float(getattr(trend, part)[0])
         if self.noise_mode == "learned":
             out["noise_variance"] = float(model.Gaussian_noise.variance[0])  # type: ignore
         return out
@@ -374,10 +380,9 @@ class GPSurrogate:
                                     warning=False)
             kern.variance.constrain_bounded(1e-2, 1e2, warning=False)  # set_prior resets it
         if self.config.trend == "quadratic":
-            trend = quadratic_kernel(d)
-            trend.variance.constrain_bounded(1e-4, 1e2, warning=False)  # type: ignore
-            trend.scale.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
-            trend.bias.constrain_bounded(1e-2, 1e2, warning=False)  # type: ignore
+            trend = quadratic_trend_kernel(d)
+            for part in (trend.constant, trend.linear, trend.quadratic):  # type: ignore
+                part.constrain_bounded(1e-6, 1e2, warning=False)
             kern = kern + trend
         Y = z[:, None]
         if noise is not None:

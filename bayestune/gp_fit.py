@@ -12,7 +12,7 @@ up to rounding, and writes the optimum back into the GPy model, which makes ever
 
 Supported models are the ones :class:`bayestune.gp.GPSurrogate` builds: a Matern 5/2,
 Matern 3/2 or RBF ARD kernel, optionally plus the quadratic trend of
-:func:`bayestune.gp_kernels.quadratic_kernel`, with a Gaussian likelihood (learned or fixed
+:func:`bayestune.gp_kernels.quadratic_trend_kernel`, with a Gaussian likelihood (learned or fixed
 variance) or fixed per-point (heteroscedastic) variances.
 """
 
@@ -77,7 +77,7 @@ class MarginalLikelihood:
         parts = getattr(m.kern, "parts", None)  # type: ignore[attr-defined]
         trend = parts[1] if parts else None
         self._trend = None if trend is None else (
-            index(trend.variance), index(trend.scale), index(trend.bias))
+            index(trend.constant), index(trend.linear), index(trend.quadratic))
         if trend is not None:  # the trend's inner products do not depend on the parameters
             centred = self._X - 0.5
             self._trend_dot = centred @ centred.T
@@ -164,14 +164,10 @@ class MarginalLikelihood:
         else:
             K = sf2 * np.exp(-0.5 * r**2)
             G = K
-        trend = None
         if self._trend is not None:
-            iv, i_s, ib = self._trend
-            v, s, b = float(p[iv][0]), float(p[i_s][0]), float(p[ib][0])
+            c0, c1, c2 = (float(p[i][0]) for i in self._trend)
             dot = self._trend_dot
-            A = s * dot + b
-            trend = (iv, i_s, ib, v, dot, A)
-            K_total = K + v * A**2
+            K_total = K + c0 + c1 * dot + c2 * dot**2
         else:
             K_total = K
 
@@ -182,12 +178,12 @@ class MarginalLikelihood:
             # sum_jk M_jk (X_ji - X_ki)^2 for each dimension i (M is symmetric)
             spread = 2.0 * (rows @ X**2) - 2.0 * np.sum(X * (M @ X), axis=0)
             grad[self._ls] = 0.5 * spread / ls**3
-            if trend is not None:
-                iv, i_s, ib, v, dot, A = trend
-                grad[iv] = 0.5 * float(np.sum(W * A**2))
-                WA = W * A
-                grad[i_s] = v * float(np.sum(WA * dot))
-                grad[ib] = v * float(np.sum(WA))
+            if self._trend is not None:
+                i0, i1, i2 = self._trend
+                Wd = W * self._trend_dot
+                grad[i0] = 0.5 * float(np.sum(W))
+                grad[i1] = 0.5 * float(np.sum(Wd))
+                grad[i2] = 0.5 * float(np.sum(Wd * self._trend_dot))
 
         return K_total, add_gradient
 

@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["kernel_classes", "make_lengthscale_prior", "make_noise_prior", "quadratic_kernel",
+__all__ = ["kernel_classes", "make_lengthscale_prior", "make_noise_prior", "quadratic_trend_kernel",
            "stationary", "log_jacobian"]
 
 
@@ -20,7 +20,7 @@ def kernel_classes() -> dict[str, type]:
     return {"matern52": GPy.kern.Matern52, "matern32": GPy.kern.Matern32, "rbf": GPy.kern.RBF}
 
 
-_QUADRATIC_CLASS: type | None = None
+_TREND_CLASS: type | None = None
 _PRIOR_CLASSES: dict[str, type] = {}
 
 
@@ -88,51 +88,72 @@ def make_noise_prior(shape: float, rate: float) -> object:
     return _prior_classes()["noise"](shape, rate)
 
 
-def quadratic_kernel(input_dim: int) -> object:
-    """A degree-2 polynomial kernel ``v (s (x - c).(x' - c) + b)^2`` with ``c`` the cube centre.
+def quadratic_trend_kernel(input_dim: int) -> object:
+    """``c0 + c1 (x - c).(x' - c) + c2 ((x - c).(x' - c))^2`` with ``c`` the cube centre.
 
-    Added to the stationary kernel it is a Bayesian quadratic trend (all linear, square and
-    cross terms), which describes the rotated, elongated bowl of a chi2 near its minimum
-    far better than axis-aligned length scales alone. GPy's ``Poly`` kernel lacks input
-    gradients, which the acquisition optimiser needs; this subclass provides them.
+    Added to the stationary kernel it is a Bayesian quadratic trend: a constant, linear
+    terms and all square and cross terms, each degree with its own prior variance
+    (``constant``, ``linear``, ``quadratic``). It describes the rotated, elongated bowl of a
+    chi2 near its minimum far better than axis-aligned length scales alone. Three variances,
+    one per degree, make the fit well posed: the tied form ``v (s x.x' + b)^2`` has a
+    direction along which the likelihood does not change, and its fit crawled to the bounds
+    (``benchmarks/diag_trend_fit.py``). Input gradients are provided for the acquisition
+    optimiser.
     """
-    global _QUADRATIC_CLASS
-    if _QUADRATIC_CLASS is None:
+    global _TREND_CLASS
+    if _TREND_CLASS is None:
         import GPy
+        from GPy.core.parameterization import Param
+        from paramz.transformations import Logexp
 
-        class QuadraticTrend(GPy.kern.Poly):  # type: ignore[misc,name-defined]
-            def __init__(self, input_dim: int, name: str = "quadratic") -> None:
-                super().__init__(input_dim, variance=1.0, scale=1.0, bias=1.0, order=2.0,
-                                 name=name)
+        class QuadraticTrend(GPy.kern.Kern):  # type: ignore[misc,name-defined]
+            def __init__(self, input_dim: int, name: str = "trend") -> None:
+                super().__init__(input_dim, None, name)
+                self.constant = Param("constant", 1.0, Logexp())
+                self.linear = Param("linear", 1.0, Logexp())
+                self.quadratic = Param("quadratic", 1.0, Logexp())
+                self.link_parameters(self.constant, self.linear, self.quadratic)
 
-            def _AB(self, X, X2=None):  # noqa: N802,N803 - GPy's names
+            @staticmethod
+            def _dot(X, X2=None):  # noqa: N803 - GPy's names
                 Xc = X - 0.5
-                dot = Xc @ Xc.T if X2 is None else Xc @ (X2 - 0.5).T
-                A = self.scale * dot + self.bias
-                return dot, A, A**2
+                return Xc @ Xc.T if X2 is None else Xc @ (X2 - 0.5).T
+
+            def K(self, X, X2=None):  # noqa: N802,N803
+                d = self._dot(X, X2)
+                return self.constant + self.linear * d + self.quadratic * d**2
+
+            def Kdiag(self, X):  # noqa: N802,N803
+                q = np.sum((X - 0.5) ** 2, axis=1)
+                return self.constant + self.linear * q + self.quadratic * q**2
+
+            def update_gradients_full(self, dL_dK, X, X2=None):  # noqa: N802,N803
+                d = self._dot(X, X2)
+                self.constant.gradient = float(np.sum(dL_dK))
+                self.linear.gradient = float(np.sum(dL_dK * d))
+                self.quadratic.gradient = float(np.sum(dL_dK * d**2))
 
             def update_gradients_diag(self, dL_dKdiag, X):  # noqa: N802,N803
-                sq = np.sum((X - 0.5) ** 2, axis=1)
-                A = self.scale * sq + self.bias
-                dL_dA = dL_dKdiag * 2.0 * self.variance * A
-                self.variance.gradient = float(np.sum(dL_dKdiag * A**2))
-                self.scale.gradient = float(np.sum(dL_dA * sq))
-                self.bias.gradient = float(np.sum(dL_dA))
+                q = np.sum((X - 0.5) ** 2, axis=1)
+                self.constant.gradient = float(np.sum(dL_dKdiag))
+                self.linear.gradient = float(np.sum(dL_dKdiag * q))
+                self.quadratic.gradient = float(np.sum(dL_dKdiag * q**2))
 
             def gradients_X(self, dL_dK, X, X2=None):  # noqa: N802,N803
-                _, A, _ = self._AB(X, X2)
-                G = dL_dK * 2.0 * self.variance * A
+                d = self._dot(X, X2)
+                G = dL_dK * (self.linear + 2.0 * self.quadratic * d)
                 if X2 is None:
-                    return self.scale * (G + G.T) @ (X - 0.5)
-                return self.scale * G @ (X2 - 0.5)
+                    return (G + G.T) @ (X - 0.5)
+                return G @ (X2 - 0.5)
 
             def gradients_X_diag(self, dL_dKdiag, X):  # noqa: N802,N803
                 Xc = X - 0.5
-                A = self.scale * np.sum(Xc**2, axis=1) + self.bias
-                return (dL_dKdiag * 4.0 * self.variance * self.scale * A)[:, None] * Xc
+                q = np.sum(Xc**2, axis=1)
+                factor = 2.0 * self.linear + 4.0 * self.quadratic * q
+                return (dL_dKdiag * factor)[:, None] * Xc
 
-        _QUADRATIC_CLASS = QuadraticTrend
-    return _QUADRATIC_CLASS(input_dim)
+        _TREND_CLASS = QuadraticTrend
+    return _TREND_CLASS(input_dim)
 
 
 def stationary(kern: object) -> object:

@@ -54,17 +54,18 @@ class SurrogateConfig:
     n_samples, mcmc_steps : int
         Number of hyperparameter samples kept, and MCMC steps per walker.
     trend : {"quadratic", None}
-        ``"quadratic"`` (the default) adds a Bayesian quadratic trend -- a degree-2 polynomial
-        kernel with all cross terms, whose variance is fitted with the other hyperparameters
-        and shrinks towards zero when the data show no bowl -- to the stationary kernel. Near
-        a minimum most objectives are a rotated, elongated bowl (a chi2 with correlated
-        parameters such as the Lund a and b), which the trend describes with a handful of
-        points while the stationary part models what is left. On the core benchmark it
-        lowered the median final regret on Branin, Hartmann-6, Rosenbrock-4 and Levy-10 and
-        left Levy-20 unchanged (``benchmarks/README.md``, "The quadratic trend"). On a noisy
-        objective its search samples the minimum again and again; ``refine(delta="noise")``
-        then steps as far out as the surrogate is sure of itself. ``None``: the stationary
-        kernel alone (the chi2 surrogates of the generator-tuning method, validated so).
+        ``"quadratic"`` (the default) adds a Bayesian quadratic trend to the stationary
+        kernel: a constant, linear terms and all square and cross terms, each degree with its
+        own variance, fitted with the other hyperparameters (a degree the data do not show
+        shrinks to its floor). Near a minimum most objectives are a rotated, elongated bowl
+        (a chi2 with correlated parameters such as the Lund a and b), which the trend
+        describes with a handful of points while the stationary part models what is left. On
+        the core benchmark it lowered the median final regret on Branin, Hartmann-6,
+        Rosenbrock-4 and Levy-10 and left Levy-20 unchanged (``benchmarks/README.md``, "The
+        quadratic trend"). On a noisy objective its search samples the minimum again and
+        again; ``refine(delta="noise")`` then steps as far out as the surrogate is sure of
+        itself. ``None``: the stationary kernel alone (the chi2 surrogates of the
+        generator-tuning method, validated so).
     lengthscale_prior : bool
         Fit the hyperparameters by maximum a posteriori with the prior
         ``log p(l) = -0.1 (l^2 + l^-2)`` on each length scale (unit-cube units), which

@@ -194,29 +194,30 @@ def test_fit_input_validation(rng):
 
 
 def test_quadratic_trend_gradients_match_finite_differences():
-    from bayestune.gp_kernels import quadratic_kernel
+    from bayestune.gp_kernels import quadratic_trend_kernel
 
     rng = np.random.default_rng(0)
-    kern = quadratic_kernel(3)
-    kern.scale[:] = 1.7
-    kern.bias[:] = 0.4
-    kern.variance[:] = 2.0
+    kern = quadratic_trend_kernel(3)
+    kern.constant[:] = 0.7
+    kern.linear[:] = 1.3
+    kern.quadratic[:] = 2.0
     X, X2 = rng.uniform(size=(4, 3)), rng.uniform(size=(5, 3))
-    dL = rng.normal(size=(4, 5))
-    grad = kern.gradients_X(dL, X, X2)
     eps = 1e-6
-    for i in range(4):
-        for j in range(3):
-            Xp, Xm = X.copy(), X.copy()
-            Xp[i, j] += eps
-            Xm[i, j] -= eps
-            fd = np.sum(dL * (kern.K(Xp, X2) - kern.K(Xm, X2))) / (2 * eps)
-            assert grad[i, j] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+    for other in (X2, None):
+        K = (lambda A, other=other: kern.K(A, other)) if other is not None else kern.K
+        dL = rng.normal(size=(4, 4 if other is None else 5))
+        grad = kern.gradients_X(dL, X, other)
+        for i in range(4):
+            for j in range(3):
+                Xp, Xm = X.copy(), X.copy()
+                Xp[i, j] += eps
+                Xm[i, j] -= eps
+                fd = np.sum(dL * (K(Xp) - K(Xm))) / (2 * eps)
+                assert grad[i, j] == pytest.approx(fd, rel=1e-5, abs=1e-8)
     dl_diag = rng.normal(size=4)
     gdiag = kern.gradients_X_diag(dl_diag, X)
-    Xp = X.copy()
+    Xp, Xm = X.copy(), X.copy()
     Xp[1, 2] += eps
-    Xm = X.copy()
     Xm[1, 2] -= eps
     fd = np.sum(dl_diag * (kern.Kdiag(Xp) - kern.Kdiag(Xm))) / (2 * eps)
     assert gdiag[1, 2] == pytest.approx(fd, rel=1e-5)
@@ -239,7 +240,7 @@ def test_quadratic_trend_surrogate_describes_a_rotated_bowl():
     err_trend = np.sqrt(np.mean((trend.predict(Xt)[0] - yt) ** 2))
     assert err_trend < 0.5 * err_plain, (err_trend, err_plain)
     assert trend.lengthscales.shape == (2,)
-    assert trend.hyperparameters["trend_variance"] > 0
+    assert trend.hyperparameters["trend_quadratic_variance"] > 0
     with pytest.raises(BayestuneError, match="trend="):
         SurrogateConfig(trend="cubic")
 
