@@ -105,12 +105,19 @@ class GPEngine(Engine):
         self, history: History, n: int, rng: np.random.Generator
     ) -> list[dict[str, Any]]:
         posteriors = self._posteriors(history, rng)
-        # points in flight, and points whose evaluation failed, are believed at the
-        # posterior mean: their uncertainty no longer draws the search to them (a failed
-        # point would otherwise be proposed again and again)
-        avoid = [t.params for t in history.pending] + _failed_points(history)
-        if avoid:
-            posteriors = [p.fantasize(self.space.to_unit(avoid)) for p in posteriors]
+        # points in flight are believed at the posterior mean, so that their uncertainty no
+        # longer draws the search to them; points whose evaluation failed at the worse of
+        # the mean and the worst value observed (SMAC's "crash cost"): believed at the mean
+        # alone, a failed point where the surrogate extrapolates low values keeps its
+        # neighbourhood attractive, and the search returned there until the campaign
+        # stopped on ten failures in a row (tests/test_reliability.py)
+        pending = [t.params for t in history.pending]
+        if pending:
+            posteriors = [p.fantasize(self.space.to_unit(pending)) for p in posteriors]
+        failed = _failed_points(history)
+        if failed:
+            posteriors = [p.fantasize(self.space.to_unit(failed), floor=float(np.max(p.z_train)))
+                          for p in posteriors]
         anchors = self._anchors(history)
         region = self._trust_region(history, anchors)
         chosen: list[dict[str, Any]] = []
@@ -184,8 +191,9 @@ class FixedColumnPosterior:
     def joint(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.inner.joint(self._full(X))  # type: ignore[no-any-return]
 
-    def fantasize(self, X_new: np.ndarray) -> FixedColumnPosterior:
-        return FixedColumnPosterior(self.inner.fantasize(self._full(X_new)), self.value)
+    def fantasize(self, X_new: np.ndarray,
+                  floor: float | None = None) -> FixedColumnPosterior:
+        return FixedColumnPosterior(self.inner.fantasize(self._full(X_new), floor), self.value)
 
 
 class MultiFidelityGPEngine(GPEngine):

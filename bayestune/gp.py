@@ -97,8 +97,9 @@ class Posterior:
         cov = 0.5 * (cov + cov.T)
         return mu[:, 0], cov
 
-    def fantasize(self, X_new: np.ndarray) -> Posterior:
-        """Condition on the posterior mean at ``X_new`` (kriging believer).
+    def fantasize(self, X_new: np.ndarray, floor: float | None = None) -> Posterior:
+        """Condition on the posterior mean at ``X_new`` (kriging believer), or on
+        ``max(mean, floor)`` when a ``floor`` (model space) is given.
 
         The hyperparameters are kept; the fantasy observations are treated as (almost) exact,
         so a batch does not propose the same point twice. Returns a new
@@ -108,6 +109,8 @@ class Posterior:
 
         X_new = np.atleast_2d(X_new)
         mu, _ = self.predict(X_new)
+        if floor is not None:
+            mu = np.maximum(mu, floor)
         X = np.vstack([self.X_train, X_new])
         z = np.concatenate([self.z_train, mu])
         noise = np.concatenate([self.noise_train, np.full(len(X_new), FANTASY_NOISE)])
