@@ -112,11 +112,12 @@ class GPEngine(Engine):
         # neighbourhood attractive, and the search returned there until the campaign
         # stopped on ten failures in a row (tests/test_reliability.py)
         pending = [t.params for t in history.pending]
-        if pending:
-            posteriors = [p.fantasize(self.space.to_unit(pending)) for p in posteriors]
         failed = _failed_points(history)
-        if failed:
-            posteriors = [p.fantasize(self.space.to_unit(failed), floor=float(np.max(p.z_train)))
+        if pending or failed:
+            X_avoid = self.space.to_unit(pending + failed)
+            crashed = np.arange(len(pending) + len(failed)) >= len(pending)
+            posteriors = [p.fantasize(X_avoid, floor=np.where(crashed, np.max(p.z_train),
+                                                              -np.inf))
                           for p in posteriors]
         anchors = self._anchors(history)
         region = self._trust_region(history, anchors)
@@ -192,7 +193,7 @@ class FixedColumnPosterior:
         return self.inner.joint(self._full(X))  # type: ignore[no-any-return]
 
     def fantasize(self, X_new: np.ndarray,
-                  floor: float | None = None) -> FixedColumnPosterior:
+                  floor: np.ndarray | float | None = None) -> FixedColumnPosterior:
         return FixedColumnPosterior(self.inner.fantasize(self._full(X_new), floor), self.value)
 
 

@@ -97,9 +97,11 @@ class Posterior:
         cov = 0.5 * (cov + cov.T)
         return mu[:, 0], cov
 
-    def fantasize(self, X_new: np.ndarray, floor: float | None = None) -> Posterior:
+    def fantasize(self, X_new: np.ndarray,
+                  floor: np.ndarray | float | None = None) -> Posterior:
         """Condition on the posterior mean at ``X_new`` (kriging believer), or on
-        ``max(mean, floor)`` when a ``floor`` (model space) is given.
+        ``max(mean, floor)`` when a ``floor`` (model space; one per point or one for all)
+        is given.
 
         The hyperparameters are kept; the fantasy observations are treated as (almost) exact,
         so a batch does not propose the same point twice. Returns a new

@@ -26,7 +26,7 @@ from scipy.linalg import cho_solve, lapack
 from scipy.optimize import fmin_l_bfgs_b
 
 from .exceptions import NumericalWarning
-from .gp_kernels import log_jacobian, stationary
+from .gp_kernels import log_jacobian, stationary, stationary_profile
 from .surrogate_config import _KERNELS
 
 __all__ = ["MarginalLikelihood", "fit_map", "loo_log_density", "sample_hyperparameters"]
@@ -153,17 +153,7 @@ class MarginalLikelihood:
         r2 = -2.0 * (Xs @ Xs.T) + (sq[:, None] + sq[None, :])
         np.fill_diagonal(r2, 0.0)
         r = np.sqrt(np.clip(r2, 0.0, np.inf))
-        if self.kernel == "matern52":
-            e = np.exp(-math.sqrt(5.0) * r)
-            K = sf2 * (1.0 + math.sqrt(5.0) * r + 5.0 / 3.0 * r**2) * e
-            G = sf2 * 5.0 / 3.0 * (1.0 + math.sqrt(5.0) * r) * e  # dK/dl_i = G D_i^2 / l_i^3
-        elif self.kernel == "matern32":
-            e = np.exp(-math.sqrt(3.0) * r)
-            K = sf2 * (1.0 + math.sqrt(3.0) * r) * e
-            G = 3.0 * sf2 * e
-        else:
-            K = sf2 * np.exp(-0.5 * r**2)
-            G = K
+        K, G = stationary_profile(self.kernel, r, sf2)  # dK/dl_i = G D_i^2 / l_i^3
         if self._trend is not None:
             c0, c1, c2 = (float(p[i][0]) for i in self._trend)
             dot = self._trend_dot

@@ -7,11 +7,12 @@ quadratic trend kernel, and two helpers on GPy models.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
 __all__ = ["kernel_classes", "make_lengthscale_prior", "make_noise_prior", "quadratic_trend_kernel",
-           "stationary", "log_jacobian"]
+           "stationary", "stationary_profile", "log_jacobian"]
 
 
 def kernel_classes() -> dict[str, type]:
@@ -154,6 +155,25 @@ def quadratic_trend_kernel(input_dim: int) -> object:
 
         _TREND_CLASS = QuadraticTrend
     return _TREND_CLASS(input_dim)
+
+
+def stationary_profile(kernel: str, r: np.ndarray,
+                       sf2: float) -> tuple[np.ndarray, np.ndarray]:
+    """The stationary kernel ``kernel`` ("matern52", "matern32" or "rbf") at scaled distances
+    ``r``, and ``G`` with ``dK/dx_i = -G (x_i - x'_i) / l_i^2`` (so ``dK/dl_i = G D_i^2 /
+    l_i^3``): what the likelihood's gradient and the predictions' input gradients need."""
+    if kernel == "matern52":
+        e = np.exp(-math.sqrt(5.0) * r)
+        K = sf2 * (1.0 + math.sqrt(5.0) * r + 5.0 / 3.0 * r**2) * e
+        G = sf2 * 5.0 / 3.0 * (1.0 + math.sqrt(5.0) * r) * e
+    elif kernel == "matern32":
+        e = np.exp(-math.sqrt(3.0) * r)
+        K = sf2 * (1.0 + math.sqrt(3.0) * r) * e
+        G = 3.0 * sf2 * e
+    else:
+        K = sf2 * np.exp(-0.5 * r**2)
+        G = K
+    return K, G
 
 
 def stationary(kern: object) -> object:

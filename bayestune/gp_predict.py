@@ -11,12 +11,10 @@ trend of :func:`bayestune.gp_kernels.quadratic_trend_kernel`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .gp_kernels import stationary
+from .gp_kernels import kernel_classes, stationary, stationary_profile
 
 __all__ = ["Predictor"]
 
@@ -26,9 +24,10 @@ class Predictor:
 
     def __init__(self, model: object) -> None:
         kern = stationary(model.kern)  # type: ignore[attr-defined]
-        self._kind = type(kern).__name__  # "Matern52", "Matern32" or "RBF"
-        if self._kind not in ("Matern52", "Matern32", "RBF"):
-            raise TypeError(f"unsupported stationary kernel {self._kind}")
+        names = [name for name, cls in kernel_classes().items() if type(kern) is cls]
+        if not names:
+            raise TypeError(f"unsupported stationary kernel {type(kern).__name__}")
+        self._kernel = names[0]
         self._sf2 = float(kern.variance[0])  # type: ignore[attr-defined]
         self._ls = np.array(kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
         parts = getattr(model.kern, "parts", None)  # type: ignore[attr-defined]
@@ -47,19 +46,7 @@ class Predictor:
         A, B = X / self._ls, self._X / self._ls
         r2 = np.sum(A**2, axis=1)[:, None] + np.sum(B**2, axis=1)[None, :] - 2.0 * A @ B.T
         r = np.sqrt(np.clip(r2, 0.0, np.inf))
-        sf2 = self._sf2
-        if self._kind == "Matern52":
-            e = np.exp(-math.sqrt(5.0) * r)
-            K = sf2 * (1.0 + math.sqrt(5.0) * r + 5.0 / 3.0 * r**2) * e
-            G = sf2 * 5.0 / 3.0 * (1.0 + math.sqrt(5.0) * r) * e
-        elif self._kind == "Matern32":
-            e = np.exp(-math.sqrt(3.0) * r)
-            K = sf2 * (1.0 + math.sqrt(3.0) * r) * e
-            G = 3.0 * sf2 * e
-        else:
-            K = sf2 * np.exp(-0.5 * r**2)
-            G = K
-        return K, G
+        return stationary_profile(self._kernel, r, self._sf2)
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of ``f`` at ``X`` (shape ``(q, d)``), shapes ``(q,)``."""
