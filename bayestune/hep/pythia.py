@@ -91,6 +91,18 @@ class _ShapeFinders:
         self.durham = p8.ClusterJet("Durham", 3, 2, False, False)
         self.need_thrust = analysis.needs_thrust
         self.need_y23 = analysis.needs_y23
+        #: (charged, heavy flavour) by PDG id, filled by :meth:`species`
+        self.known_species: dict[int, tuple[bool, int]] = {}
+
+    def species(self, prt, pid: int) -> tuple[bool, int]:
+        """Whether the species ``pid`` of the particle ``prt`` is charged (Pythia's particle
+        data) and its heavy flavour (5, 4 or 0: :func:`~bayestune.hep.hadrons.heavy_flavour`),
+        cached by id for the chunk."""
+        known = self.known_species.get(pid)
+        if known is None:
+            known = (bool(prt.isCharged()), int(heavy_flavour(np.array([abs(pid)]))[0]))
+            self.known_species[pid] = known
+        return known
 
     def shapes(self, event, charged: np.ndarray) -> dict[str, object]:
         shapes: dict[str, object] = {}
@@ -127,29 +139,33 @@ def _xyz(vec) -> tuple[float, float, float]:
     return vec.px(), vec.py(), vec.pz()
 
 
-def _heavy_hadrons(particles, all_ids: np.ndarray) -> np.ndarray:
-    """The heavy-hadron rows of :class:`EventRecord` (Pythia mixes B mesons by the flavour of
-    their decay products, without a second record entry, so each hadron is listed once)."""
-    flavour = heavy_flavour(np.abs(all_ids))
-    rows = []
-    for i in np.flatnonzero(flavour):
-        prt = particles[i]
-        weak = not np.any(flavour[prt.daughterList()] == flavour[i])
-        rows.append((abs(all_ids[i]), prt.e(), 1.0 if weak else 0.0))
-    return np.array(rows, dtype=float).reshape(-1, 3)
-
-
 def _make_record(event, finders: _ShapeFinders) -> EventRecord:
+    """What the analysis needs from one event, with one call per particle where possible: a
+    species' charge and heavy flavour are looked up by PDG id once per chunk
+    (:meth:`_ShapeFinders.species`), not asked of every particle."""
     particles = event.particles()
-    all_ids = np.fromiter((prt.id() for prt in particles), dtype=int, count=len(particles))
-    charged = [prt for prt in particles if prt.isFinal() and prt.isCharged()]
-    mom = np.array([(prt.px(), prt.py(), prt.pz(), prt.e()) for prt in charged],
+    ids = [prt.id() for prt in particles]
+    known = finders.known_species
+    species = [known.get(pid) or finders.species(prt, pid) for prt, pid in zip(particles, ids)]
+    final = [i for i, (prt, (charged, _)) in enumerate(zip(particles, species))
+             if charged and prt.isFinal()]
+    mom = np.array([(p.px(), p.py(), p.pz(), p.e()) for p in (particles[i] for i in final)],
                    dtype=float).reshape(-1, 4)
-    charged_ids = np.fromiter((prt.id() for prt in charged), dtype=int, count=len(charged))
-    heavy = _heavy_hadrons(particles, all_ids)
+    charged_ids = np.array([ids[i] for i in final], dtype=int)
+    # heavy hadrons, any status; Pythia mixes B mesons by the flavour of their decay
+    # products, without a second record entry, so each hadron is listed once. One decays
+    # weakly when none of its decay products holds its heavy quark
+    heavy = []
+    for i, (_, flavour) in enumerate(species):
+        if flavour:
+            prt = particles[i]
+            weak = all(species[d][1] != flavour for d in prt.daughterList())
+            heavy.append((abs(ids[i]), prt.e(), 1.0 if weak else 0.0))
+    heavy_rows = np.array(heavy, dtype=float).reshape(-1, 3)
+    all_ids = np.array(ids, dtype=int)
     if mom.shape[0] < 2:  # vetoed by the caller; the shape finders would complain
-        return EventRecord(mom, charged_ids, all_ids, {}, heavy)
-    return EventRecord(mom, charged_ids, all_ids, finders.shapes(event, mom), heavy)
+        return EventRecord(mom, charged_ids, all_ids, {}, heavy_rows)
+    return EventRecord(mom, charged_ids, all_ids, finders.shapes(event, mom), heavy_rows)
 
 
 def run_chunk(settings: Sequence[str], n_events: int, seed: int, analysis: Analysis) -> Sums:
