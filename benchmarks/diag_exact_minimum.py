@@ -68,7 +68,9 @@ def sandwich_errors(emu: BoxEmulator, x: np.ndarray, sd: np.ndarray, noise: np.n
     return np.sqrt(np.diag(a_inv @ g.T @ noise @ g @ a_inv))
 
 
-def one(emu: BoxEmulator, row: dict, events: int) -> tuple[np.ndarray, ...]:
+def one(emu: BoxEmulator, corr: np.ndarray, row: dict,
+        events: int) -> tuple[np.ndarray, ...]:
+    """One closure's error parts; ``corr`` is the emulator's noise correlation."""
     truth = np.array([row["truth"][n] for n in NAMES])
     estimate = np.array([row["estimate"][n] for n in NAMES])
     sigma = np.array([row["errors"][n] for n in NAMES])
@@ -80,8 +82,6 @@ def one(emu: BoxEmulator, row: dict, events: int) -> tuple[np.ndarray, ...]:
     x_min = exact_minimum(emu, d, sd, truth)
     mc = emu.error(truth, 4 * events)
     measured = np.sqrt(np.maximum(sd**2 - mc**2, 0.0))
-    corr = np.eye(len(d)) if emu.deviations is None \
-        else emu.deviations.T @ emu.deviations / len(emu.deviations)
     noise = np.diag(measured**2) + mc[:, None] * corr * mc[None, :]
     exact = sandwich_errors(emu, x_min, sd, noise)
     return (x_min - truth) / sigma, (estimate - x_min) / sigma, (x_min - truth) / exact
@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
     emu = BoxEmulator(data=args.data, noise=args.noise)
+    corr = emu.noise_correlation()
     parts = []
     print(f"{'seed':>5s}  {'(min - truth) / sigma':32s}  {'(estimate - min) / sigma':32s}")
     for row in read_rows(args.results):
-        parts.append(one(emu, row, args.events))
+        parts.append(one(emu, corr, row, args.events))
         a, b, _ = parts[-1]
         print(f"{row['seed']:5d}  {np.array2string(a, precision=2):32s}  "
               f"{np.array2string(b, precision=2):32s}")

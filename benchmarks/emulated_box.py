@@ -80,6 +80,12 @@ class BoxEmulator:
         z = rng.normal(size=len(self.deviations))
         return z @ self.deviations / np.sqrt(len(self.deviations))
 
+    def noise_correlation(self) -> np.ndarray:
+        """The correlation matrix of :meth:`standard_noise` (bins x bins)."""
+        if self.deviations is None:
+            return np.eye(self.value_coef.shape[0])
+        return self.deviations.T @ self.deviations / len(self.deviations)
+
     def _unit(self, x: np.ndarray) -> np.ndarray:
         return 2 * (np.atleast_2d(x) - LOW) / (HIGH - LOW) - 1
 
