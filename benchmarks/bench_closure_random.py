@@ -12,7 +12,8 @@ re-simulated with 5x the events of one run and their chi2 against the pseudo-dat
 ``--generator emulated`` uses the quartic stand-in of ``emulated_box.py`` (seconds per
 closure: for choosing a method); ``--generator pythia`` the real Pythia 8 (minutes). One
 JSON line per finished closure goes to ``--results``; a rerun skips the seeds already there,
-and ``--store-dir`` keeps each tune's campaign store so that an interrupted closure resumes.
+and ``--store-dir`` keeps each tune's campaign store and the chi2 values of its skopt run
+(``seed<N>_skopt.jsonl``), so that an interrupted closure resumes in either stage.
 
     BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
         benchmarks/bench_closure_random.py --generator pythia --seeds 101-120 --skopt \\
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +57,7 @@ from pythia_closure import SPACE  # noqa: E402
 
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
 from bayestune.hep import HistogramObjective, lep  # noqa: E402
+from bayestune.seeding import point_key  # noqa: E402
 
 
 def pseudo_options(sim: Any, reference: dict, truth: dict, seed: int,
@@ -71,13 +74,36 @@ def chi2_at(sim: Any, data: dict, point: dict, seed: int, events: int) -> float:
     return float(objective.chi2(sim.replicate(seed=seed, n_events=events)(point)).value)
 
 
-def skopt_tune(sim: Any, data: dict, n_calls: int, seed: int) -> dict[str, float]:
+def skopt_tune(sim: Any, data: dict, n_calls: int, seed: int,
+               memo: Path | None = None) -> dict[str, float]:
+    """scikit-optimize's ``gp_minimize`` on the same chi2; its recommendation (``res.x``).
+
+    With ``memo`` (a JSON-lines file) every chi2 is written there as it is computed and
+    read back by the point's :func:`~bayestune.seeding.point_key` -- the key the simulator
+    seeds its runs from, so a memoised value is exactly what the run would give again: an
+    interrupted skopt stage restarts, replays the same points from the memo and goes on.
+    """
     from skopt import gp_minimize
 
     objective = HistogramObjective(sim, data, n_params=len(NAMES))
+    known: dict[str, float] = {}
+    if memo is not None and memo.exists():
+        for line in memo.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                known[entry["key"]] = float(entry["chi2"])
 
     def f(x: list[float]) -> float:
-        return float(objective(dict(zip(NAMES, map(float, x)))).value)
+        point = dict(zip(NAMES, map(float, x)))
+        key = point_key(point)
+        if key not in known:
+            known[key] = float(objective(point).value)
+            if memo is not None:
+                with memo.open("a") as out:
+                    out.write(json.dumps({"key": key, "chi2": known[key]}) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+        return known[key]
 
     res = gp_minimize(f, list(zip(LOW.tolist(), HIGH.tolist())), n_calls=n_calls,
                       noise="gaussian", random_state=seed)
@@ -109,7 +135,9 @@ def one_closure(sim: Any, reference: dict, seed: int, args: argparse.Namespace) 
     row["chi2_estimate"] = chi2_at(sim, data, res.estimate, 7_000 + seed, check_events)
     if args.skopt:
         started = time.perf_counter()
-        point = skopt_tune(sim.replicate(seed=3_000 + seed), data, row["runs"], seed)
+        memo = None if args.store_dir is None else \
+            Path(args.store_dir) / f"seed{seed}_skopt.jsonl"
+        point = skopt_tune(sim.replicate(seed=3_000 + seed), data, row["runs"], seed, memo)
         row["skopt_estimate"] = point
         row["skopt_seconds"] = round(time.perf_counter() - started, 1)
         row["chi2_skopt"] = chi2_at(sim, data, point, 7_000 + seed, check_events)
