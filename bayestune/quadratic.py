@@ -90,6 +90,15 @@ def feature_gradient(u: np.ndarray) -> np.ndarray:
     return grad
 
 
+def feature_hessian(k: int) -> np.ndarray:
+    """``d^2 phi / du du`` of the quadratic features (constant), shape (p, k, k)."""
+    hess = np.zeros((n_quadratic_terms(k), k, k))
+    for col, (i, j) in enumerate(_pairs(k), start=1 + k):
+        hess[col, i, j] += 1.0
+        hess[col, j, i] += 1.0
+    return hess
+
+
 class QuadraticSurface(Surface):
     """A fitted quadratic ``f(x)`` over the real parameters, with its coefficient covariance.
 

@@ -559,15 +559,18 @@ def uncertainty_from_minuit(
     m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
     fun_std: float, covariance_extra: np.ndarray | None = None, surface: Surface | None = None,
     minos: bool = False, ndf: int | None = None, covariance_hessian: np.ndarray | None = None,
+    minimum: tuple[Sequence[float], float] | None = None,
 ) -> Uncertainty:
     """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance).
 
     ``surface`` is the minimised function (default: Minuit's own); ``minos`` runs MINOS;
     ``ndf`` rescales the covariance by ``fval / ndf`` when that exceeds one;
-    ``covariance_hessian`` replaces HESSE's covariance (a corrected one).
+    ``covariance_hessian`` replaces HESSE's covariance (a corrected one); ``minimum``
+    (values, function value) replaces MIGRAD's (a refined one).
     """
     names = list(m.parameters)
     k = len(names)
+    values, fval = (list(m.values), float(m.fval)) if minimum is None else minimum
     if surface is None:
         surface = FunctionSurface(lambda X: np.array([m.fcn(list(row)) for row in X]))
     if covariance_hessian is not None:
@@ -581,7 +584,7 @@ def uncertainty_from_minuit(
     if ndf is not None:
         if ndf < 1:
             raise ValueError(f"ndf must be >= 1 to rescale, got ndf={ndf!r}")
-        scale = max(1.0, float(m.fval) / ndf)
+        scale = max(1.0, fval / ndf)
     cov = (cov_h + cov_s) * scale
     merrors: dict[str, tuple[float, float]] = {}
     mvalid: dict[str, bool] = {}
@@ -592,12 +595,12 @@ def uncertainty_from_minuit(
             merrors[n] = (float(me.lower) * math.sqrt(scale), float(me.upper) * math.sqrt(scale))
             mvalid[n] = bool(me.is_valid and not (me.at_lower_limit or me.at_upper_limit))
     x = dict(base)
-    x.update({n: float(v) for n, v in zip(names, m.values)})
+    x.update({n: float(v) for n, v in zip(names, values)})
     errors = {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
     at_limit = [n for n, (lo, hi) in zip(names, limits)
                 if min(x[n] - lo, hi - x[n]) < 0.5 * errors[n]]
     return Uncertainty(
-        x=x, errors=errors, covariance=cov, names=names, fun=float(m.fval), fun_std=fun_std,
+        x=x, errors=errors, covariance=cov, names=names, fun=float(fval), fun_std=fun_std,
         errordef=float(errordef), valid=bool(m.valid),
         hessian_positive_definite=bool(m.fmin.has_posdef_covar) if m.fmin else False,
         at_limit=at_limit, covariance_hessian=cov_h, covariance_surrogate=cov_s, minuit=m,

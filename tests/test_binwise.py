@@ -144,6 +144,48 @@ def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations
     assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
 
 
+def test_binwise_minimum_and_curvature_do_not_depend_on_migrads_path():
+    """MIGRAD stops anywhere within its tolerance; the refined minimum is the polynomial
+    chi2's own (zero gradient), the same from starts a thousandth of the box apart, and its
+    exact Hessian gives HESSE's covariance (another CPU's round-off must not move the next
+    design, whose noise is seeded from the points)."""
+    space, objective, basis, local = _valley_campaign(3)
+    for model in (fit_binwise(History([]), space, objective, trials=local, rank="auto"),
+                  fit_binwise(History([]), space, objective, trials=local, basis=basis)):
+        coef = {n: fit.coef for n, fit in model._fits.items()}
+        limits = list(zip(*model.box))
+        unc = model.uncertainty(n_replicas=0)
+        best = np.array([unc.x[n] for n in ("a", "b")])
+        span = model.box[1] - model.box[0]
+        _, grad, hess = model._derivatives(coef, best)  # in the fitted box's units
+        assert np.all(np.abs(grad) < 1e-8 * np.abs(np.diag(hess)).max())
+        for shift in ([1e-3, 0.0], [0.0, -1e-3], [7e-4, 7e-4]):
+            again = model._polished(coef, best + np.array(shift) * span, limits)
+            np.testing.assert_allclose(again, best, rtol=1e-10, atol=1e-12 * span.max())
+        # a minimum cut by a limit: on the limit exactly, the other parameter refined
+        cut = [(best[0] + 0.05 * span[0], model.box[1][0]), (model.box[0][1], model.box[1][1])]
+        ends = [model._polished(coef, np.array([cut[0][0] + d * span[0], best[1] + e]), cut)
+                for d, e in ((1e-4, 0.0), (3e-3, 1e-3 * span[1]), (0.02, -0.01 * span[1]))]
+        assert all(end[0] == cut[0][0] for end in ends)
+        np.testing.assert_allclose([end[1] for end in ends], ends[0][1], rtol=1e-10)
+        # the exact derivatives are those of the chi2 (central differences, small steps)
+        scale = model._scale
+        for i in range(2):
+            e = np.zeros(2)
+            e[i] = 1e-4 * scale[i]
+            up, down = model._derivatives(coef, best + e), model._derivatives(coef, best - e)
+            np.testing.assert_allclose((up[0] - down[0]) / 2e-4, grad[i],
+                                       atol=1e-6 * abs(hess[i, i]))
+            np.testing.assert_allclose((up[1] - down[1]) / 2e-4, hess[i], rtol=1e-5)
+        exact = model._exact_covariance(coef, best, 1.0)
+        np.testing.assert_allclose(exact, 2.0 * np.linalg.inv(hess) * np.outer(scale, scale),
+                                   rtol=1e-10)
+        # the same chi2 as MIGRAD's, the wall beyond the design included
+        for point in (best, best + 0.3 * span, best - 2.0 * span):
+            np.testing.assert_allclose(model._derivatives(coef, point, wall=True)[0],
+                                       model._chi2_of(coef, point), rtol=1e-12)
+
+
 def _pseudo_data_campaign(seed, flag):
     """The linear model against pseudo-data whose noise (errors sigma, all MC) is 30 %
     shared along ``sign(x - 0.5)``; the runs' noise (a hundredth of it) is correlated alike.
@@ -439,12 +481,13 @@ def _found(unc):
                for n in ("a", "b"))
 
 
-def test_refine_binwise_probes_the_valley_from_a_minimum_on_a_bound():
-    """From a local minimum on the bound b = 0, the probe along the valley finds the truth.
-    Over 20 other seeds (200-219) it found it in 9 (the rounds without the probe in none:
-    they stay at a = 1.89-1.95); none of ten happens with probability 0.3 % at that rate."""
-    assert _start_in_the_bump_valley(False, seed=100).x["a"] > 1.6
-    assert sum(_found(_start_in_the_bump_valley(True, seed=s)) for s in range(100, 110)) >= 1
+def test_refine_binwise_walks_out_of_a_minimum_on_a_bound():
+    """From a local minimum on the bound b = 0 the rounds find the truth over the bump: the
+    region about a minimum on a bound is shaped by the chi2's curvature without the limit,
+    so it reaches beyond it. Over 20 other seeds (200-219) the rounds found the truth in 19
+    with the probe and 18 without (here, seeds 100-109: 7 with the probe); five or fewer of
+    ten happen with probability 0.2 % at a rate of 0.9."""
+    assert sum(_found(_start_in_the_bump_valley(True, seed=s)) for s in range(100, 110)) >= 6
     with pytest.raises(ValueError, match="probe_valley=1"):
         _start_in_the_bump_valley(probe_valley=1)
 

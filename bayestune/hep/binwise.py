@@ -27,10 +27,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from ..exceptions import BayestuneError
 from ..history import History, Trial
-from ..quadratic import feature_gradient, n_quadratic_terms, quadratic_features
+from ..quadratic import (
+    feature_gradient,
+    feature_hessian,
+    n_quadratic_terms,
+    quadratic_features,
+)
 from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .binfits import (
@@ -47,6 +53,9 @@ from .chi2 import HistogramObjective
 __all__ = ["BinwiseModel", "binwise_round_size", "fit_binwise", "refine_binwise"]
 
 _log = logging.getLogger(__name__)
+
+#: Newton steps that refine a minimum after MIGRAD (a few converge; more when limits bind)
+_NEWTON_STEPS = 30
 
 
 class BinwiseModel:
@@ -167,6 +176,85 @@ class BinwiseModel:
         excess = float(feat @ self._gram @ feat) / self.max_leverage - 1.0
         return value + 1e4 * excess**2 if wall and excess > 0 else value
 
+    def _derivatives(self, coef: dict[str, np.ndarray], values: np.ndarray,
+                     noise: float = 1.0, wall: bool = False
+                     ) -> tuple[float, np.ndarray, np.ndarray]:
+        """The chi2 of ``coef`` (as :meth:`_chi2_of`), its gradient and its Hessian at
+        ``values``, exact (the chi2 is a polynomial, its wall a square), in the fitted box's
+        units ``u`` (divide by ``scale`` for the parameters')."""
+        used = self._used
+        u = self._u(values)[0]
+        feat, dfeat = quadratic_features(u)[0], feature_gradient(u)  # (p,), (k, p)
+        d2feat = feature_hessian(u.size)  # (p, k, k)
+        C = used.flatten(coef)  # (B, p)
+        a = used.weights / self._den
+        r = C @ feat - used.data
+        J = C @ dfeat.T  # (B, k): the bins' derivatives
+        value = float(a @ r**2)
+        grad = 2.0 * J.T @ (a * r)
+        hess = 2.0 * (J.T * a) @ J + 2.0 * np.einsum("p,pkl->kl", (a * r) @ C, d2feat)
+        if self._gram is None:
+            return value, grad, hess
+        for form, factor in ((self._noise_form, -noise), (self._gram, None)):
+            q = float(feat @ form @ feat)  # a quadratic form in the features, its derivatives:
+            dq = 2.0 * dfeat @ form @ feat
+            d2q = 2.0 * (dfeat @ form @ dfeat.T + np.einsum("p,pkl->kl", form @ feat, d2feat))
+            if factor is not None:  # the fits' noise, subtracted
+                value, grad, hess = value + factor * q, grad + factor * dq, hess + factor * d2q
+            elif wall and q > self.max_leverage:  # the wall: 1e4 excess^2
+                excess = q / self.max_leverage - 1.0
+                value += 1e4 * excess**2
+                grad = grad + 2e4 * excess * dq / self.max_leverage
+                hess = hess + 2e4 * (np.outer(dq, dq) / self.max_leverage
+                                     + excess * d2q) / self.max_leverage
+        return value, grad, hess
+
+    def _polished(self, coef: dict[str, np.ndarray], start: np.ndarray,
+                  limits: Sequence[tuple[float, float]], noise: float = 1.0) -> np.ndarray:
+        """MIGRAD's minimum ``start`` of the walled chi2 refined by Newton steps with its
+        exact derivatives.
+
+        MIGRAD stops within its tolerance of the minimum, and where exactly depends on its
+        path, which round-off steers: another CPU's BLAS moves it by about 1e-6 of the value,
+        enough to change the next design and its seeded noise. A converged Newton iteration
+        ends at the minimum itself (to round-off), so that what follows depends on the data,
+        not on the machine. A step that would cross a limit stops on it, and the parameter
+        stays there while the chi2 falls towards it (the others are refined); a step that
+        would raise the chi2 is halved; where the Hessian is not positive definite, it is
+        damped towards its diagonal (Levenberg-Marquardt)."""
+        lo, hi = (np.array(b, dtype=float) for b in zip(*limits))
+        x = np.clip(np.asarray(start, dtype=float), lo, hi)
+        for _ in range(_NEWTON_STEPS):
+            value, grad, hess = self._derivatives(coef, x, noise, wall=True)
+            step = _newton_step(grad, hess, x <= lo, x >= hi)
+            if step is None:
+                break
+            step *= self._scale
+            ceiling = value + 1e-12 * (1.0 + abs(value))
+            new = _step_inside(x, step, lo, hi, lambda v, top=ceiling: self._derivatives(
+                coef, v, noise, wall=True)[0] <= top)
+            if new is None:
+                break
+            moved = np.abs(new - x) / self._scale
+            x = new
+            if np.all(moved <= 1e-12 * (1.0 + np.abs(self._u(x)[0]))):
+                break
+        return x
+
+    def _exact_covariance(self, coef: dict[str, np.ndarray], best: np.ndarray,
+                          errordef: float) -> np.ndarray | None:
+        """``2 errordef H^-1`` of the chi2 (no limits, no wall) at ``best``, as HESSE's but
+        exact (None when not positive definite)."""
+        hess = self._derivatives(coef, best)[2]  # in the box's units
+        try:
+            cov_u = np.linalg.inv(hess)
+        except np.linalg.LinAlgError:
+            return None
+        cov_u = errordef * (cov_u + cov_u.T)  # 2 errordef H^-1, symmetric
+        if not np.all(np.linalg.eigvalsh(cov_u) > 0):
+            return None
+        return cov_u * np.outer(self._scale, self._scale)
+
     def chi2(self, values: Sequence[float] | np.ndarray) -> tuple[float, float]:
         """The chi2 of the fitted bins against the data (data errors and the model floor in
         the denominators) and its standard deviation from the fits' errors (bins taken as
@@ -192,7 +280,9 @@ class BinwiseModel:
         out = {}
         for name, fit in self._fits.items():
             vals, vecs = np.linalg.eigh(fit.cov)  # (B, p), (B, p, p)
-            root = vecs * np.sqrt(np.maximum(vals, 0.0))[:, None, :]
+            # the symmetric square root: unlike vecs * sqrt(vals), it does not depend on the
+            # signs LAPACK gives the eigenvectors, which differ between BLAS builds
+            root = np.einsum("bpr,br,bqr->bpq", vecs, np.sqrt(np.maximum(vals, 0.0)), vecs)
             out[name] = fit.coef + np.einsum("bpq,bq->bp", root, rng.normal(size=fit.coef.shape))
         return out
 
@@ -201,15 +291,19 @@ class BinwiseModel:
                     n_replicas: int = 40, seed: int | None = 0) -> Uncertainty:
         """Minimise the chi2 of the fitted bins inside the fitted box.
 
-        The covariance is HESSE's (the data's errors) plus the spread of the minima of
+        MIGRAD finds the minimum and Newton steps with the chi2's exact derivatives (a
+        polynomial's) refine it, so that the result does not depend on MIGRAD's path.
+        The covariance is the Hessian's (the data's errors; ``2 errordef H^-1``, as HESSE's
+        but exact) plus the spread of the minima of
         ``n_replicas`` replicas of the fits (the MC noise of the fitted evaluations; 0 leaves
         it out): drawn from the fits' covariance, or for a debiased model refitted -- the
         directions included -- to the fitted bins plus new MC noise. The replicas' spread
-        of the chi2 at the minimum is ``fun_std``. HESSE's curvature is that of the debiased
-        chi2 without the box's limits or the leverage wall for a debiased model (so that a
-        minimum on an edge keeps the errors its surroundings give), and corrected for the
-        fitted gradients' noise otherwise. When the reference is a simulation (closure
-        pseudo-data), HESSE's part also counts that its MC noise is correlated across bins
+        of the chi2 at the minimum is ``fun_std``. The curvature is that of the chi2
+        without the box's limits or the leverage wall (so that a minimum on an edge keeps
+        the errors its surroundings give; HESSE's with the limits where that curvature is
+        not positive definite), and corrected for the fitted gradients' noise unless the
+        model is debiased. When the reference is a simulation (closure pseudo-data), the
+        Hessian's part also counts that its MC noise is correlated across bins
         (:meth:`_with_reference_mc`; debiased models, chi2 errordef 1).
         """
         lo, hi = self.box
@@ -220,8 +314,8 @@ class BinwiseModel:
             return self._chi2_of(coef, values)
 
         limits = list(zip(lo, hi))
-        m = minuit_fit(fcn, self.names, list(x0), limits, errordef)
-        best = np.array(m.values)
+        m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
+        best = self._polished(coef, np.array(m.values), limits)
         rng = np.random.default_rng(seed)
         minima, at_best = [], []
         # a debiased replica carries the fit's noise and its own (scaled by the lack of fit):
@@ -232,17 +326,22 @@ class BinwiseModel:
             at_best.append(self._chi2_of(replica, best))
             r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
                            list(best), limits, errordef, hesse=False)
-            minima.append(np.array(r.values))
+            minima.append(self._polished(replica, np.array(r.values), limits, subtract))
         extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
             if n_replicas > 1 else None
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
-        hessian = self._free_hessian(coef, best, errordef) if self.debiased \
-            else self._debiased(m, best)
-        if hessian is None and m.covariance is not None:
-            hessian = np.array(m.covariance)
+        hessian = self._exact_covariance(coef, best, errordef)
+        if hessian is not None and not self.debiased:
+            corrected = self._debiased(hessian, best, errordef)
+            hessian = hessian if corrected is None else corrected
+        if hessian is None:  # not positive definite at the minimum: HESSE's, with the limits
+            m.values = list(best)
+            m.hesse()
+            hessian = None if m.covariance is None else np.array(m.covariance)
         hessian = self._with_reference_mc(best, hessian)
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
-                                       covariance_extra=extra, covariance_hessian=hessian)
+                                       covariance_extra=extra, covariance_hessian=hessian,
+                                       minimum=(best, fcn(*best)))
 
     def _with_reference_mc(self, best: np.ndarray,
                            cov: np.ndarray | None) -> np.ndarray | None:
@@ -266,45 +365,95 @@ class BinwiseModel:
         out = cov + cov @ (u.T @ u - eg.T @ eg) @ cov
         return out if np.all(np.linalg.eigvalsh(out) > 0) else cov
 
-    def _free_hessian(self, coef: dict[str, np.ndarray], best: np.ndarray,
-                      errordef: float) -> np.ndarray | None:
-        """HESSE's covariance of the chi2 at ``best`` without limits or the leverage wall
-        (``None`` when it is not positive definite)."""
-        from iminuit import Minuit
-
-        m = Minuit(lambda *v: self._chi2_of(coef, v, wall=False), *best, name=self.names)
-        m.errordef = errordef
-        for n, lo, hi in zip(self.names, *self.box):
-            m.errors[n] = 0.01 * max(hi - lo, 1e-12)
-        m.hesse()
-        if m.covariance is None:
-            return None
-        cov = np.array(m.covariance)
-        return cov if np.all(np.linalg.eigvalsh(cov) > 0) else None
-
-    def _debiased(self, m: Any, best: np.ndarray) -> np.ndarray | None:
-        """HESSE's covariance with the fitted gradients' noise taken out of the curvature.
+    def _debiased(self, cov: np.ndarray | None, best: np.ndarray,
+                  errordef: float) -> np.ndarray | None:
+        """The covariance ``cov`` with the fitted gradients' noise taken out of the curvature.
 
         The chi2's Fisher matrix ``sum_b w_b J_b J_b^T / D_b`` built from noisy gradients
         ``J_b`` is too large on average by ``sum_b w_b Cov(J_b) / D_b`` (the gradients' noise
         adds to their squares): this subtracts that, so that a flat direction does not look
-        curved. ``None`` (keep HESSE's) when the correction would leave no positive
-        definite matrix.
+        curved. ``None`` (keep the uncorrected one) when the correction would leave no
+        positive definite matrix.
         """
-        if m.covariance is None:
+        if cov is None:
             return None
-        cov = np.array(m.covariance)
         used = self._used
         grad = feature_gradient(self._u(best)[0]) / self._scale[:, None]  # (k, p)
         noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
                               for n, fit in self._fits.items()})  # (B, k, k)
-        bias = np.einsum("b,bkl->kl", used.weights / self._den, noise) / m.errordef
+        bias = np.einsum("b,bkl->kl", used.weights / self._den, noise) / errordef
+        inverse = _inverse_in_units(cov, 1.0 / self._scale)
+        if inverse is None:
+            return None
+        fisher = inverse - bias
+        if not np.all(np.linalg.eigvalsh(fisher * np.outer(self._scale, self._scale)) > 0):
+            return None
+        return _inverse_in_units(fisher, self._scale)
+
+
+def _newton_step(grad: np.ndarray, hess: np.ndarray, at_lo: np.ndarray,
+                 at_hi: np.ndarray) -> np.ndarray | None:
+    """The Newton step with the parameters on a limit held there while the chi2 falls
+    towards it or the step would push them beyond it (None without a usable Hessian)."""
+    held = (at_lo & (grad > 0)) | (at_hi & (grad < 0))
+    step = np.zeros_like(grad)
+    for _ in range(grad.size):
+        free = ~held
+        step[:] = 0.0
+        if not np.any(free):
+            return step
+        sub = _damped_solve(hess[np.ix_(free, free)], grad[free])
+        if sub is None:
+            return None
+        step[free] = -sub
+        outward = free & ((at_lo & (step < 0)) | (at_hi & (step > 0)))
+        if not np.any(outward):
+            break
+        held |= outward
+    return step
+
+
+def _damped_solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
+    """``H^-1 g``, with ``H`` damped towards its diagonal's mean (Levenberg-Marquardt, in
+    fixed steps) where it is not positive definite; None when nothing helps."""
+    size = float(np.mean(np.abs(np.diag(hess)))) if hess.size else 0.0
+    for damping in (0.0, 1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4):
         try:
-            fisher = np.linalg.inv(cov) - bias
-            if np.all(np.linalg.eigvalsh(fisher) > 0):
-                return np.asarray(np.linalg.inv(fisher))
-        except np.linalg.LinAlgError:
-            pass
+            factor = scipy.linalg.cho_factor(hess + damping * size * np.eye(len(grad)))
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        return np.asarray(scipy.linalg.cho_solve(factor, grad))
+    return None
+
+
+def _step_inside(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 accept: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+    """``x + t step`` for the largest ``t`` (1, or where the step meets a limit, then halved)
+    that ``accept`` takes; a step that stops on a limit puts that parameter on it exactly.
+    None when no step is accepted."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(step > 0, (hi - x) / step, np.where(step < 0, (lo - x) / step, np.inf))
+    t = min(1.0, float(np.min(room)))
+    for halving in range(30):
+        new = np.clip(x + t * step, lo, hi)
+        if halving == 0 and t < 1.0:  # on the limit it meets
+            hit = int(np.argmin(room))
+            new[hit] = hi[hit] if step[hit] > 0 else lo[hit]
+        if accept(new):
+            return new
+        t *= 0.5
+    return None
+
+
+def _inverse_in_units(matrix: np.ndarray, units: np.ndarray) -> np.ndarray | None:
+    """The inverse of ``matrix``, inverted as ``matrix * outer(units, units)`` (the
+    parameters in ``units``: a Hessian times the fitted box's scale, a covariance over it),
+    where its condition number is that of the problem, not of the parameters' units (their
+    ranges differ a thousandfold); None when singular."""
+    outer = np.outer(units, units)
+    try:
+        return np.asarray(np.linalg.inv(matrix * outer)) * outer
+    except np.linalg.LinAlgError:
         return None
 
 

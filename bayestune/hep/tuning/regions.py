@@ -41,10 +41,20 @@ def region_axes(cov: np.ndarray, width: float, span: np.ndarray,
     cov = np.asarray(cov, dtype=float)
     if not np.all(np.isfinite(cov)):
         return fallback
-    vals, vecs = np.linalg.eigh(cov)
+    # in units of the ranges: alpha_s's error is a thousandth of aLund's, and eigenvectors of
+    # a matrix that ill-conditioned carry round-off that moves the design on another CPU
+    vals, vecs = np.linalg.eigh(cov / np.outer(span, span))
     if np.any(vals <= 0):
         return fallback
-    return capped(vecs * (width * np.sqrt(vals)), span, max_extent, at_least=0.01)
+    return capped(span[:, None] * signed(vecs) * (width * np.sqrt(vals)), span, max_extent,
+                  at_least=0.01)
+
+
+def signed(vecs: np.ndarray) -> np.ndarray:
+    """Eigenvectors (columns) with their largest component positive: LAPACK's signs differ
+    between BLAS builds, and a design drawn along a flipped axis is another design."""
+    rows = np.argmax(np.abs(vecs), axis=0)
+    return vecs * np.where(vecs[rows, np.arange(vecs.shape[1])] < 0, -1.0, 1.0)
 
 
 def capped(axes: np.ndarray, span: np.ndarray, max_extent: float,
