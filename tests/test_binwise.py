@@ -258,7 +258,7 @@ def test_binwise_noise_form_predicts_how_the_fits_error_grows():
         assert abs(np.mean(growth[p]) - np.mean(form[p])) < 3 * se, (p, np.mean(growth[p]))
 
 
-def _residual_noise(bins, noise, seed, n=30):
+def _residual_noise(bins, noise, seed, n=30, quoted=False):
     """``_noise_factor`` of ``n`` runs of ``bins`` (quadratic features of two parameters)
     with per-bin noise ``noise(rng)`` of quoted variance 1."""
     from bayestune.hep.binfits import _noise_factor
@@ -268,7 +268,7 @@ def _residual_noise(bins, noise, seed, n=30):
     P = rng.uniform(-1.5, 1.5, (n, 2))
     Z = np.array([bins(a, b) + noise(rng) for a, b in P])
     A = quadratic_features(P)
-    return _noise_factor(Z, A, np.linalg.pinv(A), np.ones_like(Z))
+    return _noise_factor(Z, A, np.linalg.pinv(A), np.ones_like(Z), quoted)
 
 
 def test_binwise_residual_noise_has_the_runs_correlation_and_lack_of_fit():
@@ -290,6 +290,27 @@ def test_binwise_residual_noise_has_the_runs_correlation_and_lack_of_fit():
     assert 0.9 < np.mean(diag) < 1.1
     assert 3.0 < np.mean(along) < 5.0, np.mean(along)
     assert np.min(missed) > 2.0, missed  # quoted: 1
+
+
+def test_binwise_quoted_replica_noise_keeps_the_correlation_and_drops_the_lack_of_fit():
+    """With replica_noise="quoted" every bin's variance is its quoted one, whatever the
+    quadratics miss, and the common mode still shows along its pattern."""
+    pattern = np.sign(np.sin(5 * VALLEY_X))
+
+    def cubic(a, b):
+        return _valley_bins(a, b) + 2.0 * (a + b) ** 3 * np.cos(7 * VALLEY_X)
+
+    along = []
+    for seed in range(20):
+        F = _residual_noise(cubic, _independent_noise, seed, quoted=True)
+        np.testing.assert_allclose(np.sum(F**2, axis=0), 1.0, rtol=1e-12)
+        F = _residual_noise(_valley_bins, _common_noise, seed, quoted=True)
+        along.append(np.sum((F @ pattern) ** 2) / 60)
+    assert 3.0 < np.mean(along) < 5.0, np.mean(along)
+    with pytest.raises(ValueError, match="replica_noise"):
+        space, objective, basis, local = _valley_campaign(1)
+        fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                    replica_noise="lack")
 
 
 def test_binwise_basis_needs_bins():

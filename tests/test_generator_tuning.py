@@ -97,6 +97,10 @@ def test_plan_budget_and_bad_options_name_the_value():
         RefineStage(max_extent=0)
     with pytest.raises(ValueError, match="probe.enabled=1"):
         ProbeStage(enabled=1)
+    with pytest.raises(ValueError, match="refine.replica_noise='mc'"):
+        RefineStage(replica_noise="mc")
+    with pytest.raises(ValueError, match="refine.unsettled_step=0"):
+        RefineStage(unsettled_step=0)
     with pytest.raises(ValueError, match="explore.engine='cma'"):
         ExploreStage(engine="cma")
     with pytest.raises(ValueError, match="explore.acquisition='lcb'"):

@@ -129,7 +129,7 @@ def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
 
 def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
-    rank: int | None, names: list[str],
+    rank: int | None, names: list[str], quoted_noise: bool = False,
 ) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float,
            np.ndarray]:
     """Quadratics of the trials' used bins, each trial projected onto directions taken from
@@ -140,8 +140,9 @@ def _cross_fits(
     replicas redo the whole fit, directions included, on the fitted bins plus new MC noise
     (so the directions' own noise is part of the replicas' spread). The new noise has the
     covariance of the fitted trials' residuals (:func:`_noise_factor`): correlated across
-    bins as one run's bins are, and larger where the quadratics miss. Returns the fits, the
-    replicas' draw, the lack of fit and the noise factor.
+    bins as one run's bins are, and larger where the quadratics miss (with
+    ``quoted_noise``: the residuals' correlation, each bin's quoted MC error). Returns the
+    fits, the replicas' draw, the lack of fit and the noise factor.
     """
     used = objective.used_bins()
     n_use, n_coef = A.shape
@@ -188,7 +189,7 @@ def _cross_fits(
     coef_used = coefficients(projected)
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
-    factor = _noise_factor(Z, A, H, noise)
+    factor = _noise_factor(Z, A, H, noise, quoted_noise)
     sd, sd_basis = np.sqrt(noise), Eb / unit
 
     def correlated(rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
@@ -204,17 +205,21 @@ def _cross_fits(
 
 
 def _noise_factor(Z: np.ndarray, A: np.ndarray, H: np.ndarray,
-                  noise: np.ndarray) -> np.ndarray:
+                  noise: np.ndarray, quoted: bool = False) -> np.ndarray:
     """Rows ``F`` (n, B) with ``F.T @ F`` the covariance of one run's noise across the bins
     ``Z`` (n, B), in units of each bin's quoted MC error: the residuals of every bin's
     quadratic (``A @ H`` its hat matrix), each run's in units of its quoted errors.
 
     One run fills every histogram from the same events, so its bins do not fluctuate
     independently; the residuals carry that correlation, and where a quadratic misses, its
-    lack of fit. On average over the bins the variance is at least the quoted one.
+    lack of fit. On average over the bins the variance is at least the quoted one; with
+    ``quoted`` every bin's variance is the quoted one (the correlation only).
     """
     dof = max(len(Z) - A.shape[1], 1)
     resid = (Z - A @ (H @ Z)) / np.sqrt(np.maximum(noise, 1e-300))
+    if quoted:
+        norm = np.sqrt(np.sum(resid**2, axis=0))
+        return resid / np.where(norm > 0, norm, 1.0)
     factor = resid / math.sqrt(dof)
     ratio = float(np.median(np.sum(factor**2, axis=0)))
     return factor * math.sqrt(max(1.0, 1.0 / ratio)) if ratio > 0 else factor

@@ -463,6 +463,7 @@ def fit_binwise(
     trials: Sequence[Trial] | None = None,
     rank: int | str | None = None,
     basis: Sequence[Trial] | None = None,
+    replica_noise: str = "residuals",
 ) -> BinwiseModel:
     """Fit quadratic per-bin models to the evaluations with the lowest chi2.
 
@@ -503,12 +504,19 @@ def fit_binwise(
         should cover the fitted region (its quadratic must describe the bins there, see
         :func:`refine_binwise`): the leave-one-out directions come mostly from the fitted
         trials themselves, the basis adds statistics.
+    replica_noise : {"residuals", "quoted"}
+        With ``basis``: the new MC noise of the replicas, with the covariance of the fitted
+        runs' residuals (lack of fit included) or with their correlation and each bin's
+        quoted MC error (see :class:`~bayestune.hep.tuning.RefineStage`).
     """
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
         raise BayestuneError("fit_binwise needs at least one Real parameter")
     if rank is not None and rank != "auto" and not (isinstance(rank, int) and rank >= 1):
         raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
+    if replica_noise not in ("residuals", "quoted"):
+        raise ValueError(f"replica_noise must be 'residuals' or 'quoted', got "
+                         f"replica_noise={replica_noise!r}")
     k = len(dims)
     n_coef = n_quadratic_terms(k)
     chosen = _fitted_trials(history, trials, n_points or 2 * n_coef)
@@ -527,7 +535,7 @@ def fit_binwise(
         basis = _carrying_bins(basis, "a basis trial")
         fits, draw, lack_of_fit, noise_factor = _cross_fits(
             A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
-            [d.name for d in dims])
+            [d.name for d in dims], quoted_noise=replica_noise == "quoted")
     elif rank is None:
         fits = _per_bin_fits(A, chosen)
     else:

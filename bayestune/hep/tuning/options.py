@@ -94,6 +94,10 @@ class ExploreStage:
         return min(runs, max(default_n_initial(k), round(self.initial_fraction * runs)))
 
 
+#: how the final fit's replicas draw their MC noise (:class:`RefineStage`)
+REPLICA_NOISE = ("residuals", "quoted")
+
+
 @dataclass(frozen=True)
 class RefineStage:
     """Local rounds around the current estimate, each fitted bin by bin.
@@ -110,12 +114,22 @@ class RefineStage:
         quadratic only over a limited range, and wider regions bias the fits.
     rank : int, "auto" or None
         Reduced-rank fits of the bins (see :func:`~bayestune.hep.fit_binwise`).
+    replica_noise : {"residuals", "quoted"}
+        The MC noise of the final fit's replicas (the MC part of its covariance): drawn
+        with the covariance of the fitted runs' residuals (``"residuals"``: their
+        correlation and their size, lack of fit included) or with their correlation and
+        each bin's quoted MC error (``"quoted"``: the lack of fit left out).
+    unsettled_step : bool
+        Whether an unsettled estimate's covariance carries the walk's last step (the move
+        from the last round's centre to where the next round would have gone).
     """
 
     n_per_round: int | None = None
     width: float = 20.0
     max_extent: float = 0.2
     rank: int | str | None = "auto"
+    replica_noise: str = "residuals"
+    unsettled_step: bool = True
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
@@ -127,6 +141,12 @@ class RefineStage:
                 and self.rank >= 1)):
             raise ValueError(f"refine.rank must be a positive integer, 'auto' or None, got "
                              f"refine.rank={self.rank!r}")
+        if self.replica_noise not in REPLICA_NOISE:
+            raise ValueError(f"refine.replica_noise must be one of {REPLICA_NOISE}, got "
+                             f"refine.replica_noise={self.replica_noise!r}")
+        if not isinstance(self.unsettled_step, bool):
+            raise ValueError(f"refine.unsettled_step must be True or False, got "
+                             f"refine.unsettled_step={self.unsettled_step!r}")
 
     def round_size(self, k: int) -> int:
         return self.n_per_round if self.n_per_round is not None else max(2 * k, 8)

@@ -262,7 +262,8 @@ class LocalStages:
                                  _LEAD_FACTOR * self.n_quad)
         before = [t for t in self.before if "bins" in t.info]
         basis = inside_design(before, local, self.dims)
-        model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis)
+        model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis,
+                            replica_noise=self.refine.replica_noise)
         unc = model.uncertainty(start=design)
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
@@ -290,7 +291,7 @@ class LocalStages:
         why = unsettled(unc, model, x, last_centre)
         details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
                    "chi2": unc.fun, "minimum": x.tolist()}
-        if why is not None and last_centre is walk.last_centre:
+        if why is not None and last_centre is walk.last_centre and self.refine.unsettled_step:
             # the budget ended while the walk still moved: the minimum may lie a step
             # further, so the walk's last step (from the last round's centre to where the
             # next round would go) joins the covariance
@@ -299,8 +300,9 @@ class LocalStages:
             details["last_step"] = step.tolist()
         self.records.append(StageRecord(
             "final-fit", 0, (f"{chosen}: settled" if why is None
-                             else f"{chosen}: not settled, the minimum {why}; its "
-                                  "covariance includes the walk's last step"), details))
+                             else f"{chosen}: not settled, the minimum {why}"
+                             + ("; its covariance includes the walk's last step"
+                                if "last_step" in details else "")), details))
         return model, unc, why
 
 
