@@ -57,6 +57,10 @@ _log = logging.getLogger(__name__)
 #: Newton steps that refine a minimum after MIGRAD (a few converge; more when limits bind)
 _NEWTON_STEPS = 30
 
+#: What the replicas' noise is drawn with: the fitted runs' residuals (their covariance, lack
+#: of fit included) or each bin's quoted MC error with the residuals' correlation
+REPLICA_NOISE = ("residuals", "quoted")
+
 
 class BinwiseModel:
     """Quadratic per-bin models of an objective's histograms and the chi2 built from them.
@@ -195,18 +199,16 @@ class BinwiseModel:
         hess = 2.0 * (J.T * a) @ J + 2.0 * np.einsum("p,pkl->kl", (a * r) @ C, d2feat)
         if self._gram is None:
             return value, grad, hess
-        for form, factor in ((self._noise_form, -noise), (self._gram, None)):
-            q = float(feat @ form @ feat)  # a quadratic form in the features, its derivatives:
-            dq = 2.0 * dfeat @ form @ feat
-            d2q = 2.0 * (dfeat @ form @ dfeat.T + np.einsum("p,pkl->kl", form @ feat, d2feat))
-            if factor is not None:  # the fits' noise, subtracted
-                value, grad, hess = value + factor * q, grad + factor * dq, hess + factor * d2q
-            elif wall and q > self.max_leverage:  # the wall: 1e4 excess^2
-                excess = q / self.max_leverage - 1.0
-                value += 1e4 * excess**2
-                grad = grad + 2e4 * excess * dq / self.max_leverage
-                hess = hess + 2e4 * (np.outer(dq, dq) / self.max_leverage
-                                     + excess * d2q) / self.max_leverage
+        value, grad, hess = _with_form(value, grad, hess, self._noise_form, feat, dfeat,
+                                       d2feat, -noise)
+        q = float(feat @ self._gram @ feat)  # the leverage, and the wall beyond its maximum
+        if wall and q > self.max_leverage:  # 1e4 excess^2, its derivatives through q's
+            excess = q / self.max_leverage - 1.0
+            dq, d2q = _form_derivatives(self._gram, feat, dfeat, d2feat)
+            value += 1e4 * excess**2
+            grad = grad + 2e4 * excess * dq / self.max_leverage
+            hess = hess + 2e4 * (np.outer(dq, dq) / self.max_leverage
+                                 + excess * d2q) / self.max_leverage
         return value, grad, hess
 
     def _polished(self, coef: dict[str, np.ndarray], start: np.ndarray,
@@ -391,6 +393,23 @@ class BinwiseModel:
         return _inverse_in_units(fisher, self._scale)
 
 
+def _form_derivatives(form: np.ndarray, feat: np.ndarray, dfeat: np.ndarray,
+                      d2feat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of the quadratic form ``feat @ form @ feat`` in the features."""
+    dq = 2.0 * dfeat @ form @ feat
+    d2q = 2.0 * (dfeat @ form @ dfeat.T + np.einsum("p,pkl->kl", form @ feat, d2feat))
+    return dq, d2q
+
+
+def _with_form(value: float, grad: np.ndarray, hess: np.ndarray, form: np.ndarray,
+               feat: np.ndarray, dfeat: np.ndarray, d2feat: np.ndarray,
+               factor: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """``value``, ``grad`` and ``hess`` plus ``factor`` times the form's value and derivatives."""
+    dq, d2q = _form_derivatives(form, feat, dfeat, d2feat)
+    return (value + factor * float(feat @ form @ feat), grad + factor * dq,
+            hess + factor * d2q)
+
+
 def _newton_step(grad: np.ndarray, hess: np.ndarray, at_lo: np.ndarray,
                  at_hi: np.ndarray) -> np.ndarray | None:
     """The Newton step with the parameters on a limit held there while the chi2 falls
@@ -514,8 +533,8 @@ def fit_binwise(
         raise BayestuneError("fit_binwise needs at least one Real parameter")
     if rank is not None and rank != "auto" and not (isinstance(rank, int) and rank >= 1):
         raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
-    if replica_noise not in ("residuals", "quoted"):
-        raise ValueError(f"replica_noise must be 'residuals' or 'quoted', got "
+    if replica_noise not in REPLICA_NOISE:
+        raise ValueError(f"replica_noise must be one of {REPLICA_NOISE}, got "
                          f"replica_noise={replica_noise!r}")
     k = len(dims)
     n_coef = n_quadratic_terms(k)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...engines import ENGINE_NAMES
 from ...tuner import default_n_initial
+from ..binwise import REPLICA_NOISE
 from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
@@ -94,10 +95,6 @@ class ExploreStage:
         return min(runs, max(default_n_initial(k), round(self.initial_fraction * runs)))
 
 
-#: how the final fit's replicas draw their MC noise (:class:`RefineStage`)
-REPLICA_NOISE = ("residuals", "quoted")
-
-
 @dataclass(frozen=True)
 class RefineStage:
     """Local rounds around the current estimate, each fitted bin by bin.
@@ -114,22 +111,25 @@ class RefineStage:
         quadratic only over a limited range, and wider regions bias the fits.
     rank : int, "auto" or None
         Reduced-rank fits of the bins (see :func:`~bayestune.hep.fit_binwise`).
-    replica_noise : {"residuals", "quoted"}
+    replica_noise : {"quoted", "residuals"}
         The MC noise of the final fit's replicas (the MC part of its covariance): drawn
-        with the covariance of the fitted runs' residuals (``"residuals"``: their
-        correlation and their size, lack of fit included) or with their correlation and
-        each bin's quoted MC error (``"quoted"``: the lack of fit left out).
+        with the fitted runs' residuals' correlation and each bin's quoted MC error
+        (``"quoted"``, the default: a polynomial's lack of fit is a bias of the fit, not
+        noise of the runs) or with the covariance of the residuals (``"residuals"``: their
+        size too, lack of fit included, which inflates the errors where the bins are not
+        quadratic).
     unsettled_step : bool
-        Whether an unsettled estimate's covariance carries the walk's last step (the move
-        from the last round's centre to where the next round would have gone).
+        Whether an unsettled estimate's covariance also carries the walk's last step (the
+        move from the last round's centre to where the next round would have gone;
+        default false).
     """
 
     n_per_round: int | None = None
     width: float = 20.0
     max_extent: float = 0.2
     rank: int | str | None = "auto"
-    replica_noise: str = "residuals"
-    unsettled_step: bool = True
+    replica_noise: str = "quoted"
+    unsettled_step: bool = False
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:

@@ -291,18 +291,20 @@ class LocalStages:
         why = unsettled(unc, model, x, last_centre)
         details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
                    "chi2": unc.fun, "minimum": x.tolist()}
-        if why is not None and last_centre is walk.last_centre and self.refine.unsettled_step:
+        stepped = False
+        if why is not None and last_centre is walk.last_centre:
             # the budget ended while the walk still moved: the minimum may lie a step
-            # further, so the walk's last step (from the last round's centre to where the
-            # next round would go) joins the covariance
+            # further (from the last round's centre to where the next round would go)
             step = walk.centre - walk.last_centre
-            unc = with_extra_covariance(unc, np.outer(step, step))
             details["last_step"] = step.tolist()
+            if self.refine.unsettled_step:
+                unc = with_extra_covariance(unc, np.outer(step, step))
+                stepped = True
         self.records.append(StageRecord(
             "final-fit", 0, (f"{chosen}: settled" if why is None
                              else f"{chosen}: not settled, the minimum {why}"
                              + ("; its covariance includes the walk's last step"
-                                if "last_step" in details else "")), details))
+                                if stepped else "")), details))
         return model, unc, why
 
 
