@@ -13,7 +13,8 @@ Usage::
     python benchmarks/bench_core.py --seeds 40 --seeds-for levy20=20   # 20 seeds on Levy-20
 
 ``--surrogate '{"lengthscale_prior": true}'`` runs a variant of bayestune (its
-``SurrogateConfig`` options), recorded as the method ``bayestune:<options>``.
+``SurrogateConfig`` options; ``trust_region`` and ``n_initial`` go to the acquisition search
+and the tuner), recorded as the method ``bayestune:<options>``.
 
 ``optuna`` (its ``GPSampler``) and ``botorch`` (a single-task GP with log expected
 improvement, the loop of BoTorch's tutorials) need the ``bench`` extra and torch.
@@ -75,6 +76,8 @@ def run_bayestune(rec: Recorder, n: int, seed: int, surrogate: dict | None = Non
     if "trust_region" in surrogate:  # an option of the acquisition search, not of the GP
         region = bt.TrustRegionConfig(**surrogate.pop("trust_region"))
         options["optimizer"] = bt.AcqOptimizerConfig(trust_region=region)
+    if "n_initial" in surrogate:  # an option of the tuner: its space-filling design's size
+        options["n_initial"] = int(surrogate.pop("n_initial"))
     if surrogate:
         options["surrogate"] = bt.SurrogateConfig(**surrogate)
     bt.minimize(rec, rec.problem.space, n, seed=seed, **options)
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore earlier runs")
     parser.add_argument("--surrogate", default=None,
                         help="a variant of bayestune: SurrogateConfig options as JSON (a key "
-                             "trust_region holds TrustRegionConfig options), "
+                             "trust_region holds TrustRegionConfig options, a key n_initial "
+                             "the size of the tuner's space-filling design), "
                              "recorded as method 'bayestune:<JSON>'")
     args = parser.parse_args(argv)
     surrogate = json.loads(args.surrogate) if args.surrogate else None
