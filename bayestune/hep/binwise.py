@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ..exceptions import BayestuneError
 from ..history import History, Trial
@@ -49,13 +48,18 @@ from .binfits import (
     _unit_box,
 )
 from .chi2 import HistogramObjective
+from .newton import (
+    NEWTON_STEPS,
+    form_derivatives,
+    inverse_in_units,
+    newton_step,
+    step_inside,
+    with_form,
+)
 
 __all__ = ["BinwiseModel", "binwise_round_size", "fit_binwise", "refine_binwise"]
 
 _log = logging.getLogger(__name__)
-
-#: Newton steps that refine a minimum after MIGRAD (a few converge; more when limits bind)
-_NEWTON_STEPS = 30
 
 #: What the replicas' noise is drawn with: the fitted runs' residuals (their covariance, lack
 #: of fit included) or each bin's quoted MC error with the residuals' correlation
@@ -199,12 +203,12 @@ class BinwiseModel:
         hess = 2.0 * (J.T * a) @ J + 2.0 * np.einsum("p,pkl->kl", (a * r) @ C, d2feat)
         if self._gram is None:
             return value, grad, hess
-        value, grad, hess = _with_form(value, grad, hess, self._noise_form, feat, dfeat,
+        value, grad, hess = with_form(value, grad, hess, self._noise_form, feat, dfeat,
                                        d2feat, -noise)
         q = float(feat @ self._gram @ feat)  # the leverage, and the wall beyond its maximum
         if wall and q > self.max_leverage:  # 1e4 excess^2, its derivatives through q's
             excess = q / self.max_leverage - 1.0
-            dq, d2q = _form_derivatives(self._gram, feat, dfeat, d2feat)
+            dq, d2q = form_derivatives(self._gram, feat, dfeat, d2feat)
             value += 1e4 * excess**2
             grad = grad + 2e4 * excess * dq / self.max_leverage
             hess = hess + 2e4 * (np.outer(dq, dq) / self.max_leverage
@@ -226,14 +230,14 @@ class BinwiseModel:
         damped towards its diagonal (Levenberg-Marquardt)."""
         lo, hi = (np.array(b, dtype=float) for b in zip(*limits))
         x = np.clip(np.asarray(start, dtype=float), lo, hi)
-        for _ in range(_NEWTON_STEPS):
+        for _ in range(NEWTON_STEPS):
             value, grad, hess = self._derivatives(coef, x, noise, wall=True)
-            step = _newton_step(grad, hess, x <= lo, x >= hi)
+            step = newton_step(grad, hess, x <= lo, x >= hi)
             if step is None:
                 break
             step *= self._scale
             ceiling = value + 1e-12 * (1.0 + abs(value))
-            new = _step_inside(x, step, lo, hi, lambda v, top=ceiling: self._derivatives(
+            new = step_inside(x, step, lo, hi, lambda v, top=ceiling: self._derivatives(
                 coef, v, noise, wall=True)[0] <= top)
             if new is None:
                 break
@@ -384,96 +388,13 @@ class BinwiseModel:
         noise = used.flatten({n: np.einsum("kp,bpq,lq->bkl", grad, fit.cov, grad)
                               for n, fit in self._fits.items()})  # (B, k, k)
         bias = np.einsum("b,bkl->kl", used.weights / self._den, noise) / errordef
-        inverse = _inverse_in_units(cov, 1.0 / self._scale)
+        inverse = inverse_in_units(cov, 1.0 / self._scale)
         if inverse is None:
             return None
         fisher = inverse - bias
         if not np.all(np.linalg.eigvalsh(fisher * np.outer(self._scale, self._scale)) > 0):
             return None
-        return _inverse_in_units(fisher, self._scale)
-
-
-def _form_derivatives(form: np.ndarray, feat: np.ndarray, dfeat: np.ndarray,
-                      d2feat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of the quadratic form ``feat @ form @ feat`` in the features."""
-    dq = 2.0 * dfeat @ form @ feat
-    d2q = 2.0 * (dfeat @ form @ dfeat.T + np.einsum("p,pkl->kl", form @ feat, d2feat))
-    return dq, d2q
-
-
-def _with_form(value: float, grad: np.ndarray, hess: np.ndarray, form: np.ndarray,
-               feat: np.ndarray, dfeat: np.ndarray, d2feat: np.ndarray,
-               factor: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """``value``, ``grad`` and ``hess`` plus ``factor`` times the form's value and derivatives."""
-    dq, d2q = _form_derivatives(form, feat, dfeat, d2feat)
-    return (value + factor * float(feat @ form @ feat), grad + factor * dq,
-            hess + factor * d2q)
-
-
-def _newton_step(grad: np.ndarray, hess: np.ndarray, at_lo: np.ndarray,
-                 at_hi: np.ndarray) -> np.ndarray | None:
-    """The Newton step with the parameters on a limit held there while the chi2 falls
-    towards it or the step would push them beyond it (None without a usable Hessian)."""
-    held = (at_lo & (grad > 0)) | (at_hi & (grad < 0))
-    step = np.zeros_like(grad)
-    for _ in range(grad.size):
-        free = ~held
-        step[:] = 0.0
-        if not np.any(free):
-            return step
-        sub = _damped_solve(hess[np.ix_(free, free)], grad[free])
-        if sub is None:
-            return None
-        step[free] = -sub
-        outward = free & ((at_lo & (step < 0)) | (at_hi & (step > 0)))
-        if not np.any(outward):
-            break
-        held |= outward
-    return step
-
-
-def _damped_solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
-    """``H^-1 g``, with ``H`` damped towards its diagonal's mean (Levenberg-Marquardt, in
-    fixed steps) where it is not positive definite; None when nothing helps."""
-    size = float(np.mean(np.abs(np.diag(hess)))) if hess.size else 0.0
-    for damping in (0.0, 1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4):
-        try:
-            factor = scipy.linalg.cho_factor(hess + damping * size * np.eye(len(grad)))
-        except (np.linalg.LinAlgError, ValueError):
-            continue
-        return np.asarray(scipy.linalg.cho_solve(factor, grad))
-    return None
-
-
-def _step_inside(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 accept: Callable[[np.ndarray], bool]) -> np.ndarray | None:
-    """``x + t step`` for the largest ``t`` (1, or where the step meets a limit, then halved)
-    that ``accept`` takes; a step that stops on a limit puts that parameter on it exactly.
-    None when no step is accepted."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(step > 0, (hi - x) / step, np.where(step < 0, (lo - x) / step, np.inf))
-    t = min(1.0, float(np.min(room)))
-    for halving in range(30):
-        new = np.clip(x + t * step, lo, hi)
-        if halving == 0 and t < 1.0:  # on the limit it meets
-            hit = int(np.argmin(room))
-            new[hit] = hi[hit] if step[hit] > 0 else lo[hit]
-        if accept(new):
-            return new
-        t *= 0.5
-    return None
-
-
-def _inverse_in_units(matrix: np.ndarray, units: np.ndarray) -> np.ndarray | None:
-    """The inverse of ``matrix``, inverted as ``matrix * outer(units, units)`` (the
-    parameters in ``units``: a Hessian times the fitted box's scale, a covariance over it),
-    where its condition number is that of the problem, not of the parameters' units (their
-    ranges differ a thousandfold); None when singular."""
-    outer = np.outer(units, units)
-    try:
-        return np.asarray(np.linalg.inv(matrix * outer)) * outer
-    except np.linalg.LinAlgError:
-        return None
+        return inverse_in_units(fisher, self._scale)
 
 
 def fit_binwise(
