@@ -307,10 +307,23 @@ def test_binwise_quoted_replica_noise_keeps_the_correlation_and_drops_the_lack_o
         F = _residual_noise(_valley_bins, _common_noise, seed, quoted=True)
         along.append(np.sum((F @ pattern) ** 2) / 60)
     assert 3.0 < np.mean(along) < 5.0, np.mean(along)
+    space, objective, basis, local = _valley_campaign(1)
     with pytest.raises(ValueError, match="replica_noise"):
-        space, objective, basis, local = _valley_campaign(1)
         fit_binwise(History([]), space, objective, trials=local, basis=basis,
                     replica_noise="lack")
+
+
+def test_binwise_replicas_subtract_the_noise_they_carry():
+    """A debiased replica carries the fit's noise and its own new noise; the replicas'
+    chi2 subtracts both: the new noise is of the quoted size with replica_noise="quoted",
+    of the lack of fit's (at least 1) with the residuals' covariance."""
+    space, objective, basis, local = _valley_campaign(1)
+    quoted = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                         replica_noise="quoted")
+    residuals = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                            replica_noise="residuals")
+    assert quoted.replica_variance == 1.0
+    assert residuals.replica_variance == max(residuals.lack_of_fit, 1.0)
 
 
 def test_binwise_basis_needs_bins():

@@ -83,8 +83,10 @@ class BinwiseModel:
     lack_of_fit : float
         For a debiased model, the residuals of the quadratics over what the MC noise leaves
         of them (about 1 when the bins are quadratic over the fitted points; 1 otherwise).
-        The replicas' noise is that of the fitted trials' residuals, so that a region too
-        wide for quadratics widens the errors.
+    replica_variance : float
+        The variance of a debiased model's replica noise in units of the quoted MC errors:
+        1 when the replicas draw the quoted errors (``replica_noise="quoted"``), the lack
+        of fit (at least 1) when they draw the residuals' covariance.
     """
 
     def __init__(self, space: Space, objective: HistogramObjective, dims: list[Real],
@@ -92,7 +94,7 @@ class BinwiseModel:
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
                  draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
                  design: np.ndarray | None = None, lack_of_fit: float = 1.0,
-                 noise_factor: np.ndarray | None = None):
+                 noise_factor: np.ndarray | None = None, replica_variance: float | None = None):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -110,6 +112,8 @@ class BinwiseModel:
         # its own most exposed point
         self.debiased = design is not None
         self.lack_of_fit = lack_of_fit
+        self.replica_variance = (max(lack_of_fit, 1.0) if replica_variance is None
+                                 else replica_variance)
         self._noise_factor = noise_factor
         self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
@@ -324,9 +328,9 @@ class BinwiseModel:
         best = self._polished(coef, np.array(m.values), limits)
         rng = np.random.default_rng(seed)
         minima, at_best = [], []
-        # a debiased replica carries the fit's noise and its own (scaled by the lack of fit):
+        # a debiased replica carries the fit's noise and its own (of ``replica_variance``):
         # both are subtracted, so that the replicas' minima scatter about this minimum
-        subtract = 1.0 + max(self.lack_of_fit, 1.0) if self.debiased else 1.0
+        subtract = 1.0 + self.replica_variance if self.debiased else 1.0
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
@@ -486,7 +490,8 @@ def fit_binwise(
            np.minimum(X.max(axis=0), [d.high for d in dims]))
     return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
                         design=A if basis is not None else None, lack_of_fit=lack_of_fit,
-                        noise_factor=noise_factor)
+                        noise_factor=noise_factor,
+                        replica_variance=1.0 if replica_noise == "quoted" else None)
 
 
 def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
