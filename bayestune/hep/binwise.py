@@ -77,6 +77,9 @@ class BinwiseModel:
         Lower and upper corners of the fitted points (the minimum is searched there).
     debiased : bool
         Whether the fits' own noise is subtracted from the chi2 (a fit with ``basis``).
+    trials, basis : tuple of Trial
+        The evaluations fitted and, for a debiased model, the earlier ones its directions
+        were taken from (what :func:`fit_binwise` was given; refit them to check the model).
     max_leverage : float
         The largest leverage of the fitted points (infinite unless debiased): the chi2 is
         trusted where :meth:`leverage` is below it.
@@ -94,7 +97,7 @@ class BinwiseModel:
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
                  draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
                  design: np.ndarray | None = None, lack_of_fit: float = 1.0,
-                 noise_factor: np.ndarray | None = None, replica_variance: float | None = None):
+                 noise_factor: np.ndarray | None = None, replica_variance: float = 1.0):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -106,14 +109,15 @@ class BinwiseModel:
         self.box = box
         self.n_points = n_points
         self._fixed = fixed
+        self.trials: tuple[Trial, ...] = ()
+        self.basis: tuple[Trial, ...] = ()
         self._draw = draw if draw is not None else self._draw_per_bin
         # with ``design`` (the fitted trials' features) the fits' noise is subtracted from the
         # chi2, and the chi2 is trusted only where the design's leverage is no larger than at
         # its own most exposed point
         self.debiased = design is not None
         self.lack_of_fit = lack_of_fit
-        self.replica_variance = (max(lack_of_fit, 1.0) if replica_variance is None
-                                 else replica_variance)
+        self.replica_variance = replica_variance
         self._noise_factor = noise_factor
         self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
@@ -488,10 +492,13 @@ def fit_binwise(
     fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
            np.minimum(X.max(axis=0), [d.high for d in dims]))
-    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
-                        design=A if basis is not None else None, lack_of_fit=lack_of_fit,
-                        noise_factor=noise_factor,
-                        replica_variance=1.0 if replica_noise == "quoted" else None)
+    model = BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
+                         design=A if basis is not None else None, lack_of_fit=lack_of_fit,
+                         noise_factor=noise_factor,
+                         replica_variance=(1.0 if replica_noise == "quoted"
+                                           else max(lack_of_fit, 1.0)))
+    model.trials, model.basis = tuple(chosen), tuple(basis or ())
+    return model
 
 
 def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
