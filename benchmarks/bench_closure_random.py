@@ -144,27 +144,37 @@ def one_closure(sim: Any, reference: dict, seed: int, args: argparse.Namespace) 
     return row
 
 
+def resume_closure(sim: Any, reference: dict, row: dict[str, Any], store: Path,
+                   events: int = 20_000, budget: int = 80, **method: Any) -> Any:
+    """The recorded closure ``row`` resumed from its ``store``: every stored evaluation is
+    reused (no new runs), so it ends with the recorded estimate -- checked against the
+    recorded runs and pulls (``SystemExit`` when it does not). ``method``: the keywords of
+    :func:`closure_test` the series was run with."""
+    seed = row["seed"]
+    truth = central_truth(seed)
+    res = closure_test(sim.replicate(seed=1_000 + seed), SPACE, truth, seed=seed,
+                       pseudo=pseudo_options(sim, reference, truth, seed, 4 * events),
+                       store=store, n_evals=budget, **method)
+    same = len(res.result.history) == row["runs"] and all(
+        abs(res.pulls[n] - row["pulls"][n]) < 1e-6 for n in NAMES)
+    if not same:
+        raise SystemExit(f"seed {seed}: the resumed closure is not the recorded one "
+                         f"(pulls {res.pulls}, recorded {row['pulls']})")
+    return res
+
+
 def refit(sim: Any, reference: dict, args: argparse.Namespace) -> None:
-    """Add the truth's distance to finished closures recorded without it, from their stores:
-    the resumed tune reuses every stored evaluation (no new runs), so it ends with the
-    recorded estimate -- checked against the recorded pulls."""
+    """Add the truth's distance to finished closures recorded without it, from their stores
+    (:func:`resume_closure`)."""
     rows = read_rows(args.results)
     for row in rows:
         if "distance2" in row:
             continue
-        seed = row["seed"]
-        truth = central_truth(seed)
-        pseudo = pseudo_options(sim, reference, truth, seed, 4 * args.events)
-        res = closure_test(sim.replicate(seed=1_000 + seed), SPACE, truth, seed=seed,
-                           pseudo=pseudo, store=Path(args.store_dir) / f"seed{seed}.sqlite",
-                           n_evals=args.budget, **method_options(args))
-        same = len(res.result.history) == row["runs"] and all(
-            abs(res.pulls[n] - row["pulls"][n]) < 1e-6 for n in NAMES)
-        if not same:
-            raise SystemExit(f"seed {seed}: the refit does not reproduce the recorded closure "
-                             f"(pulls {res.pulls}, recorded {row['pulls']})")
+        res = resume_closure(sim, reference, row,
+                             Path(args.store_dir) / f"seed{row['seed']}.sqlite", args.events,
+                             args.budget, **method_options(args))
         row["distance2"] = res.truth_distance()
-        print(f"seed {seed}: distance2 {row['distance2']:.2f}", flush=True)
+        print(f"seed {row['seed']}: distance2 {row['distance2']:.2f}", flush=True)
     args.results.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 

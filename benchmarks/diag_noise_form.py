@@ -25,13 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import SPACE, pseudo_options  # noqa: E402
-from emulated_box import NAMES, BoxEmulator, central_truth  # noqa: E402
+from bench_closure_random import resume_closure  # noqa: E402
+from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 import bayestune.hep.binfits as binfits  # noqa: E402
 import bayestune.hep.binwise as binwise  # noqa: E402
 import bayestune.hep.tuning.refine as refine  # noqa: E402
-from bayestune.closure import closure_test  # noqa: E402
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
 
@@ -72,16 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             calls.clear()
             binwise._cross_fits = ours
-            truth = central_truth(seed)
-            res = closure_test(sim.replicate(seed=1_000 + seed), SPACE, truth, seed=seed,
-                               pseudo=pseudo_options(sim, reference, truth, seed, 80_000),
-                               store=args.store_dir / f"seed{seed}.sqlite", n_evals=80,
-                               method=method)
-            t = np.array([truth[n] for n in NAMES])
+            res = resume_closure(sim, reference, rows[seed],
+                                 args.store_dir / f"seed{seed}.sqlite", method=method)
+            t = np.array([res.truth[n] for n in NAMES])
             x = np.array([res.estimate[n] for n in NAMES])
             e = np.array([res.errors[n] for n in NAMES])
-            if not np.allclose((x - t) / e, [rows[seed]["pulls"][n] for n in NAMES], atol=1e-6):
-                raise SystemExit(f"seed {seed}: the resumed closure is not the recorded one")
             for a, k in reversed(calls):  # the final fit: a debiased fit with this minimum
                 if k.get("basis") is None:
                     continue
