@@ -122,6 +122,12 @@ class RefineStage:
         Whether an unsettled estimate's covariance also carries the walk's last step (the
         move from the last round's centre to where the next round would have gone;
         default false).
+    final_scale : float
+        The final fit (and the probe's fit) takes the rounds' evaluations inside the last
+        round's region with its axes scaled by this factor (at least 1). The bins are
+        quadratic to within their MC noise over more than one round's region, and a fit
+        over more of the rounds' runs depends less on where the last round happened to be
+        placed (see ``docs/generator-tuning.md``, step 3).
     """
 
     n_per_round: int | None = None
@@ -130,11 +136,13 @@ class RefineStage:
     rank: int | str | None = "auto"
     replica_noise: str = "quoted"
     unsettled_step: bool = False
+    final_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
             _count("refine.n_per_round", self.n_per_round, 1)
         _number("refine.width", self.width, 1e-3)
+        _number("refine.final_scale", self.final_scale, 1.0, 10.0)
         _number("refine.max_extent", self.max_extent, 0.01, 1.0)
         if not (self.rank is None or self.rank == "auto" or (
                 isinstance(self.rank, int) and not isinstance(self.rank, bool)

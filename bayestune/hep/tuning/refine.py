@@ -220,7 +220,7 @@ class LocalStages:
     def _probe(self, walk: _Walk, r: int) -> bool:
         """Probe along the valley of the last round's fit (plain or debiased) when it is
         flat (or from a bound); returns whether the round was spent on it."""
-        model, unc = walk.model, walk.unc  # the last round's fit
+        model, unc = self._pooled(walk)
         line = None if model is None or unc is None else valley_line(
             unc, self.dims, self.lo, self.hi, self.refine.max_extent, self.probe)
         if line is None:
@@ -251,14 +251,15 @@ class LocalStages:
         return True
 
     # ------------------------------------------------------------------ the final fit
-    def _debiased(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
-        """The debiased fit of the rounds' evaluations in the last round's region (None when
-        there are too few for it)."""
+    def _debiased(self, walk: _Walk, scale: float = 1.0
+                  ) -> tuple[BinwiseModel | None, Uncertainty | None]:
+        """The debiased fit of the rounds' evaluations in the last round's region, its axes
+        scaled by ``scale`` (None when there are too few for it)."""
         local = [t for t in self.local if "bins" in t.info]
         if len(local) < self.n_quad + 2:
             return None, None
         design = walk.last_centre if walk.last_design is None else walk.last_design
-        local = trials_in_region(local, self.dims, design, walk.last_axes,
+        local = trials_in_region(local, self.dims, design, scale * walk.last_axes,
                                  _LEAD_FACTOR * self.n_quad)
         before = [t for t in self.before if "bins" in t.info]
         basis = inside_design(before, local, self.dims)
@@ -270,8 +271,17 @@ class LocalStages:
                   [round(unc.x[n], 5) for n in unc.names])
         return model, unc
 
+    def _pooled(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
+        """The last round's fit; when it is debiased, refitted to the rounds' evaluations
+        inside its region scaled by ``refine.final_scale``."""
+        model, unc = walk.model, walk.unc
+        if self.refine.final_scale == 1.0 or model is None or not model.debiased:
+            return model, unc
+        pooled, pooled_unc = self._debiased(walk, self.refine.final_scale)
+        return (model, unc) if pooled is None else (pooled, pooled_unc)
+
     def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
-        model, unc = walk.model, walk.unc  # the last round's fit
+        model, unc = self._pooled(walk)
         if model is None or unc is None or not model.debiased:
             assert model is not None and unc is not None
             self.records.append(StageRecord(
