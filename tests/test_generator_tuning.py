@@ -101,6 +101,9 @@ def test_plan_budget_and_bad_options_name_the_value():
         RefineStage(replica_noise="mc")
     with pytest.raises(ValueError, match="refine.unsettled_step=0"):
         RefineStage(unsettled_step=0)
+    with pytest.raises(ValueError, match=r"refine.final_scale must be a number in \[1.0, 10.0\], "
+                       "got refine.final_scale=0.5"):
+        RefineStage(final_scale=0.5)
     with pytest.raises(ValueError, match="explore.engine='cma'"):
         ExploreStage(engine="cma")
     with pytest.raises(ValueError, match="explore.acquisition='lcb'"):

@@ -99,7 +99,8 @@ class BinwiseModel:
                  box: tuple[np.ndarray, np.ndarray], n_points: int, fixed: dict[str, Any],
                  draw: Callable[[np.random.Generator], dict[str, np.ndarray]] | None = None,
                  design: np.ndarray | None = None, lack_of_fit: float = 1.0,
-                 noise_factor: np.ndarray | None = None, replica_variance: float = 1.0):
+                 noise_factor: np.ndarray | None = None, replica_variance: float = 1.0,
+                 trials: Sequence[Trial] = (), basis: Sequence[Trial] = ()):
         self.space = space
         self.objective = objective
         self._used = objective.used_bins()
@@ -111,8 +112,8 @@ class BinwiseModel:
         self.box = box
         self.n_points = n_points
         self._fixed = fixed
-        self.trials: tuple[Trial, ...] = ()
-        self.basis: tuple[Trial, ...] = ()
+        self.trials: tuple[Trial, ...] = tuple(trials)
+        self.basis: tuple[Trial, ...] = tuple(basis)
         self._draw = draw if draw is not None else self._draw_per_bin
         # with ``design`` (the fitted trials' features) the fits' noise is subtracted from the
         # chi2, and the chi2 is trusted only where the design's leverage is no larger than at
@@ -494,13 +495,12 @@ def fit_binwise(
     fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
            np.minimum(X.max(axis=0), [d.high for d in dims]))
-    model = BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
-                         design=A if basis is not None else None, lack_of_fit=lack_of_fit,
-                         noise_factor=noise_factor,
-                         replica_variance=(1.0 if replica_noise == "quoted"
-                                           else max(lack_of_fit, 1.0)))
-    model.trials, model.basis = tuple(chosen), tuple(basis or ())
-    return model
+    return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
+                        design=A if basis is not None else None, lack_of_fit=lack_of_fit,
+                        noise_factor=noise_factor,
+                        replica_variance=(1.0 if replica_noise == "quoted"
+                                          else max(lack_of_fit, 1.0)),
+                        trials=chosen, basis=basis or ())
 
 
 def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
