@@ -130,6 +130,7 @@ def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
 def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
     rank: int | None, names: list[str], quoted_noise: bool = False,
+    noise_factor: np.ndarray | None = None,
 ) -> tuple[dict[str, _BinFit], Callable[[np.random.Generator], dict[str, np.ndarray]], float,
            np.ndarray]:
     """Quadratics of the trials' used bins, each trial projected onto directions taken from
@@ -141,8 +142,9 @@ def _cross_fits(
     (so the directions' own noise is part of the replicas' spread). The new noise has the
     covariance of the fitted trials' residuals (:func:`_noise_factor`): correlated across
     bins as one run's bins are, and larger where the quadratics miss (with
-    ``quoted_noise``: the residuals' correlation, each bin's quoted MC error). Returns the
-    fits, the replicas' draw, the lack of fit and the noise factor.
+    ``quoted_noise``: the residuals' correlation, each bin's quoted MC error), or the given
+    ``noise_factor`` (another fit's, over a region where the quadratics miss less). Returns
+    the fits, the replicas' draw, the lack of fit and the noise factor.
     """
     used = objective.used_bins()
     n_use, n_coef = A.shape
@@ -189,7 +191,8 @@ def _cross_fits(
     coef_used = coefficients(projected)
     cov_used = np.einsum("ib,pi,qi->bpq", var, H, H) * (unit**2)[:, None, None]
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
-    factor = _noise_factor(Z, A, H, noise, quoted_noise)
+    factor = (_noise_factor(Z, A, H, noise, quoted_noise) if noise_factor is None
+              else noise_factor)
     sd, sd_basis = np.sqrt(noise), Eb / unit
 
     def correlated(rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:

@@ -88,6 +88,10 @@ class BinwiseModel:
         independent bins with the quoted errors would leave of them (1 otherwise). One run's
         bins are correlated, so it exceeds 1 even where the bins are quadratic: 1.3-2.7 in
         the emulated and Pythia closures, where counting the correlation gives 0.9-1.1.
+    noise_factor : array or None
+        A debiased model's model of one run's MC noise across the used bins: rows ``F``
+        with ``F.T @ F`` its covariance in units of the quoted errors (what its replicas
+        draw; None for other fits).
     replica_variance : float
         The variance of a debiased model's replica noise in units of the quoted MC errors:
         1 when the replicas draw the quoted errors (``replica_noise="quoted"``), the lack
@@ -121,7 +125,7 @@ class BinwiseModel:
         self.debiased = design is not None
         self.lack_of_fit = lack_of_fit
         self.replica_variance = replica_variance
-        self._noise_factor = noise_factor
+        self.noise_factor = noise_factor
         self._den = _data_denominators(self._used, objective)
         self._noise_form = self._fit_noise_form()
         self._gram: np.ndarray | None = None
@@ -374,11 +378,11 @@ class BinwiseModel:
         noise, no residuals or the sum would not be positive definite.
         """
         mc = self._used.mc_errors
-        if cov is None or mc is None or self._noise_factor is None or not np.any(mc > 0):
+        if cov is None or mc is None or self.noise_factor is None or not np.any(mc > 0):
             return cov
         jac = self.used_jacobian(best, np.diag(self._scale)) / self._scale  # (B, k)
         eg = (mc * self._used.weights / self._den)[:, None] * jac
-        u = self._noise_factor @ eg
+        u = self.noise_factor @ eg
         out = cov + cov @ (u.T @ u - eg.T @ eg) @ cov
         return out if np.all(np.linalg.eigvalsh(out) > 0) else cov
 
@@ -415,6 +419,7 @@ def fit_binwise(
     rank: int | str | None = None,
     basis: Sequence[Trial] | None = None,
     replica_noise: str = "residuals",
+    noise_factor: np.ndarray | None = None,
 ) -> BinwiseModel:
     """Fit quadratic per-bin models to the evaluations with the lowest chi2.
 
@@ -459,6 +464,12 @@ def fit_binwise(
         With ``basis``: the new MC noise of the replicas, with the covariance of the fitted
         runs' residuals (lack of fit included) or with their correlation and each bin's
         quoted MC error (see :class:`~bayestune.hep.tuning.RefineStage`).
+    noise_factor : array, optional
+        With ``basis``: one run's MC noise across the used bins as rows ``F``
+        (``F.T @ F`` its covariance in units of the quoted errors), for example
+        :attr:`BinwiseModel.noise_factor` of a fit over a smaller region. Default: from
+        the fitted trials' residuals, which over a wide region also carry the quadratics'
+        misfit -- a pattern shared by the bins, along their response to the parameters.
     """
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
@@ -486,7 +497,8 @@ def fit_binwise(
         basis = _carrying_bins(basis, "a basis trial")
         fits, draw, lack_of_fit, noise_factor = _cross_fits(
             A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
-            [d.name for d in dims], quoted_noise=replica_noise == "quoted")
+            [d.name for d in dims], quoted_noise=replica_noise == "quoted",
+            noise_factor=noise_factor)
     elif rank is None:
         fits = _per_bin_fits(A, chosen)
     else:

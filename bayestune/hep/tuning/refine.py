@@ -251,10 +251,12 @@ class LocalStages:
         return True
 
     # ------------------------------------------------------------------ the final fit
-    def _debiased(self, walk: _Walk, scale: float = 1.0
+    def _debiased(self, walk: _Walk, scale: float = 1.0,
+                  noise_factor: np.ndarray | None = None
                   ) -> tuple[BinwiseModel | None, Uncertainty | None]:
         """The debiased fit of the rounds' evaluations in the last round's region, its axes
-        scaled by ``scale`` (None when there are too few for it)."""
+        scaled by ``scale``, with the MC noise model ``noise_factor`` (default: from its own
+        residuals; None when there are too few evaluations for it)."""
         local = [t for t in self.local if "bins" in t.info]
         if len(local) < self.n_quad + 2:
             return None, None
@@ -264,7 +266,7 @@ class LocalStages:
         before = [t for t in self.before if "bins" in t.info]
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis,
-                            replica_noise=self.refine.replica_noise)
+                            replica_noise=self.refine.replica_noise, noise_factor=noise_factor)
         unc = model.uncertainty(start=design)
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
@@ -273,11 +275,14 @@ class LocalStages:
 
     def _pooled(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
         """The last round's fit; when it is debiased, refitted to the rounds' evaluations
-        inside its region scaled by ``refine.final_scale``."""
+        inside its region scaled by ``refine.final_scale``. The MC noise's correlation across
+        the bins is the last round's fit's: estimated from residuals, it would carry the
+        quadratics' misfit over the wider region, a pattern shared by the bins along their
+        response to the parameters, which inflates the replicas."""
         model, unc = walk.model, walk.unc
         if self.refine.final_scale == 1.0 or model is None or not model.debiased:
             return model, unc
-        pooled, pooled_unc = self._debiased(walk, self.refine.final_scale)
+        pooled, pooled_unc = self._debiased(walk, self.refine.final_scale, model.noise_factor)
         return (model, unc) if pooled is None else (pooled, pooled_unc)
 
     def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
