@@ -551,3 +551,21 @@ def test_svd_falls_back_to_the_qr_driver_when_divide_and_conquer_fails(monkeypat
     u, s, vt = svd(M)
     np.testing.assert_allclose(s, expected, rtol=1e-12)
     np.testing.assert_allclose(u * s @ vt, M, atol=1e-12)
+
+
+def test_binwise_replicas_draw_a_given_noise_model():
+    """``noise_factor`` replaces the noise model estimated from the fit's own residuals (a
+    pooled final fit takes the last round's): the model keeps it, replicas drawn without
+    noise do not scatter, and more noise scatters them further."""
+    space, objective, basis, local = _valley_campaign(2)
+    own = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                      replica_noise="quoted")
+    spreads = []
+    for scale in (0.0, 0.1, 0.3):
+        factor = scale * own.noise_factor
+        model = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                            replica_noise="quoted", noise_factor=factor)
+        assert model.noise_factor is factor
+        spreads.append(np.sqrt(np.diag(model.uncertainty(n_replicas=60).covariance_surrogate)))
+    assert np.all(spreads[0] < 1e-9), spreads[0]
+    assert np.all(spreads[2] > 2.0 * spreads[1]), spreads

@@ -491,11 +491,11 @@ def fit_binwise(
     X = np.array([[float(t.params[d.name]) for d in dims] for t in chosen])
     centre, scale = _unit_box(X)
     A = quadratic_features((X - centre) / scale)
-    draw = noise_factor = None
+    draw = factor = None
     lack_of_fit = 1.0
     if basis is not None:
         basis = _carrying_bins(basis, "a basis trial")
-        fits, draw, lack_of_fit, noise_factor = _cross_fits(
+        fits, draw, lack_of_fit, factor = _cross_fits(
             A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
             [d.name for d in dims], quoted_noise=replica_noise == "quoted",
             noise_factor=noise_factor)
@@ -509,7 +509,7 @@ def fit_binwise(
            np.minimum(X.max(axis=0), [d.high for d in dims]))
     return BinwiseModel(space, objective, dims, centre, scale, fits, box, n_use, fixed, draw,
                         design=A if basis is not None else None, lack_of_fit=lack_of_fit,
-                        noise_factor=noise_factor,
+                        noise_factor=factor,
                         replica_variance=(1.0 if replica_noise == "quoted"
                                           else max(lack_of_fit, 1.0)),
                         trials=chosen, basis=basis or ())
