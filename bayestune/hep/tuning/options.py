@@ -124,10 +124,11 @@ class RefineStage:
         default false).
     final_scale : float
         The final fit (and the probe's fit) takes the rounds' evaluations inside the last
-        round's region with its axes scaled by this factor (at least 1). The bins are
-        quadratic to within their MC noise over more than one round's region, and a fit
-        over more of the rounds' runs depends less on where the last round happened to be
-        placed (see ``docs/generator-tuning.md``, step 3).
+        round's region with its axes scaled by this factor (at least 1; default 3, which
+        takes nearly all of them); its MC noise's correlation across the bins is the last
+        round's fit's. The bins are quadratic to within their MC noise over more than one
+        round's region, and a fit over more of the rounds' runs depends less on where the
+        last round happened to be placed (see ``docs/generator-tuning.md``, step 3).
     """
 
     n_per_round: int | None = None
@@ -136,7 +137,7 @@ class RefineStage:
     rank: int | str | None = "auto"
     replica_noise: str = "quoted"
     unsettled_step: bool = False
-    final_scale: float = 1.0
+    final_scale: float = 3.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
