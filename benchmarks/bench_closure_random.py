@@ -163,6 +163,31 @@ def resume_closure(sim: Any, reference: dict, row: dict[str, Any], store: Path,
     return res
 
 
+def resume_final_fit(sim: Any, reference: dict, row: dict[str, Any], store: Path,
+                     **method: Any) -> tuple[Any, Any, tuple, dict] | None:
+    """The recorded closure ``row`` resumed (:func:`resume_closure`) with its final fit:
+    ``(closure result, final model, fit_binwise's args, its keywords)``, the last debiased
+    fit whose minimum is the estimate; None when the final fit is not debiased."""
+    import bayestune.hep.tuning.refine as refine
+
+    calls: list[tuple[tuple, dict]] = []
+    fit = refine.fit_binwise
+    refine.fit_binwise = lambda *a, **k: (calls.append((a, k)), fit(*a, **k))[1]
+    try:
+        res = resume_closure(sim, reference, row, store, **method)
+    finally:
+        refine.fit_binwise = fit
+    x = np.array([res.estimate[n] for n in NAMES])
+    for a, k in reversed(calls):
+        if k.get("basis") is None:
+            continue
+        model = fit(*a, **k)
+        found = model.uncertainty(start=x, n_replicas=0)
+        if np.allclose([found.x[n] for n in NAMES], x, rtol=1e-5):
+            return res, model, a, k
+    return None
+
+
 def refit(sim: Any, reference: dict, args: argparse.Namespace) -> None:
     """Add the truth's distance to finished closures recorded without it, from their stores
     (:func:`resume_closure`)."""

@@ -25,12 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import resume_closure  # noqa: E402
+from bench_closure_random import resume_final_fit  # noqa: E402
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 import bayestune.hep.binfits as binfits  # noqa: E402
 import bayestune.hep.binwise as binwise  # noqa: E402
-import bayestune.hep.tuning.refine as refine  # noqa: E402
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
 
@@ -55,9 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     for line in args.results.read_text().splitlines():
         if line.strip():
             rows[json.loads(line)["seed"]] = json.loads(line)
-    calls = []
-    fit = refine.fit_binwise
-    refine.fit_binwise = lambda *a, **k: (calls.append((a, k)), fit(*a, **k))[1]
     ours, theirs = binwise._cross_fits, other_cross_fits(args.other)
     obs = lep.observables("core")
     reference = lep.load_reference(obs, None)
@@ -69,25 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         sim = BoxEmulator(noise="correlated").simulator(20_000)
     try:
         for seed in args.seeds:
-            calls.clear()
             binwise._cross_fits = ours
-            res = resume_closure(sim, reference, rows[seed],
-                                 args.store_dir / f"seed{seed}.sqlite", method=method)
+            found = resume_final_fit(sim, reference, rows[seed],
+                                     args.store_dir / f"seed{seed}.sqlite", method=method)
+            if found is None:
+                print(f"seed {seed}: the final fit is not debiased; skipped")
+                continue
+            res, model, a, k = found
             t = np.array([res.truth[n] for n in NAMES])
             x = np.array([res.estimate[n] for n in NAMES])
             e = np.array([res.errors[n] for n in NAMES])
-            for a, k in reversed(calls):  # the final fit: a debiased fit with this minimum
-                if k.get("basis") is None:
-                    continue
-                model = fit(*a, **k)
-                found = model.uncertainty(start=x, n_replicas=0)
-                if np.allclose([found.x[n] for n in NAMES], x, rtol=1e-5):
-                    break
-            else:
-                print(f"seed {seed}: the final fit is not debiased; skipped")
-                continue
             binwise._cross_fits = theirs
-            other = fit(*a, **k)
+            other = binwise.fit_binwise(*a, **k)
             unc = other.uncertainty(start=x)
             x2 = np.array([unc.x[n] for n in NAMES])
             e2 = np.array([unc.errors[n] for n in NAMES])
