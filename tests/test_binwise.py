@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import bayestune as bt
-from bayestune.hep import Histogram, HistogramObjective
-from bayestune.hep.binwise import fit_binwise, refine_binwise
+from bayestune.hep import Histogram, HistogramObjective, refine_binwise
+from bayestune.hep.binwise import fit_binwise
 from bayestune.hep.tuning.refine import unsettled as _unsettled
 from bayestune.history import History
 from bayestune.objective import evaluate

@@ -3,7 +3,7 @@
 Importing this package does not import Pythia; :mod:`bayestune.hep.pythia` does, on use.
 """
 
-from .binwise import BinwiseModel, fit_binwise, refine_binwise
+from .binwise import BinwiseModel, fit_binwise
 from .chi2 import Chi2, HistogramObjective, Weights, chi2
 from .command import CommandError, CommandSimulator, read_params, write_params
 from .histogram import Histogram, HistogramError, normalise_path
@@ -38,6 +38,7 @@ from .tuning import (
     StageRecord,
     tune_generator,
 )
+from .tuning.local import refine_binwise
 
 __all__ = [
     "BinwiseModel", "Chi2", "CommandError", "CommandSimulator", "read_params", "write_params",

@@ -9,7 +9,9 @@ The method in stages, one module each:
 - :mod:`.regions` -- the regions of the local rounds and their local fits;
 - :mod:`.refine` -- the local rounds, the valley probe and the final debiased fit;
 - :mod:`.probe` -- the valley line and the chi2 along it;
-- :mod:`.method` -- :func:`tune_generator`, the entry point, and its result.
+- :mod:`.method` -- :func:`tune_generator`, the entry point, and its result;
+- :mod:`.local` -- :func:`~bayestune.hep.refine_binwise`, the local stages alone on an
+  existing campaign.
 """
 
 from .budget import Budget, StageRecord
