@@ -166,8 +166,9 @@ def resume_closure(sim: Any, reference: dict, row: dict[str, Any], store: Path,
 def resume_final_fit(sim: Any, reference: dict, row: dict[str, Any], store: Path,
                      **method: Any) -> tuple[Any, Any, tuple, dict] | None:
     """The recorded closure ``row`` resumed (:func:`resume_closure`) with its final fit:
-    ``(closure result, final model, fit_binwise's args, its keywords)``, the last debiased
-    fit whose minimum is the estimate; None when the final fit is not debiased."""
+    ``(closure result, final model, fit_binwise's args, its keywords)``, the last
+    ``fit_binwise`` call of the resumed tune with the final model's evaluations (to refit
+    them another way); None when the final fit is not debiased."""
     import bayestune.hep.tuning.refine as refine
 
     calls: list[tuple[tuple, dict]] = []
@@ -177,15 +178,27 @@ def resume_final_fit(sim: Any, reference: dict, row: dict[str, Any], store: Path
         res = resume_closure(sim, reference, row, store, **method)
     finally:
         refine.fit_binwise = fit
-    x = np.array([res.estimate[n] for n in NAMES])
+    model = res.tune.model
+    if not model.debiased:
+        return None
     for a, k in reversed(calls):
-        if k.get("basis") is None:
-            continue
-        model = fit(*a, **k)
-        found = model.uncertainty(start=x, n_replicas=0)
-        if np.allclose([found.x[n] for n in NAMES], x, rtol=1e-5):
+        if tuple(k.get("trials") or ()) == model.trials and \
+                tuple(k.get("basis") or ()) == model.basis:
             return res, model, a, k
-    return None
+    raise SystemExit(f"seed {row['seed']}: no fit_binwise call made the final fit")
+
+
+def final_fits(sim: Any, reference: dict, rows: dict[int, dict], seeds: list[int],
+               store_dir: Path, **method: Any) -> Any:
+    """:func:`resume_final_fit` for each of ``seeds`` in turn, as ``(seed, result, model,
+    args, kwargs)``; a closure whose final fit is not debiased is reported and skipped."""
+    for seed in seeds:
+        found = resume_final_fit(sim, reference, rows[seed],
+                                 store_dir / f"seed{seed}.sqlite", **method)
+        if found is None:
+            print(f"seed {seed}: the final fit is not debiased; skipped")
+            continue
+        yield (seed, *found)
 
 
 def refit(sim: Any, reference: dict, args: argparse.Namespace) -> None:

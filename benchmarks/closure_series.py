@@ -5,6 +5,7 @@ A series writes one JSON line per finished closure; a rerun skips the seeds alre
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,21 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def resume_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a diagnostic that resumes a recorded series from its stores:
+    ``--seeds``, ``--results`` (the series' file), ``--store-dir`` and ``--options`` (the
+    method's options it was run with, as JSON)."""
+    parser.add_argument("--seeds", required=True)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--store-dir", type=Path, required=True)
+    parser.add_argument("--options", default="{}")
+
+
+def rows_by_seed(path: Path) -> dict[int, dict[str, Any]]:
+    """The closures recorded in ``path``, by seed."""
+    return {row["seed"]: row for row in read_rows(path)}
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:

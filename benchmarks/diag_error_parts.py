@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_random import pseudo_options, resume_closure  # noqa: E402
-from closure_series import parse_seeds, read_rows  # noqa: E402
+from closure_series import parse_seeds, resume_arguments, rows_by_seed  # noqa: E402
 from diag_exact_minimum import exact_minimum  # noqa: E402
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
@@ -41,13 +41,10 @@ from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", required=True)
-    parser.add_argument("--store-dir", type=Path, required=True)
-    parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--options", default="{}")
+    resume_arguments(parser)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    rows = {r["seed"]: r for r in read_rows(args.results)}
+    rows = rows_by_seed(args.results)
     reference = lep.load_reference(lep.observables("core"), args.data)
     emu = BoxEmulator(data=args.data, noise="correlated")
     sim = emu.simulator(20_000)

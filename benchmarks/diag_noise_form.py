@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import resume_final_fit  # noqa: E402
+from bench_closure_random import final_fits  # noqa: E402
+from closure_series import read_rows  # noqa: E402
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 import bayestune.hep.binfits as binfits  # noqa: E402
@@ -50,10 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--other", type=Path, required=True)
     parser.add_argument("--options", default="{}")
     args = parser.parse_args(argv)
-    rows = {}
-    for line in args.results.read_text().splitlines():
-        if line.strip():
-            rows[json.loads(line)["seed"]] = json.loads(line)
+    rows = {r["seed"]: r for r in read_rows(args.results)}
     ours, theirs = binwise._cross_fits, other_cross_fits(args.other)
     obs = lep.observables("core")
     reference = lep.load_reference(obs, None)
@@ -64,19 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sim = BoxEmulator(noise="correlated").simulator(20_000)
     try:
-        for seed in args.seeds:
-            binwise._cross_fits = ours
-            found = resume_final_fit(sim, reference, rows[seed],
-                                     args.store_dir / f"seed{seed}.sqlite", method=method)
-            if found is None:
-                print(f"seed {seed}: the final fit is not debiased; skipped")
-                continue
-            res, model, a, k = found
+        for seed, res, model, a, k in final_fits(sim, reference, rows, args.seeds,
+                                                  args.store_dir, method=method):
             t = np.array([res.truth[n] for n in NAMES])
             x = np.array([res.estimate[n] for n in NAMES])
             e = np.array([res.errors[n] for n in NAMES])
             binwise._cross_fits = theirs
-            other = binwise.fit_binwise(*a, **k)
+            try:
+                other = binwise.fit_binwise(*a, **k)
+            finally:
+                binwise._cross_fits = ours  # the next closure resumes with its own
             unc = other.uncertainty(start=x)
             x2 = np.array([unc.x[n] for n in NAMES])
             e2 = np.array([unc.errors[n] for n in NAMES])

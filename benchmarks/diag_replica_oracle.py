@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import resume_final_fit  # noqa: E402
-from closure_series import parse_seeds, read_rows  # noqa: E402
+from bench_closure_random import final_fits  # noqa: E402
+from closure_series import parse_seeds, resume_arguments, rows_by_seed  # noqa: E402
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, fit_binwise, lep  # noqa: E402
@@ -43,25 +43,16 @@ def true_noise_factor(emulator: BoxEmulator, used) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", required=True)
-    parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--store-dir", type=Path, required=True)
-    parser.add_argument("--options", default="{}")
+    resume_arguments(parser)
     args = parser.parse_args(argv)
-    rows = {row["seed"]: row for row in read_rows(args.results)}
-    reference = lep.load_reference(lep.observables("core"), None)
-    method = GeneratorTuning.from_dict(json.loads(args.options))
     emulator = BoxEmulator(noise="correlated")
     ratios = []
-    for seed in parse_seeds(args.seeds):
-        found = resume_final_fit(emulator.simulator(20_000), reference, rows[seed],
-                                 args.store_dir / f"seed{seed}.sqlite", method=method)
-        if found is None:
-            print(f"seed {seed}: the final fit is not debiased; skipped")
-            continue
-        res, model, a, k = found
+    for seed, res, model, a, k in final_fits(
+            emulator.simulator(20_000), lep.load_reference(lep.observables("core"), None),
+            rows_by_seed(args.results), parse_seeds(args.seeds), args.store_dir,
+            method=GeneratorTuning.from_dict(json.loads(args.options))):
         x = np.array([res.estimate[n] for n in NAMES])
-        own = model.uncertainty(start=x)
+        own = res.uncertainty  # the final fit's, from the method's noise model
         factor = true_noise_factor(emulator, model.objective.used_bins())
         true = fit_binwise(*a, **dict(k, noise_factor=factor)).uncertainty(start=x)
         ratio = (np.sqrt(np.diag(true.covariance_surrogate))

@@ -27,7 +27,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_random import resume_closure  # noqa: E402
-from closure_series import joint_limit, parse_seeds, pull_moments, read_rows  # noqa: E402
+from closure_series import (  # noqa: E402
+    joint_limit,
+    parse_seeds,
+    pull_moments,
+    resume_arguments,
+    rows_by_seed,
+)
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
@@ -35,13 +41,10 @@ from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", required=True)
-    parser.add_argument("--store-dir", type=Path, required=True)
-    parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--options", default="{}")
+    resume_arguments(parser)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    rows = {r["seed"]: r for r in read_rows(args.results)}
+    rows = rows_by_seed(args.results)
     reference = lep.load_reference(lep.observables("core"), args.data)
     sim = BoxEmulator(data=args.data, noise="correlated").simulator(20_000)
     method = GeneratorTuning.from_dict(json.loads(args.options))
