@@ -13,6 +13,15 @@ replicas are right, for this design), per parameter.
 The design is held fixed: what the walk would have done with other noise is not part of it
 (``bench_closure_rerun.py`` reruns whole closures).
 
+With ``--centres``, it also asks *where* a mismatch comes from. The replicas are drawn about
+the final fit, whose quadratics carry the MC noise of its runs (and which the walk chose on
+that noise); the refits scatter about the quadratics of the noise-free generator. So the
+final fit's evaluations are refitted twice more -- once to runs simulated again (a centre
+with noise of the same size that no walk selected) and once to the emulator's noise-free
+values -- each with the final fit's noise model, and the replicas of those fits are compared
+with the same refits. It also prints the pulls of the series with the refits' spread in
+place of the replicas' (the width the error model would give if its replicas were right).
+
     PYTHONPATH=<checkout the series was run with> BAYESTUNE_LEP_DATA=../shared/data/lep \\
         python benchmarks/diag_replica_check.py --seeds 362-366 --store-dir STORES \\
         --results benchmarks/results/closure_random_emulated_dev_probe_sd1_361-380.jsonl \\
@@ -32,7 +41,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_random import resume_closure  # noqa: E402
-from closure_series import parse_seeds, resume_arguments, rows_by_seed  # noqa: E402
+from closure_series import (  # noqa: E402
+    parse_seeds,
+    pull_moments,
+    resume_arguments,
+    rows_by_seed,
+)
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
@@ -51,17 +65,43 @@ def simulated_again(trials: tuple[Trial, ...], sim, key: int) -> list[Trial]:
     return out
 
 
+def refit_of(model, trials, basis, replica_noise: str, **keywords):
+    """The final fit ``model`` redone on other ``trials`` and ``basis`` (same points)."""
+    return fit_binwise(History([]), model.space, model.objective, trials=trials, basis=basis,
+                       replica_noise=replica_noise, **keywords)
+
+
+def replicas_elsewhere(model, x: np.ndarray, sims: dict, key: int, replica_noise: str,
+                       n_replicas: int) -> dict[str, np.ndarray]:
+    """The replicas' standard deviations of the final fit ``model`` refitted (with its noise
+    model) to its runs simulated by each of ``sims``, by name."""
+    out = {}
+    for name, sim in sims.items():
+        fit = refit_of(model, simulated_again(model.trials, sim, key),
+                       simulated_again(model.basis, sim, key + 50), replica_noise,
+                       noise_factor=model.noise_factor)
+        unc = fit.uncertainty(start=x, n_replicas=n_replicas)
+        out[name] = np.sqrt(np.diag(np.asarray(unc.covariance_surrogate)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     resume_arguments(parser)
     parser.add_argument("--resims", type=int, default=20)
+    parser.add_argument("--centres", action="store_true",
+                        help="also the replicas of fits to re-simulated and noise-free runs")
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
     rows = rows_by_seed(args.results)
     reference = lep.load_reference(lep.observables("core"), args.data)
     sim = BoxEmulator(data=args.data, noise="correlated").simulator(20_000)
+    centres = {"re-simulated": sim,
+               "noise-free": BoxEmulator(data=args.data, noise="none").simulator(20_000)}
     method = GeneratorTuning.from_dict(json.loads(args.options))
-    ratios = []
+    noise = method.refine.replica_noise
+    ratios: dict[str, list[np.ndarray]] = {"own": [], **{name: [] for name in centres}}
+    pulls: dict[str, list[np.ndarray]] = {"the replicas' (recorded)": [], "the refits'": []}
     for seed in parse_seeds(args.seeds):
         res = resume_closure(sim, reference, rows[seed], args.store_dir / f"seed{seed}.sqlite",
                              method=method)
@@ -74,20 +114,35 @@ def main(argv: list[str] | None = None) -> None:
         minima = []
         for k in range(args.resims):
             key = 7_000 + 100 * k + seed
-            refit = fit_binwise(History([]), model.space, model.objective,
-                                trials=simulated_again(model.trials, sim, key),
-                                basis=simulated_again(model.basis, sim, key + 50),
-                                replica_noise=method.refine.replica_noise)
+            refit = refit_of(model, simulated_again(model.trials, sim, key),
+                             simulated_again(model.basis, sim, key + 50), noise)
             unc = refit.uncertainty(start=x, n_replicas=0)
             minima.append([unc.x[n] for n in NAMES])
         actual = np.std(minima, axis=0, ddof=1)
-        ratios.append(replicas / actual)
+        ratios["own"].append(replicas / actual)
+        line = f"replicas' sd / refits' sd {np.round(ratios['own'][-1], 2)}"
+        if args.centres:
+            for name, sd in replicas_elsewhere(model, x, centres, 90_000 + seed, noise,
+                                               n_replicas=40).items():
+                ratios[name].append(sd / actual)
+                line += f"; about a {name} fit {np.round(ratios[name][-1], 2)}"
+            truth = np.array([rows[seed]["truth"][n] for n in NAMES])
+            hessian = np.asarray(res.uncertainty.covariance_hessian)
+            pulls["the replicas' (recorded)"].append(np.array([res.pulls[n] for n in NAMES]))
+            cov = hessian + np.cov(np.array(minima).T)
+            pulls["the refits'"].append((x - truth) / np.sqrt(np.diag(cov)))
         print(f"seed {seed}: {len(model.trials)} fitted + {len(model.basis)} basis runs; "
-              f"replicas' sd / refits' sd {np.round(ratios[-1], 2)}", flush=True)
-    r = np.array(ratios)
-    print(f"\n{len(r)} closures, {args.resims} re-simulations each; replicas' sd / refits' sd "
-          f"per parameter ({', '.join(NAMES)}):\n  median {np.round(np.median(r, axis=0), 2)}"
-          f"\n  geometric mean {np.round(np.exp(np.log(r).mean(axis=0)), 2)}")
+              + line, flush=True)
+    print(f"\n{len(ratios['own'])} closures, {args.resims} re-simulations each; replicas' sd / "
+          f"refits' sd per parameter ({', '.join(NAMES)}), median and geometric mean:")
+    for name, r in ratios.items():
+        if r:
+            r = np.array(r)
+            print(f"  replicas about the {name + ' fit':21s} {np.round(np.median(r, axis=0), 2)}"
+                  f"  {np.round(np.exp(np.log(r).mean(axis=0)), 2)}")
+    for name, p in pulls.items():
+        if p:
+            print(f"pulls, MC part {name} spread: {pull_moments(np.array(p))}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ from bayestune.seeding import point_rng  # noqa: E402
 DESIGN = Path(__file__).resolve().parent / "results" / "box4_design.npz"
 NOISE = Path(__file__).resolve().parent / "results" / "mc_noise_replicas.npz"
 NAMES = SPACE.names
+#: the emulated generator's MC noise: independent bins, bins moving together as in one Pythia
+#: run, or none (the quartics' values with their errors, for diagnostics)
+NOISE_KINDS = ("independent", "correlated", "none")
 LOW = np.array([d.low for d in SPACE])
 HIGH = np.array([d.high for d in SPACE])
 
@@ -50,8 +53,8 @@ class BoxEmulator:
 
     def __init__(self, design: Path = DESIGN, data: str | None = None,
                  noise: str = "independent") -> None:
-        if noise not in ("independent", "correlated"):
-            raise ValueError(f"noise must be 'independent' or 'correlated', got noise={noise!r}")
+        if noise not in NOISE_KINDS:
+            raise ValueError(f"noise must be one of {NOISE_KINDS}, got noise={noise!r}")
         with np.load(design, allow_pickle=False) as d:
             X, Y, E = d["points"], d["values"], d["errors"]
             self.ids = [str(i) for i in d["observables"]]
@@ -68,13 +71,17 @@ class BoxEmulator:
         # correlated noise: combinations of Pythia's standardised replica deviations
         # (bench_mc_noise.py), so that the bins move together as in one Pythia run
         self.deviations = None
+        self.noiseless = noise == "none"
         if noise == "correlated":
             with np.load(NOISE, allow_pickle=False) as d:
                 dev = d["deviations"]
             self.deviations = dev.reshape(-1, dev.shape[-1])
 
     def standard_noise(self, rng: np.random.Generator) -> np.ndarray:
-        """Noise of unit variance per bin: independent, or correlated as Pythia's."""
+        """Noise of unit variance per bin: independent, or correlated as Pythia's (zero
+        without noise)."""
+        if self.noiseless:
+            return np.zeros(self.value_coef.shape[0])
         if self.deviations is None:
             return rng.normal(size=self.value_coef.shape[0])
         z = rng.normal(size=len(self.deviations))
