@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_random import final_fits  # noqa: E402
-from closure_series import read_rows  # noqa: E402
+from closure_series import rows_by_seed  # noqa: E402
 from emulated_box import NAMES, BoxEmulator  # noqa: E402
 
 import bayestune.hep.binfits as binfits  # noqa: E402
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--other", type=Path, required=True)
     parser.add_argument("--options", default="{}")
     args = parser.parse_args(argv)
-    rows = {r["seed"]: r for r in read_rows(args.results)}
+    rows = rows_by_seed(args.results)
     ours, theirs = binwise._cross_fits, other_cross_fits(args.other)
     obs = lep.observables("core")
     reference = lep.load_reference(obs, None)

@@ -65,9 +65,12 @@ def simulated_again(trials: tuple[Trial, ...], sim, key: int) -> list[Trial]:
     return out
 
 
-def refit_of(model, trials, basis, replica_noise: str, **keywords):
-    """The final fit ``model`` redone on other ``trials`` and ``basis`` (same points)."""
-    return fit_binwise(History([]), model.space, model.objective, trials=trials, basis=basis,
+def refit_of(model, sim, key: int, replica_noise: str, **keywords):
+    """The final fit ``model`` redone on its evaluations (and its basis) simulated again by
+    ``sim`` with generator key ``key`` (``key + 50`` for the basis)."""
+    return fit_binwise(History([]), model.space, model.objective,
+                       trials=simulated_again(model.trials, sim, key),
+                       basis=simulated_again(model.basis, sim, key + 50),
                        replica_noise=replica_noise, **keywords)
 
 
@@ -77,9 +80,7 @@ def replicas_elsewhere(model, x: np.ndarray, sims: dict, key: int, replica_noise
     model) to its runs simulated by each of ``sims``, by name."""
     out = {}
     for name, sim in sims.items():
-        fit = refit_of(model, simulated_again(model.trials, sim, key),
-                       simulated_again(model.basis, sim, key + 50), replica_noise,
-                       noise_factor=model.noise_factor)
+        fit = refit_of(model, sim, key, replica_noise, noise_factor=model.noise_factor)
         unc = fit.uncertainty(start=x, n_replicas=n_replicas)
         out[name] = np.sqrt(np.diag(np.asarray(unc.covariance_surrogate)))
     return out
@@ -114,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         minima = []
         for k in range(args.resims):
             key = 7_000 + 100 * k + seed
-            refit = refit_of(model, simulated_again(model.trials, sim, key),
-                             simulated_again(model.basis, sim, key + 50), noise)
+            refit = refit_of(model, sim, key, noise)
             unc = refit.uncertainty(start=x, n_replicas=0)
             minima.append([unc.x[n] for n in NAMES])
         actual = np.std(minima, axis=0, ddof=1)
