@@ -104,3 +104,58 @@ def test_gpyopt_domain_uses_log_coordinates():
 def test_skopt_dimensions_keep_log_priors():
     dims = SkoptEngine(MIXED)._dimensions()
     assert dims[1].prior == "log-uniform" and dims[2].low == 1 and dims[2].high == 5
+
+
+def test_gp_engine_asks_the_stationary_kernel_when_the_trend_stalls(monkeypatch):
+    """Below ``stall_log_ei`` the proposal comes from the stationary kernel alone, fitted
+    once per proposal (a batch included); with ``None``, or without a trend, it is never
+    fitted. A bad value is refused by name."""
+    from bayestune import SurrogateConfig
+    from bayestune.engines import GPEngine
+
+    space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
+
+    tuner = Tuner(space, lambda p: (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2, seed=1)
+    tuner.run(8)
+
+    calls = []
+    original = GPEngine._stationary_posteriors
+
+    def spy(self, hist, rng):
+        calls.append(self.surrogate.config.trend)
+        return original(self, hist, rng)
+
+    monkeypatch.setattr(GPEngine, "_stationary_posteriors", spy)
+    hist = tuner.history
+    for options, expected in (({"stall_log_ei": 1e6}, 1), ({"stall_log_ei": None}, 0),
+                              ({"stall_log_ei": 1e6, "trend": None}, 0)):
+        calls.clear()
+        engine = GPEngine(space, "ei", SurrogateConfig(**options))
+        points = engine.propose(hist, 3, np.random.default_rng(0))
+        assert len(calls) == expected, options
+        unit = space.to_unit(points)
+        assert len(points) == 3 and np.all((unit >= 0) & (unit <= 1))
+    with pytest.raises(Exception, match="stall_log_ei=inf"):
+        SurrogateConfig(stall_log_ei=math.inf)
+
+
+@pytest.mark.parametrize("seed", [210, 219])
+def test_gp_engine_does_not_stall_on_the_edge_of_branin(seed):
+    """Branin, 30 evaluations, seeds 210 and 219 of the core benchmark: the trended GP's
+    bowl put its minimum beyond the x1 edge and 17 evaluations went to within 2e-4 of the
+    box's width of (10, 3.0) (regret 1.545, 1.9 times the next local minimum's distance);
+    with the stall rule the run ends within 0.05 of the global minimum. The margin is wide:
+    on seeds 200-219 the worst final regret with the rule is 0.004."""
+    from bayestune import minimize
+    from bayestune.testfunctions import PROBLEMS
+
+    problem = PROBLEMS["branin"]()
+    values = []
+
+    def f(params):
+        values.append(problem(params))
+        return values[-1]
+
+    minimize(f, problem.space, 30, seed=seed)
+    assert len(values) == 30
+    assert min(values) - problem.f_min < 0.05, min(values) - problem.f_min
