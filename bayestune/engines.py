@@ -80,11 +80,11 @@ class GPEngine(Engine):
 
     A surrogate with a trend can stall: the fitted bowl rules out the whole box except the
     neighbourhood of an evaluated point, and expected improvement keeps proposing points a
-    hair's breadth from it (on Branin, 17 of 30 evaluations within 2e-4 of the box's width of
-    one point on the edge of the box, with the global minimum 0.04 away). When the best log
-    expected improvement falls below ``SurrogateConfig.stall_log_ei``, the proposal comes
-    from the stationary kernel alone, refitted to the same data, whose prior reverts to the
-    mean away from the data instead of following the bowl.
+    hair's breadth from it (on Branin, 17 of 30 evaluations within 2e-4 of the box's width
+    of one point on its edge, the global minimum 0.04 of its width away). When the best log
+    expected improvement falls below ``SurrogateConfig.stall_log_ei`` (opt-in), the proposal
+    comes from the stationary kernel alone, refitted to the same data, whose prior reverts
+    to the mean away from the data instead of following the bowl.
     """
 
     name = "gp"
