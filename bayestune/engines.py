@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -78,12 +78,11 @@ class GPEngine(Engine):
     mean at those points (hyperparameters unchanged), which removes their neighbourhood's
     expected improvement.
 
-    A surrogate with a trend can stall: the fitted bowl rules out the whole box except the
+    A surrogate with a trend can stall: its fitted bowl rules out the whole box except the
     neighbourhood of an evaluated point, and expected improvement keeps proposing points a
-    hair's breadth from it (on Branin, 17 of 30 evaluations within 2e-4 of the box's width
-    of one point on its edge, the global minimum 0.04 of its width away). When the best log
-    expected improvement falls below ``SurrogateConfig.stall_log_ei`` (opt-in), the proposal
-    comes from the stationary kernel alone, refitted to the same data, whose prior reverts
+    hair's breadth from it. With ``SurrogateConfig.stall_log_ei`` set (opt-in; its
+    documentation has the measurement), a best log expected improvement below it hands the
+    proposal to the stationary kernel alone, refitted to the same data, whose prior reverts
     to the mean away from the data instead of following the bowl.
     """
 
@@ -146,7 +145,8 @@ class GPEngine(Engine):
         return maximize_acquisition(self.acquisition, self.box, rng, self.optimizer,
                                     anchors=anchors, region=region)
 
-    def _believer(self, history: History) -> Any:
+    def _believer(self, history: History
+                  ) -> Callable[..., list[Any]]:
         """A function that conditions posteriors on the points to avoid (and on extra
         points, the earlier picks of a batch) at believed values.
 

@@ -10,6 +10,7 @@ import pytest
 
 from bayestune import CampaignStore, Categorical, Integer, Real, Space, Tuner
 from bayestune.engines import GPyOptEngine, SkoptEngine
+from bayestune.exceptions import BayestuneError
 
 ENGINES = ["gp", "skopt", "gpyopt"]
 
@@ -135,7 +136,7 @@ def test_gp_engine_asks_the_stationary_kernel_when_the_trend_stalls(monkeypatch)
         assert len(calls) == expected, options
         unit = space.to_unit(points)
         assert len(points) == 3 and np.all((unit >= 0) & (unit <= 1))
-    with pytest.raises(Exception, match="stall_log_ei=inf"):
+    with pytest.raises(BayestuneError, match="stall_log_ei=inf"):
         SurrogateConfig(stall_log_ei=math.inf)
 
 
