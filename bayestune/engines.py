@@ -33,6 +33,10 @@ __all__ = ["Engine", "GPEngine", "MultiFidelityGPEngine", "SkoptEngine", "GPyOpt
 
 _log = logging.getLogger(__name__)
 
+# a unit-box coordinate this close to 0 or 1 is on the box's edge (the acquisition
+# maximiser's bounded steps end exactly on an edge the surrogate's bowl points through)
+_EDGE = 1e-6
+
 
 class Engine(ABC):
     """Proposes new points from the completed trials of a history."""
@@ -78,12 +82,13 @@ class GPEngine(Engine):
     mean at those points (hyperparameters unchanged), which removes their neighbourhood's
     expected improvement.
 
-    A surrogate with a trend can stall: its fitted bowl rules out the whole box except the
-    neighbourhood of an evaluated point, and expected improvement keeps proposing points a
-    hair's breadth from it. With ``SurrogateConfig.stall_log_ei`` set (opt-in; its
-    documentation has the measurement), a best log expected improvement below it hands the
-    proposal to the stationary kernel alone, refitted to the same data, whose prior reverts
-    to the mean away from the data instead of following the bowl.
+    A surrogate with a trend can stall: its fitted bowl, with its minimum beyond an edge of
+    the box, rules out everything but the neighbourhood of an evaluated point on that edge,
+    and expected improvement keeps proposing points a hair's breadth from it. With
+    ``SurrogateConfig.stall_log_ei`` set (opt-in; its documentation has the measurement), a
+    best log expected improvement below it at a point on the box's edge hands the proposal
+    to the stationary kernel alone, refitted to the same data, whose prior reverts to the
+    mean away from the data instead of following the bowl.
     """
 
     name = "gp"
@@ -125,7 +130,7 @@ class GPEngine(Engine):
         chosen: list[np.ndarray] = []
         for i in range(n):
             x, value = self._maximise(posteriors, rng, anchors, region)
-            if self._stalled(value):
+            if self._stalled(value, x):
                 if stationary is None:
                     stationary = self._stationary_posteriors(history, rng)
                     stationary = believe(stationary, np.array(chosen).reshape(-1, x.size))
@@ -172,12 +177,18 @@ class GPEngine(Engine):
 
         return believe
 
-    def _stalled(self, value: float) -> bool:
-        """Whether the trended surrogate's expected improvement is negligible everywhere."""
+    def _stalled(self, value: float, x: np.ndarray) -> bool:
+        """Whether the trended surrogate's expected improvement is negligible everywhere
+        and its best point ``x`` (unit box) lies on an edge of a continuous column: the
+        bowl's minimum beyond the box. At a converged interior minimum the trended model
+        keeps refining."""
         config = self.surrogate.config
-        return (config.trend is not None and config.stall_log_ei is not None
-                and isinstance(self.acquisition, ExpectedImprovement)
-                and not value >= config.stall_log_ei)
+        if (config.trend is None or config.stall_log_ei is None
+                or not isinstance(self.acquisition, ExpectedImprovement)
+                or value >= config.stall_log_ei):
+            return False
+        edge = (x <= _EDGE) | (x >= 1.0 - _EDGE)
+        return bool(np.any(edge & ~self.box.discrete))
 
     def _stationary_posteriors(self, history: History, rng: np.random.Generator) -> list[Any]:
         """Posteriors of the stationary kernel alone (the trend dropped), fitted to the same

@@ -108,17 +108,14 @@ def test_skopt_dimensions_keep_log_priors():
 
 
 def test_gp_engine_asks_the_stationary_kernel_when_the_trend_stalls(monkeypatch):
-    """Below ``stall_log_ei`` the proposal comes from the stationary kernel alone, fitted
-    once per proposal (a batch included); with ``None``, or without a trend, it is never
-    fitted. A bad value is refused by name."""
+    """Below ``stall_log_ei``, at a best point on the box's edge, the proposal comes from the
+    stationary kernel alone, fitted once per proposal (a batch included); with ``None``,
+    without a trend, or when the minimum (and so the best point) is inside the box, it is
+    never fitted. A bad value is refused by name."""
     from bayestune import SurrogateConfig
     from bayestune.engines import GPEngine
 
     space = Space([Real("x", 0.0, 1.0), Real("y", 0.0, 1.0)])
-
-    tuner = Tuner(space, lambda p: (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2, seed=1)
-    tuner.run(8)
-
     calls = []
     original = GPEngine._stationary_posteriors
 
@@ -127,15 +124,20 @@ def test_gp_engine_asks_the_stationary_kernel_when_the_trend_stalls(monkeypatch)
         return original(self, hist, rng)
 
     monkeypatch.setattr(GPEngine, "_stationary_posteriors", spy)
-    hist = tuner.history
-    for options, expected in (({"stall_log_ei": 1e6}, 1), ({"stall_log_ei": None}, 0),
-                              ({"stall_log_ei": 1e6, "trend": None}, 0)):
-        calls.clear()
-        engine = GPEngine(space, "ei", SurrogateConfig(**options))
-        points = engine.propose(hist, 3, np.random.default_rng(0))
-        assert len(calls) == expected, options
-        unit = space.to_unit(points)
-        assert len(points) == 3 and np.all((unit >= 0) & (unit <= 1))
+    # a bowl whose minimum is beyond the x = 1 edge, and one inside the box
+    for centre, inside in (((1.4, 0.6), False), ((0.3, 0.6), True)):
+        tuner = Tuner(space, lambda p, c=centre: (p["x"] - c[0]) ** 2 + (p["y"] - c[1]) ** 2,
+                      seed=1)
+        tuner.run(8)
+        for options, expected in (({"stall_log_ei": 1e6}, 0 if inside else 1),
+                                  ({"stall_log_ei": None}, 0),
+                                  ({"stall_log_ei": 1e6, "trend": None}, 0)):
+            calls.clear()
+            engine = GPEngine(space, "ei", SurrogateConfig(**options))
+            points = engine.propose(tuner.history, 3, np.random.default_rng(0))
+            assert len(calls) == expected, (centre, options)
+            unit = space.to_unit(points)
+            assert len(points) == 3 and np.all((unit >= 0) & (unit <= 1))
     with pytest.raises(BayestuneError, match="stall_log_ei=inf"):
         SurrogateConfig(stall_log_ei=math.inf)
 
