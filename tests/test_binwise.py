@@ -569,3 +569,18 @@ def test_binwise_replicas_draw_a_given_noise_model():
         spreads.append(np.sqrt(np.diag(model.uncertainty(n_replicas=60).covariance_surrogate)))
     assert np.all(spreads[0] < 1e-9), spreads[0]
     assert np.all(spreads[2] > 2.0 * spreads[1]), spreads
+
+
+def test_binwise_extrapolated_mc_part_vanishes_without_noise_and_checks_its_name():
+    """``mc_part="extrapolated"`` (the replicas' gradients at the minimum, extrapolated to a
+    centre without noise) is zero when the replicas draw no noise; an unknown ``mc_part``
+    is refused by name."""
+    space, objective, basis, local = _valley_campaign(2)
+    own = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                      replica_noise="quoted")
+    silent = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                         replica_noise="quoted", noise_factor=0.0 * own.noise_factor)
+    unc = silent.uncertainty(n_replicas=10, mc_part="extrapolated")
+    assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())
+    with pytest.raises(ValueError, match="mc_part='bootstrap'"):
+        own.uncertainty(n_replicas=10, mc_part="bootstrap")

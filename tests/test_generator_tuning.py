@@ -99,6 +99,8 @@ def test_plan_budget_and_bad_options_name_the_value():
         ProbeStage(enabled=1)
     with pytest.raises(ValueError, match="refine.replica_noise='mc'"):
         RefineStage(replica_noise="mc")
+    with pytest.raises(ValueError, match="refine.mc_part='bootstrap'"):
+        RefineStage(mc_part="bootstrap")
     with pytest.raises(ValueError, match="refine.unsettled_step=0"):
         RefineStage(unsettled_step=0)
     with pytest.raises(ValueError, match=r"refine.final_scale must be a number in \[1.0, 10.0\], "
@@ -173,6 +175,17 @@ def test_a_resumed_tune_reuses_its_evaluations_by_identity(tmp_path):
                             refine=RefineStage(n_per_round=8, width=10.0))
     with pytest.raises(bt.StoreError, match="other generator-tuning options"):
         tune_generator(objective, SPACE, 48, method=other, seed=3, store=store)
+    # another MC part of the final covariance plans the same runs: the store resumes, the
+    # estimate is the same minimum and only the covariance's MC part differs
+    reported = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                               refine=RefineStage(n_per_round=8, mc_part="extrapolated"))
+    third = tune_generator(objective, SPACE, 48, method=reported, seed=3, store=store)
+    assert sim.calls == 0
+    assert third.estimate == pytest.approx(res.estimate, rel=1e-4, abs=1e-6)
+    assert np.allclose(third.uncertainty.covariance_hessian, res.uncertainty.covariance_hessian,
+                       rtol=1e-3)
+    parts = [np.diag(r.uncertainty.covariance_surrogate) for r in (res, third)]
+    assert not np.allclose(*parts, rtol=0.05), parts
     with pytest.raises(bt.StoreError, match="other generator-tuning options"):
         tune_generator(objective, SPACE, 56, method=FAST, seed=3, store=store)
 

@@ -11,13 +11,14 @@ histogram) and, for the latter two, a function drawing replicas of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..history import Trial
+from ..exceptions import BayestuneError
+from ..history import History, Trial
 from ..quadratic import quadratic_features
 from .chi2 import HistogramObjective
 
@@ -193,18 +194,54 @@ def _cross_fits(
     fits = _per_histogram_fits(trials, used, coef_used, cov_used)
     factor = (_noise_factor(Z, A, H, noise, quoted_noise) if noise_factor is None
               else noise_factor)
-    sd, sd_basis = np.sqrt(noise), Eb / unit
 
-    def correlated(rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
-        return scale * (rng.normal(size=(len(scale), len(factor))) @ factor)
-
-    def draw(rng: np.random.Generator) -> dict[str, np.ndarray]:
-        # new noise in the basis too: the directions' scatter from its noise
-        again, _ = project(fitted + correlated(rng, sd), Zb + correlated(rng, sd_basis))
+    def refit(fitted: np.ndarray, basis: np.ndarray) -> tuple[dict[str, np.ndarray],
+                                                              np.ndarray]:
+        again, _ = project(fitted, basis)
         moved = coefficients(again)
-        return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
+        return ({name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()},
+                A @ (H @ again))
 
+    draw = CrossReplicas(refit, fitted, Zb, np.sqrt(noise), Eb / unit, factor)
     return fits, draw, lack_of_fit, factor
+
+
+class CrossReplicas:
+    """Replicas of cross fits: the whole fit, directions included, redone on fitted values
+    plus new MC noise (correlated across the bins with ``factor``), and new noise in the
+    basis too (the directions' scatter from its noise).
+
+    Called with a generator it draws one replica of the fit (its coefficients, by
+    histogram). :meth:`draw_about` draws about another centre -- a replica's fitted values
+    and basis (:meth:`centre` is the fit's own) -- for replicas of replicas.
+    """
+
+    def __init__(self, refit: Callable[[np.ndarray, np.ndarray],
+                                       tuple[dict[str, np.ndarray], np.ndarray]],
+                 fitted: np.ndarray, basis: np.ndarray, sd: np.ndarray,
+                 sd_basis: np.ndarray, factor: np.ndarray) -> None:
+        self._refit = refit
+        self._fitted, self._basis = fitted, basis
+        self._sd, self._sd_basis, self._factor = sd, sd_basis, factor
+
+    def _noise(self, rng: np.random.Generator, scale: np.ndarray) -> np.ndarray:
+        return scale * (rng.normal(size=(len(scale), len(self._factor))) @ self._factor)
+
+    def centre(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fit's own fitted values and basis (in the fit's units)."""
+        return self._fitted, self._basis
+
+    def draw_about(self, rng: np.random.Generator, centre: tuple[np.ndarray, np.ndarray]
+                   ) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """A replica about ``centre``: its coefficients and its own centre."""
+        fitted, basis = centre
+        moved = fitted + self._noise(rng, self._sd)
+        basis = basis + self._noise(rng, self._sd_basis)
+        coef, refitted = self._refit(moved, basis)
+        return coef, (refitted, basis)
+
+    def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return self.draw_about(rng, self.centre())[0]
 
 
 def _noise_factor(Z: np.ndarray, A: np.ndarray, H: np.ndarray,
@@ -295,3 +332,27 @@ def _component_fits(
         return {name: _on_used(used, moved, name, fit.coef) for name, fit in fits.items()}
 
     return fits, draw
+
+
+def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
+    trials = list(trials)
+    if any("bins" not in t.info for t in trials):
+        raise BayestuneError(f"{what} carries no bins: build the objective with keep_bins=True")
+    return trials
+
+
+def _fitted_trials(history: History, trials: Sequence[Trial] | None,
+                   n_points: int) -> list[Trial]:
+    """``trials`` (each with its bins), or the ``n_points`` completed trials of ``history``
+    with the lowest chi2 among those with bins."""
+    if trials is not None:
+        return _carrying_bins(trials, "a fitted trial")
+    with_bins = [t for t in history.completed if "bins" in t.info]
+    if not with_bins:
+        raise BayestuneError("no trial carries its bins: build the objective with keep_bins=True")
+    return sorted(with_bins, key=lambda t: float(t.value))[:n_points]  # type: ignore[arg-type]
+
+def _positive_part(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric matrix with the negative eigenvalues of ``matrix`` set to zero."""
+    vals, vecs = np.linalg.eigh(0.5 * (matrix + matrix.T))
+    return (vecs * np.maximum(vals, 0.0)) @ vecs.T

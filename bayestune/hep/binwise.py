@@ -40,10 +40,13 @@ from ..space import Real, Space
 from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .binfits import (
     _BinFit,
+    _carrying_bins,
     _cross_fits,
     _data_denominators,
     _design_leverage,
+    _fitted_trials,
     _per_bin_fits,
+    _positive_part,
     _reduced_rank_fits,
     _unit_box,
 )
@@ -64,6 +67,10 @@ _log = logging.getLogger(__name__)
 #: What the replicas' noise is drawn with: the fitted runs' residuals (their covariance, lack
 #: of fit included) or each bin's quoted MC error with the residuals' correlation
 REPLICA_NOISE = ("residuals", "quoted")
+#: the MC part of a debiased fit's covariance: the replicas' minima; their gradients
+#: extrapolated to a centre without noise; the replicas' minima less the excess that
+#: extrapolation finds (:meth:`BinwiseModel.uncertainty`)
+MC_PARTS = ("replicas", "extrapolated", "corrected")
 
 
 class BinwiseModel:
@@ -309,7 +316,8 @@ class BinwiseModel:
 
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
-                    n_replicas: int = 40, seed: int | None = 0) -> Uncertainty:
+                    n_replicas: int = 40, seed: int | None = 0,
+                    mc_part: str = "replicas") -> Uncertainty:
         """Minimise the chi2 of the fitted bins inside the fitted box.
 
         MIGRAD finds the minimum and Newton steps with the chi2's exact derivatives (a
@@ -326,7 +334,18 @@ class BinwiseModel:
         model is debiased. When the reference is a simulation (closure pseudo-data), the
         Hessian's part also counts that its MC noise is correlated across bins
         (:meth:`_with_reference_mc`; debiased models, chi2 errordef 1).
+
+        ``mc_part`` (debiased models with ``n_replicas > 1``) chooses the MC part:
+        ``"replicas"``, the replicas' minima as above; since they are drawn about the fit,
+        whose bins carry their own noise, their scatter also holds what that noise adds.
+        ``"extrapolated"``: the covariance of the replicas' chi2 gradients at the minimum,
+        extrapolated to a centre without noise and propagated linearly with the exact
+        Hessian (:meth:`_gradient_covariances`); ``"corrected"``: the replicas' minima
+        less the excess the extrapolation finds. Both fall back to the replicas where the
+        Hessian is not positive definite.
         """
+        if mc_part not in MC_PARTS:
+            raise ValueError(f"mc_part must be one of {MC_PARTS}, got mc_part={mc_part!r}")
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
         coef = {n: fit.coef for n, fit in self._fits.items()}
@@ -350,6 +369,14 @@ class BinwiseModel:
             minima.append(self._polished(replica, np.array(r.values), limits, subtract))
         extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
             if n_replicas > 1 else None
+        if mc_part != "replicas" and n_replicas > 1 and self.debiased:
+            parts = self._gradient_covariances(coef, best, rng, 4 * n_replicas)
+            if parts is not None:
+                g1, g2, inverse = parts
+                if mc_part == "extrapolated":
+                    extra = inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
+                else:
+                    extra = _positive_part(extra - inverse @ (g2 - g1) @ inverse.T)
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
         hessian = self._exact_covariance(coef, best, errordef)
         if hessian is not None and not self.debiased:
@@ -363,6 +390,35 @@ class BinwiseModel:
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
                                        covariance_extra=extra, covariance_hessian=hessian,
                                        minimum=(best, fcn(*best)))
+
+    def _gradient_covariances(self, coef: dict[str, np.ndarray], best: np.ndarray,
+                              rng: np.random.Generator, n: int, per_centre: int = 8
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The covariance of the replicas' chi2 gradients at ``best``: ``G1`` of ``n``
+        replicas about the fit, ``G2`` of replicas about replicas (``per_centre`` about each
+        of ``n / 4``), and the inverse exact Hessian in the parameters' units.
+
+        A replica's gradient at the minimum carries products of the noise of the centre it is
+        drawn about and its own; that part of its covariance grows in proportion to the
+        centre's noise variance, so ``2 G1 - G2`` extrapolates to a centre without noise and
+        ``G2 - G1`` is the excess the fit's own noise adds; propagated linearly as
+        ``M G M.T`` with ``M`` the returned matrix. None when the Hessian is not positive
+        definite or the model cannot draw about another centre."""
+        draw_about = getattr(self._draw, "draw_about", None)
+        hess = self._derivatives(coef, best)[2]
+        if draw_about is None or not np.all(np.linalg.eigvalsh(hess) > 0):
+            return None
+        one = 1.0 + self.replica_variance
+        centre = self._draw.centre()  # type: ignore[attr-defined]
+        g1 = [self._derivatives(draw_about(rng, centre)[0], best, one)[1] for _ in range(n)]
+        g2 = []
+        for _ in range(max(n // 4, 2)):
+            _, inner = draw_about(rng, centre)
+            g2.append(np.cov(np.array([
+                self._derivatives(draw_about(rng, inner)[0], best, one + self.replica_variance)[1]
+                for _ in range(per_centre)]).T))
+        inverse = self._scale[:, None] * np.linalg.inv(hess)
+        return np.cov(np.array(g1).T), np.mean(g2, axis=0), inverse
 
     def _with_reference_mc(self, best: np.ndarray,
                            cov: np.ndarray | None) -> np.ndarray | None:
@@ -515,25 +571,6 @@ def fit_binwise(
                         trials=chosen, basis=basis or ())
 
 
-def _carrying_bins(trials: Sequence[Trial], what: str) -> list[Trial]:
-    trials = list(trials)
-    if any("bins" not in t.info for t in trials):
-        raise BayestuneError(f"{what} carries no bins: build the objective with keep_bins=True")
-    return trials
-
-
-def _fitted_trials(history: History, trials: Sequence[Trial] | None,
-                   n_points: int) -> list[Trial]:
-    """``trials`` (each with its bins), or the ``n_points`` completed trials of ``history``
-    with the lowest chi2 among those with bins."""
-    if trials is not None:
-        return _carrying_bins(trials, "a fitted trial")
-    with_bins = [t for t in history.completed if "bins" in t.info]
-    if not with_bins:
-        raise BayestuneError("no trial carries its bins: build the objective with keep_bins=True")
-    return sorted(with_bins, key=lambda t: float(t.value))[:n_points]  # type: ignore[arg-type]
-
-
 def binwise_round_size(k: int) -> int:
     """Default evaluations per round of the local rounds for ``k`` real parameters: ``2 k``,
     at least 8 (each fit uses at least twice a quadratic's coefficients, taking the nearest
@@ -547,3 +584,4 @@ def __getattr__(name: str) -> Any:
         from .tuning.local import refine_binwise
         return refine_binwise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -31,7 +31,7 @@ from ..composite import CompositeChi2Engine
 from ..histogram import Histogram
 from ..tunefiles import TuneFiles, write_tune
 from .budget import Budget, StageRecord
-from .options import GeneratorTuning
+from .options import GeneratorTuning, RefineStage
 from .refine import LocalStages, min_rounds
 from .runner import StageRunner
 
@@ -261,13 +261,26 @@ def _explore_tuner(space: Space, objective: HistogramObjective, method: Generato
 
 
 def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
-    """Refuse to resume a store made by another method, options or budget."""
+    """Refuse to resume a store made by another method, options or budget (the options
+    that only change the final covariance, :data:`RefineStage.REPORT_ONLY`, may differ:
+    they plan no evaluation)."""
     stored = tuner.store.metadata.get("generator_tuning")
-    if len(tuner.history) and stored != identity:
+    if len(tuner.history) and _planning(stored) != _planning(identity):
         raise StoreError(
             "this store was made with other generator-tuning options or budget:\n"
             f"  stored: {stored}\n  given:  {identity}\n"
             "resume it with the same method and n_evals, or start a new store")
+
+
+def _planning(identity: Any) -> Any:
+    """``identity`` without the refine stage's report-only options."""
+    if not isinstance(identity, dict) or not isinstance(identity.get("method"), dict):
+        return identity
+    method = dict(identity["method"])
+    if isinstance(method.get("refine"), dict):
+        method["refine"] = {k: v for k, v in method["refine"].items()
+                            if k not in RefineStage.REPORT_ONLY}
+    return {**identity, "method": method}
 
 
 def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ...engines import ENGINE_NAMES
 from ...tuner import default_n_initial
-from ..binwise import REPLICA_NOISE
+from ..binwise import MC_PARTS, REPLICA_NOISE
 from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
@@ -118,6 +118,15 @@ class RefineStage:
         noise of the runs) or with the covariance of the residuals (``"residuals"``: their
         size too, lack of fit included, which inflates the errors where the bins are not
         quadratic).
+    mc_part : {"replicas", "extrapolated", "corrected"}
+        The MC part of the final fit's covariance (the estimate's error from the fitted
+        runs' MC noise; the rounds' fits, which place the next round, always use
+        ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``,
+        the default; drawn about the fit, they also carry what the fit's own noise adds to
+        their scatter); the replicas' chi2 gradients at the minimum,
+        extrapolated to a centre without noise and propagated with the exact Hessian
+        (``"extrapolated"``); or the replicas' minima less the excess that extrapolation
+        finds (``"corrected"``). See :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
     unsettled_step : bool
         Whether an unsettled estimate's covariance also carries the walk's last step (the
         move from the last round's centre to where the next round would have gone;
@@ -131,11 +140,16 @@ class RefineStage:
         last round happened to be placed (see ``docs/generator-tuning.md``, step 3).
     """
 
+    #: options that only change the final fit's covariance, not which runs are made: a
+    #: store may be resumed with other values of them
+    REPORT_ONLY: ClassVar[tuple[str, ...]] = ("mc_part", "unsettled_step")
+
     n_per_round: int | None = None
     width: float = 20.0
     max_extent: float = 0.2
     rank: int | str | None = "auto"
     replica_noise: str = "quoted"
+    mc_part: str = "replicas"
     unsettled_step: bool = False
     final_scale: float = 3.0
 
@@ -153,6 +167,9 @@ class RefineStage:
         if self.replica_noise not in REPLICA_NOISE:
             raise ValueError(f"refine.replica_noise must be one of {REPLICA_NOISE}, got "
                              f"refine.replica_noise={self.replica_noise!r}")
+        if self.mc_part not in MC_PARTS:
+            raise ValueError(f"refine.mc_part must be one of {MC_PARTS}, got "
+                             f"refine.mc_part={self.mc_part!r}")
         if not isinstance(self.unsettled_step, bool):
             raise ValueError(f"refine.unsettled_step must be True or False, got "
                              f"refine.unsettled_step={self.unsettled_step!r}")
