@@ -352,6 +352,7 @@ def _fitted_trials(history: History, trials: Sequence[Trial] | None,
         raise BayestuneError("no trial carries its bins: build the objective with keep_bins=True")
     return sorted(with_bins, key=lambda t: float(t.value))[:n_points]  # type: ignore[arg-type]
 
+
 def _positive_part(matrix: np.ndarray) -> np.ndarray:
     """The symmetric matrix with the negative eigenvalues of ``matrix`` set to zero."""
     vals, vecs = np.linalg.eigh(0.5 * (matrix + matrix.T))

@@ -584,4 +584,3 @@ def __getattr__(name: str) -> Any:
         from .tuning.local import refine_binwise
         return refine_binwise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
