@@ -2,15 +2,16 @@
 
 A tune's covariance is the Hessian's part (the pseudo-data's noise) plus an MC part (the
 noise of the method's own runs). The MC part does not change which runs a tune makes, so a
-recorded closure can be resumed from its store (no new runs; the recorded pulls are
-checked) and its final fit's covariance recomputed with each choice of
+recorded closure can be resumed from its store (no new runs; the recorded pulls are checked)
+and its final fit's covariance recomputed with each choice of
 :meth:`~bayestune.hep.BinwiseModel.uncertainty`'s ``mc_part`` -- ``"replicas"``,
-``"extrapolated"``, ``"corrected"`` -- and with the Hessian's part alone. Prints each
-closure's error ratios and, over the series, each choice's pull mean and width and the
-share of truths with every pull within 2 sigma. With the emulated generator it also
-prints ``(estimate - exact minimum) / MC part``: the exact minimum of the noise-free
-emulator's chi2 against the same pseudo-data (``diag_exact_minimum.py``) is what
-unlimited runs would give, so each MC part's width should be about 1.
+``"extrapolated"``, ``"corrected"``, ``"scaled"`` -- and with the Hessian's part alone.
+Prints each closure's error ratios and, over the series, each choice's pull mean and width
+and the share of truths with every pull within 2 sigma and inside the joint 2-sigma region.
+With the emulated generator it also prints ``(estimate - exact minimum) / MC part``: the
+exact minimum of the noise-free emulator's chi2 against the same pseudo-data
+(``diag_exact_minimum.py``) is what unlimited runs would give, so each MC part's width
+should be about 1.
 
     PYTHONPATH=<checkout the series was made with> BAYESTUNE_LEP_DATA=../shared/data/lep \\
         python benchmarks/diag_mc_parts.py --generator emulated --seeds 381-400 \\
@@ -47,6 +48,8 @@ from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 from bayestune.hep.binwise import MC_PARTS  # noqa: E402
 
 CHOICES = (*MC_PARTS, "hessian only")
+#: Delta chi2 of the joint 2-sigma (95.45 %) region of four parameters
+JOINT_2SIGMA = 9.72
 
 
 def closure_parts(sim, reference, row, store, method, emulator=None) -> dict:
@@ -80,6 +83,12 @@ def covariance(row: dict, choice: str) -> np.ndarray:
     return hessian if choice == "hessian only" else hessian + np.array(row[choice])
 
 
+def distance2(row: dict, choice: str) -> float:
+    """The truth's Delta chi2 under the estimate's covariance with MC part ``choice``."""
+    d = np.array(row["estimate"]) - np.array(row["truth"])
+    return float(d @ np.linalg.solve(covariance(row, choice), d))
+
+
 def report(rows: list[dict]) -> None:
     print(f"{len(rows)} closures; per closure the MC part's errors over the replicas' "
           f"({', '.join(NAMES)}):")
@@ -94,9 +103,10 @@ def report(rows: list[dict]) -> None:
         pulls = np.array([(np.array(r["estimate"]) - np.array(r["truth"]))
                           / np.sqrt(np.diag(covariance(r, choice))) for r in rows])
         inside = np.mean(np.all(np.abs(pulls) < 2.0, axis=1))
+        joint = np.mean([distance2(r, choice) <= JOINT_2SIGMA for r in rows])
         print(f"  {choice:13s} {pull_moments(pulls)}; per parameter sd "
               f"{np.round(np.sqrt(np.mean(pulls**2, axis=0)), 2)}; truths with every pull "
-              f"within 2 sigma {inside:.2f}")
+              f"within 2 sigma {inside:.2f}, inside the joint 2-sigma region {joint:.2f}")
     exact = [r for r in rows if "exact_minimum" in r]
     if exact:
         print("\n(estimate - exact minimum) / MC part's error per parameter: root mean "
@@ -117,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON lines, one per closure (a rerun skips the seeds there)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--report", action="store_true", help="only summarise --out")
+    parser.add_argument("--no-exact", action="store_true",
+                        help="emulated: skip the noise-free emulator's exact minimum (slow)")
     args = parser.parse_args(argv)
     if not args.report:
         rows = rows_by_seed(args.results)
@@ -136,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
             if seed in done or seed not in rows:
                 continue
             row = closure_parts(sim, reference, rows[seed],
-                                args.store_dir / f"seed{seed}.sqlite", method, emulator)
+                                args.store_dir / f"seed{seed}.sqlite", method,
+                                None if args.no_exact else emulator)
             append_row(args.out, row)
             print(f"seed {seed} done", flush=True)
         if hasattr(sim, "close"):

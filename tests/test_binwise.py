@@ -584,3 +584,22 @@ def test_binwise_extrapolated_mc_part_vanishes_without_noise_and_checks_its_name
     assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())
     with pytest.raises(ValueError, match="mc_part='bootstrap'"):
         own.uncertainty(n_replicas=10, mc_part="bootstrap")
+
+
+def test_binwise_scaled_mc_part_is_the_replicas_shrunk_by_one_factor():
+    """``mc_part="scaled"`` keeps the replicas' covariance up to one factor in [0, 1] (the
+    share of the gradients' covariance that the extrapolation keeps): the same minimum, the
+    same correlations, errors no larger; without replica noise it vanishes."""
+    space, objective, basis, local = _valley_campaign(2)
+    own = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                      replica_noise="quoted")
+    replicas = own.uncertainty(n_replicas=20, mc_part="replicas")
+    scaled = own.uncertainty(n_replicas=20, mc_part="scaled")
+    assert scaled.x == replicas.x
+    ratio = np.asarray(scaled.covariance_surrogate) / np.asarray(replicas.covariance_surrogate)
+    assert np.ptp(ratio) < 1e-9 * np.abs(ratio).max(), ratio
+    assert 0.0 <= ratio.flat[0] <= 1.0
+    silent = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                         replica_noise="quoted", noise_factor=0.0 * own.noise_factor)
+    unc = silent.uncertainty(n_replicas=10, mc_part="scaled")
+    assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())

@@ -69,8 +69,9 @@ _log = logging.getLogger(__name__)
 REPLICA_NOISE = ("residuals", "quoted")
 #: the MC part of a debiased fit's covariance: the replicas' minima; their gradients
 #: extrapolated to a centre without noise; the replicas' minima less the excess that
-#: extrapolation finds (:meth:`BinwiseModel.uncertainty`)
-MC_PARTS = ("replicas", "extrapolated", "corrected")
+#: extrapolation finds; the replicas' minima scaled by the share of their spread that the
+#: extrapolation keeps (:meth:`BinwiseModel.uncertainty`)
+MC_PARTS = ("replicas", "extrapolated", "corrected", "scaled")
 
 
 class BinwiseModel:
@@ -341,8 +342,14 @@ class BinwiseModel:
         ``"extrapolated"``: the covariance of the replicas' chi2 gradients at the minimum,
         extrapolated to a centre without noise and propagated linearly with the exact
         Hessian (:meth:`_gradient_covariances`); ``"corrected"``: the replicas' minima
-        less the excess the extrapolation finds. Both fall back to the replicas where the
-        Hessian is not positive definite.
+        less the excess the extrapolation finds; ``"scaled"``: the replicas' minima times
+        one factor, the share of the gradients' covariance that the extrapolation keeps,
+        summed over the directions with the Hessian's weights (``tr(H^-1 (2 G1 - G2)) /
+        tr(H^-1 G1)``, within [0, 1]). The extrapolation and the correction are estimated
+        per direction from finitely many replicas, and a direction where the excess is most
+        of the spread can come out near zero; the scaled part keeps the replicas' shape and
+        estimates one number. All three fall back to the replicas where the Hessian is not
+        positive definite.
         """
         if mc_part not in MC_PARTS:
             raise ValueError(f"mc_part must be one of {MC_PARTS}, got mc_part={mc_part!r}")
@@ -375,6 +382,10 @@ class BinwiseModel:
                 g1, g2, inverse = parts
                 if mc_part == "extrapolated":
                     extra = inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
+                elif mc_part == "scaled":
+                    weights = inverse / self._scale[:, None]  # H^-1
+                    kept = np.trace(weights @ (2.0 * g1 - g2)) / np.trace(weights @ g1)
+                    extra = float(np.clip(kept, 0.0, 1.0)) * extra
                 else:
                     extra = _positive_part(extra - inverse @ (g2 - g1) @ inverse.T)
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]

@@ -118,15 +118,17 @@ class RefineStage:
         noise of the runs) or with the covariance of the residuals (``"residuals"``: their
         size too, lack of fit included, which inflates the errors where the bins are not
         quadratic).
-    mc_part : {"replicas", "extrapolated", "corrected"}
+    mc_part : {"replicas", "extrapolated", "corrected", "scaled"}
         The MC part of the final fit's covariance (the estimate's error from the fitted
         runs' MC noise; the rounds' fits, which place the next round, always use
         ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``,
         the default; drawn about the fit, they also carry what the fit's own noise adds to
         their scatter); the replicas' chi2 gradients at the minimum,
         extrapolated to a centre without noise and propagated with the exact Hessian
-        (``"extrapolated"``); or the replicas' minima less the excess that extrapolation
-        finds (``"corrected"``). See :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
+        (``"extrapolated"``); the replicas' minima less the excess that extrapolation
+        finds (``"corrected"``); or the replicas' minima times the share of their spread
+        that the extrapolation keeps, one factor for all directions (``"scaled"``). See
+        :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
     unsettled_step : bool
         Whether an unsettled estimate's covariance also carries the walk's last step (the
         move from the last round's centre to where the next round would have gone;

@@ -297,7 +297,9 @@ class LocalStages:
         if self._first_walk is not None:
             # the probe moved the walk on a noisy line: the two walks' final fits decide
             first_model, first_unc, first_centre = self._first_walk
-            if first_model.debiased and first_unc.fun < unc.fun:
+            if not first_model.debiased:
+                chosen = "the second walk's final fit (the first walk had no debiased fit)"
+            elif first_unc.fun < unc.fun:
                 model, unc, last_centre = first_model, first_unc, first_centre
                 chosen = "the first walk's final fit (lower than the second walk's)"
             else:
