@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_closure_random import pseudo_options, resume_closure  # noqa: E402
 from closure_series import (  # noqa: E402
     append_row,
+    joint_limit,
     parse_seeds,
     pull_moments,
     read_rows,
@@ -48,8 +49,6 @@ from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 from bayestune.hep.binwise import MC_PARTS  # noqa: E402
 
 CHOICES = (*MC_PARTS, "hessian only")
-#: Delta chi2 of the joint 2-sigma (95.45 %) region of four parameters
-JOINT_2SIGMA = 9.72
 
 
 def closure_parts(sim, reference, row, store, method, emulator=None) -> dict:
@@ -103,7 +102,7 @@ def report(rows: list[dict]) -> None:
         pulls = np.array([(np.array(r["estimate"]) - np.array(r["truth"]))
                           / np.sqrt(np.diag(covariance(r, choice))) for r in rows])
         inside = np.mean(np.all(np.abs(pulls) < 2.0, axis=1))
-        joint = np.mean([distance2(r, choice) <= JOINT_2SIGMA for r in rows])
+        joint = np.mean([distance2(r, choice) <= joint_limit(len(NAMES)) for r in rows])
         print(f"  {choice:13s} {pull_moments(pulls)}; per parameter sd "
               f"{np.round(np.sqrt(np.mean(pulls**2, axis=0)), 2)}; truths with every pull "
               f"within 2 sigma {inside:.2f}, inside the joint 2-sigma region {joint:.2f}")

@@ -384,7 +384,8 @@ class BinwiseModel:
                     extra = inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
                 elif mc_part == "scaled":
                     weights = inverse / self._scale[:, None]  # H^-1
-                    kept = np.trace(weights @ (2.0 * g1 - g2)) / np.trace(weights @ g1)
+                    spread = np.trace(weights @ g1)
+                    kept = np.trace(weights @ (2.0 * g1 - g2)) / spread if spread > 0 else 0.0
                     extra = float(np.clip(kept, 0.0, 1.0)) * extra
                 else:
                     extra = _positive_part(extra - inverse @ (g2 - g1) @ inverse.T)
