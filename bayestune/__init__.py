@@ -23,6 +23,7 @@ from .gp import GPSurrogate, SurrogateConfig
 from .history import History, Trial
 from .objective import Evaluation, Status
 from .quadratic import QuadraticSurface, fit_quadratic
+from .refinement import refine
 from .result import Result
 from .scans import PosteriorSamples, Profile
 from .scheduler import ASHA, TrialHandle
@@ -30,7 +31,7 @@ from .space import Categorical, Integer, Real, Space
 from .store import CampaignStore
 from .trust_region import TrustRegionConfig
 from .tuner import Tuner, minimize
-from .uncertainty import Uncertainty, estimate_uncertainty, refine
+from .uncertainty import Uncertainty, estimate_uncertainty
 
 __version__ = "0.1.0"
 

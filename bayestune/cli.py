@@ -443,23 +443,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bayestune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--evals", type=_positive_int, default=None,
-                       help="total evaluation budget (default: [campaign] n_evals)")
-        p.add_argument("--workers", type=_positive_int, default=None,
-                       help="evaluations in flight (default: [execution] n_workers)")
-        p.add_argument("--fail-pending", action="store_true",
-                       help="record the points left in flight by an earlier run as failed "
-                            "instead of evaluating them again")
-        p.add_argument("-q", "--quiet", action="store_true",
-                       help="no progress bar (for batch systems)")
+    _add_run_commands(sub)
+    _add_inspect_commands(sub)
+    return parser
 
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by the commands that evaluate."""
+    p.add_argument("--evals", type=_positive_int, default=None,
+                   help="total evaluation budget (default: [campaign] n_evals)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="evaluations in flight (default: [execution] n_workers)")
+    p.add_argument("--fail-pending", action="store_true",
+                   help="record the points left in flight by an earlier run as failed "
+                        "instead of evaluating them again")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (for batch systems)")
+
+
+def _add_run_commands(sub: Any) -> None:
+    """run, resume, import: the commands that evaluate or record trials."""
     p = sub.add_parser("run", help="run a campaign file (rerun to resume)",
                        description="Run the campaign described by a TOML file. Running it "
                                    "again resumes it from its store.")
     p.add_argument("campaign", help="campaign file (TOML)")
     p.add_argument("--store", default=None, help="store file (default: [campaign] store)")
-    common(p)
+    _common_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="resume a campaign from its store",
@@ -471,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign", default=None,
                    help="the campaign file to resume with (needed when its objective "
                         "imports Python code)")
-    common(p)
+    _common_options(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("import", help="start a campaign from the runs of a Professor scan",
@@ -489,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="store file (default: [campaign] store)")
     p.set_defaults(func=cmd_import)
 
+
+def _add_inspect_commands(sub: Any) -> None:
+    """status, report, closure."""
     p = sub.add_parser("status", help="table of trials, failures and the best so far",
                        description="Show the state of a campaign store.")
     p.add_argument("store", help="campaign store (SQLite)")
@@ -522,7 +534,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluations per closure tune")
     p.add_argument("--out", default=None, help="write the pull plot to this PNG")
     p.set_defaults(func=cmd_closure)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,11 +25,12 @@ import numpy as np
 
 from .exceptions import BayestuneError
 from .history import Trial
+from .refinement import refine
 from .result import Result
 from .space import Real, Space
 from .surrogate_config import SurrogateConfig
 from .tuner import Tuner
-from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty, refine
+from .uncertainty import Uncertainty, estimate_or_gp, estimate_uncertainty
 
 __all__ = ["CompositeTuning", "SurrogateTuning", "TuneOutcome", "as_strategy"]
 

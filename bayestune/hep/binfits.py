@@ -357,3 +357,20 @@ def _positive_part(matrix: np.ndarray) -> np.ndarray:
     """The symmetric matrix with the negative eigenvalues of ``matrix`` set to zero."""
     vals, vecs = np.linalg.eigh(0.5 * (matrix + matrix.T))
     return (vecs * np.maximum(vals, 0.0)) @ vecs.T
+
+
+def bin_fits(A: np.ndarray, chosen: list[Trial], objective: HistogramObjective,
+             names: list[str], rank: int | str | None, basis: list[Trial] | None,
+             replica_noise: str, noise_factor: np.ndarray | None) -> tuple[Any, ...]:
+    """The per-bin fits of :func:`fit_binwise` (per bin, reduced-rank or debiased) with
+    their replica draw, lack of fit and noise factor (None, 1 and None where the kind of
+    fit has none)."""
+    if basis is not None:
+        fits, draw, lack_of_fit, factor = _cross_fits(
+            A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
+            names, quoted_noise=replica_noise == "quoted", noise_factor=noise_factor)
+        return fits, draw, lack_of_fit, factor
+    if rank is None:
+        return _per_bin_fits(A, chosen), None, 1.0, None
+    fits, draw = _reduced_rank_fits(A, chosen, objective, rank)
+    return fits, draw, 1.0, None

@@ -41,14 +41,12 @@ from ..uncertainty import Uncertainty, minuit_fit, uncertainty_from_minuit
 from .binfits import (
     _BinFit,
     _carrying_bins,
-    _cross_fits,
     _data_denominators,
     _design_leverage,
     _fitted_trials,
-    _per_bin_fits,
     _positive_part,
-    _reduced_rank_fits,
     _unit_box,
+    bin_fits,
 )
 from .chi2 import HistogramObjective
 from .newton import (
@@ -364,31 +362,12 @@ class BinwiseModel:
         m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
         best = self._polished(coef, np.array(m.values), limits)
         rng = np.random.default_rng(seed)
-        minima, at_best = [], []
-        # a debiased replica carries the fit's noise and its own (of ``replica_variance``):
-        # both are subtracted, so that the replicas' minima scatter about this minimum
-        subtract = 1.0 + self.replica_variance if self.debiased else 1.0
-        for _ in range(n_replicas):
-            replica = self._draw(rng)
-            at_best.append(self._chi2_of(replica, best))
-            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
-                           list(best), limits, errordef, hesse=False)
-            minima.append(self._polished(replica, np.array(r.values), limits, subtract))
-        extra = np.cov(np.array(minima).T).reshape(len(best), len(best)) \
-            if n_replicas > 1 else None
-        if mc_part != "replicas" and n_replicas > 1 and self.debiased:
-            parts = self._gradient_covariances(coef, best, rng, 4 * n_replicas)
-            if parts is not None:
-                g1, g2, inverse = parts
-                if mc_part == "extrapolated":
-                    extra = inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
-                elif mc_part == "scaled":
-                    weights = inverse / self._scale[:, None]  # H^-1
-                    spread = np.trace(weights @ g1)
-                    kept = np.trace(weights @ (2.0 * g1 - g2)) / spread if spread > 0 else 0.0
-                    extra = float(np.clip(kept, 0.0, 1.0)) * extra
-                else:
-                    extra = _positive_part(extra - inverse @ (g2 - g1) @ inverse.T)
+        minima, at_best = self._replica_minima(best, limits, errordef, rng, n_replicas)
+        extra = None
+        if n_replicas > 1:
+            extra = np.cov(np.array(minima).T).reshape(len(best), len(best))
+            if mc_part != "replicas" and self.debiased:
+                extra = self._mc_part(mc_part, extra, coef, best, rng, 4 * n_replicas)
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
         hessian = self._exact_covariance(coef, best, errordef)
         if hessian is not None and not self.debiased:
@@ -402,6 +381,41 @@ class BinwiseModel:
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
                                        covariance_extra=extra, covariance_hessian=hessian,
                                        minimum=(best, fcn(*best)))
+
+    def _replica_minima(self, best: np.ndarray, limits: list[tuple[float, float]],
+                        errordef: float, rng: np.random.Generator, n_replicas: int
+                        ) -> tuple[list[np.ndarray], list[float]]:
+        """The minima of ``n_replicas`` replicas of the fits, started at ``best``, and each
+        replica's chi2 at ``best``."""
+        minima, at_best = [], []
+        # a debiased replica carries the fit's noise and its own (of ``replica_variance``):
+        # both are subtracted, so that the replicas' minima scatter about this minimum
+        subtract = 1.0 + self.replica_variance if self.debiased else 1.0
+        for _ in range(n_replicas):
+            replica = self._draw(rng)
+            at_best.append(self._chi2_of(replica, best))
+            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
+                           list(best), limits, errordef, hesse=False)
+            minima.append(self._polished(replica, np.array(r.values), limits, subtract))
+        return minima, at_best
+
+    def _mc_part(self, mc_part: str, spread: np.ndarray, coef: dict[str, np.ndarray],
+                 best: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The MC part ``mc_part`` of the covariance (see :meth:`uncertainty`) from the
+        replicas' minima's covariance ``spread`` and ``n`` replicas' chi2 gradients;
+        ``spread`` itself where the Hessian is not positive definite."""
+        parts = self._gradient_covariances(coef, best, rng, n)
+        if parts is None:
+            return spread
+        g1, g2, inverse = parts
+        if mc_part == "extrapolated":
+            return inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
+        if mc_part == "scaled":
+            weights = inverse / self._scale[:, None]  # H^-1
+            total = np.trace(weights @ g1)
+            kept = np.trace(weights @ (2.0 * g1 - g2)) / total if total > 0 else 0.0
+            return float(np.clip(kept, 0.0, 1.0)) * spread
+        return _positive_part(spread - inverse @ (g2 - g1) @ inverse.T)
 
     def _gradient_covariances(self, coef: dict[str, np.ndarray], best: np.ndarray,
                               rng: np.random.Generator, n: int, per_centre: int = 8
@@ -542,11 +556,7 @@ def fit_binwise(
     dims = [d for d in space if isinstance(d, Real)]
     if not dims:
         raise BayestuneError("fit_binwise needs at least one Real parameter")
-    if rank is not None and rank != "auto" and not (isinstance(rank, int) and rank >= 1):
-        raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
-    if replica_noise not in REPLICA_NOISE:
-        raise ValueError(f"replica_noise must be one of {REPLICA_NOISE}, got "
-                         f"replica_noise={replica_noise!r}")
+    _check_fit_options(rank, replica_noise)
     k = len(dims)
     n_coef = n_quadratic_terms(k)
     chosen = _fitted_trials(history, trials, n_points or 2 * n_coef)
@@ -559,18 +569,10 @@ def fit_binwise(
     X = np.array([[float(t.params[d.name]) for d in dims] for t in chosen])
     centre, scale = _unit_box(X)
     A = quadratic_features((X - centre) / scale)
-    draw = factor = None
-    lack_of_fit = 1.0
     if basis is not None:
         basis = _carrying_bins(basis, "a basis trial")
-        fits, draw, lack_of_fit, factor = _cross_fits(
-            A, chosen, basis, objective, None if rank in (None, "auto") else int(rank),
-            [d.name for d in dims], quoted_noise=replica_noise == "quoted",
-            noise_factor=noise_factor)
-    elif rank is None:
-        fits = _per_bin_fits(A, chosen)
-    else:
-        fits, draw = _reduced_rank_fits(A, chosen, objective, rank)
+    fits, draw, lack_of_fit, factor = bin_fits(A, chosen, objective, [d.name for d in dims],
+                                               rank, basis, replica_noise, noise_factor)
     best = min(chosen, key=lambda t: float(t.value)).params  # type: ignore[arg-type]
     fixed = {n: v for n, v in best.items() if n not in {d.name for d in dims}}
     box = (np.maximum(X.min(axis=0), [d.low for d in dims]),
@@ -581,6 +583,14 @@ def fit_binwise(
                         replica_variance=(1.0 if replica_noise == "quoted"
                                           else max(lack_of_fit, 1.0)),
                         trials=chosen, basis=basis or ())
+
+
+def _check_fit_options(rank: int | str | None, replica_noise: str) -> None:
+    if rank is not None and rank != "auto" and not (isinstance(rank, int) and rank >= 1):
+        raise ValueError(f"rank must be None, 'auto' or an integer >= 1, got rank={rank!r}")
+    if replica_noise not in REPLICA_NOISE:
+        raise ValueError(f"replica_noise must be one of {REPLICA_NOISE}, got "
+                         f"replica_noise={replica_noise!r}")
 
 
 def binwise_round_size(k: int) -> int:
