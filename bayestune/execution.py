@@ -471,6 +471,8 @@ class _Dispatcher:
     def _outcome(self, future: cf.Future[Any]) -> Outcome:
         try:
             result = future.result()
+        except KeyboardInterrupt:  # Ctrl-C in the driver (or passed on by a worker): stop,
+            raise  # never a failure of the point
         except BaseException as exc:  # noqa: BLE001 - the worker side failed
             return Outcome.failed(_failure_reason(exc, self.config.timeout))
         if isinstance(result, Outcome):

@@ -192,6 +192,26 @@ def test_thread_pool_executor_accepts_closures():
     assert res.fun >= offset
 
 
+def test_a_keyboard_interrupt_reaching_the_driver_from_a_worker_stops_the_campaign(tmp_path):
+    # Ctrl-C can land while the driver reads a finished evaluation's result, where a
+    # worker's failure is caught; it must stop the campaign there too, not be recorded as a
+    # failed point (the campaign would then go on to its end and exit normally)
+    calls = []
+
+    def interrupted_once(p):
+        calls.append(p)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return bowl(p)
+
+    store = tmp_path / "c.sqlite"
+    with ThreadPoolExecutor(max_workers=2) as pool, pytest.raises(KeyboardInterrupt):
+        Tuner(SPACE, interrupted_once, seed=4, store=store).run(9, n_workers=2, executor=pool)
+    history = Tuner(SPACE, bowl, seed=4, store=store).history
+    assert not history.failed, "an interrupt is not a failure of the point"
+    assert len(history.completed) >= 3 and len(history.completed) < 9
+
+
 def test_unpicklable_objective_is_refused_with_a_clear_error():
     tuner = Tuner(SPACE, lambda p: 1.0, seed=4)
     with pytest.raises(BayestuneError, match="cannot be pickled.*module level"):
