@@ -144,6 +144,17 @@ def test_binwise_with_an_independent_basis_is_not_pulled_towards_the_evaluations
     assert abs(np.mean(pulls)) < 0.4 and 0.7 < np.std(pulls) < 1.4
 
 
+def test_binwise_chi2_at_many_points_is_the_chi2_at_each():
+    space, objective, basis, local = _valley_campaign(3)
+    for model in (fit_binwise(History([]), space, objective, trials=local),
+                  fit_binwise(History([]), space, objective, trials=local, basis=basis)):
+        points = np.random.default_rng(0).uniform(-2, 2, (5, 2))
+        values, sds = model.chi2_many(points)
+        each = np.array([model.chi2(p) for p in points])
+        np.testing.assert_allclose(values, each[:, 0], rtol=1e-10)
+        np.testing.assert_allclose(sds, each[:, 1], rtol=1e-8)
+
+
 def test_binwise_minimum_and_curvature_do_not_depend_on_migrads_path():
     """MIGRAD stops anywhere within its tolerance; the refined minimum is the polynomial
     chi2's own (zero gradient), the same from starts a thousandth of the box apart, and its

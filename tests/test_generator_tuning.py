@@ -316,6 +316,44 @@ def test_a_region_across_a_bound_is_shifted_inside_not_cut():
     np.testing.assert_allclose(wide, [1.0, 1.0])
 
 
+class _Valley:
+    """A chi2 valley along a = b (floor 100, walls rising 400 per unit across), known
+    exactly (sd 0)."""
+
+    @staticmethod
+    def chi2_many(points):
+        p = np.asarray(points)
+        return 100.0 + 400.0 * (p[:, 0] - p[:, 1]) ** 2 + 0.1 * p[:, 0] ** 2, np.zeros(len(p))
+
+
+def test_a_plausible_design_follows_the_valley_and_fills_what_earlier_runs_left():
+    from bayestune.hep.tuning.regions import plausible_design
+
+    lo, hi = np.full(2, -5.0), np.full(2, 5.0)
+    axes, centre = np.diag([2.0, 2.0]), np.zeros(2)
+    # plausible: within 3 sd (one run's chi2 noise 10) of the region's lowest chi2
+    points, n_plausible = plausible_design(_Valley(), centre, axes, 8, np.empty((0, 2)),
+                                           10.0, 3.0, lo, hi, np.random.default_rng(1))
+    assert points.shape == (8, 2) and 0 < n_plausible < 4096 // 4  # most of the box is wall
+    rise = _Valley.chi2_many(points)[0] - 100.0
+    assert np.all(rise <= 30.0 + 1e-9)  # no point on the walls
+    along = points @ np.array([1.0, 1.0]) / np.sqrt(2.0)
+    assert np.ptp(along) > 4.0  # spread along the valley (its length in the region: 5.7)
+    # the same generator state gives the same design
+    again, _ = plausible_design(_Valley(), centre, axes, 8, np.empty((0, 2)), 10.0, 3.0, lo,
+                                hi, np.random.default_rng(1))
+    np.testing.assert_array_equal(points, again)
+    # with earlier runs on one half of the valley, a round goes to the other half first
+    earlier = np.column_stack([np.linspace(0.2, 2.0, 10)] * 2)
+    more, _ = plausible_design(_Valley(), centre, axes, 4, earlier, 10.0, 3.0, lo, hi,
+                               np.random.default_rng(2))
+    assert np.all(more.sum(axis=1) < 0.0)
+    # a narrow region keeps the most plausible candidates
+    few, n_few = plausible_design(_Valley(), centre, axes, 8, np.empty((0, 2)), 1e-3, 0.5,
+                                  lo, hi, np.random.default_rng(3))
+    assert n_few < 32 and few.shape == (8, 2)
+
+
 def test_the_tune_is_written_as_pythia_settings_with_eigentunes(tmp_path):
     from bayestune.hep import read_yoda
     from bayestune.hep.tunefiles import read_cmnd, write_cmnd

@@ -20,6 +20,9 @@ from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
 
+#: where a refine round's points go in its region (:class:`RefineStage`)
+DESIGNS = ("region", "plausible")
+
 
 def _number(name: str, value: Any, low: float, high: float = math.inf) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
@@ -140,6 +143,17 @@ class RefineStage:
         round's fit's. The bins are quadratic to within their MC noise over more than one
         round's region, and a fit over more of the rounds' runs depends less on where the
         last round happened to be placed (see ``docs/generator-tuning.md``, step 3).
+    design : {"region", "plausible"}
+        Where a round's points go in its region: a Latin hypercube of the whole region
+        (``"region"``, the default), or spread over its plausible part (``"plausible"``):
+        where the fit that placed the region predicts a chi2 within ``plausible_sd``
+        standard deviations of its lowest value there (one run's chi2 noise and the fit's
+        own error combined), each point as far as possible from the earlier evaluations
+        (:func:`~bayestune.hep.tuning.regions.plausible_design`). A region long enough to
+        span a valley is mostly wall, and points on the walls, where the chi2 is hundreds
+        above the valley's floor, say little about where the floor is lowest.
+    plausible_sd : float
+        The plausible part's bound, in standard deviations (default 3).
     """
 
     #: options that only change the final fit's covariance, not which runs are made: a
@@ -154,6 +168,8 @@ class RefineStage:
     mc_part: str = "replicas"
     unsettled_step: bool = False
     final_scale: float = 3.0
+    design: str = "region"
+    plausible_sd: float = 3.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
@@ -172,6 +188,10 @@ class RefineStage:
         if self.mc_part not in MC_PARTS:
             raise ValueError(f"refine.mc_part must be one of {MC_PARTS}, got "
                              f"refine.mc_part={self.mc_part!r}")
+        if self.design not in DESIGNS:
+            raise ValueError(f"refine.design must be one of {DESIGNS}, got "
+                             f"refine.design={self.design!r}")
+        _number("refine.plausible_sd", self.plausible_sd, 0.5, 100.0)
         if not isinstance(self.unsettled_step, bool):
             raise ValueError(f"refine.unsettled_step must be True or False, got "
                              f"refine.unsettled_step={self.unsettled_step!r}")

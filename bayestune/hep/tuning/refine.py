@@ -40,7 +40,7 @@ from scipy.stats import chi2 as chi2_dist
 from scipy.stats import qmc
 
 from ...history import History, Trial
-from ...quadratic import n_quadratic_terms
+from ...quadratic import n_quadratic_terms, near_lowest
 from ...space import Space
 from ...uncertainty import Uncertainty
 from ..binwise import BinwiseModel, fit_binwise
@@ -50,11 +50,13 @@ from .options import ProbeStage, RefineStage
 from .probe import line_minimum, valley_line
 from .regions import (
     capped,
+    coordinates,
     damped,
     fit_local,
     inside_box,
     inside_design,
     on_box_edge,
+    plausible_design,
     real_dims,
     region_axes,
     start_region,
@@ -98,6 +100,8 @@ class _Walk:
     last_design: np.ndarray | None = None
     model: BinwiseModel | None = None
     unc: Uncertainty | None = None
+    #: the fit that placed the next region (its plausible part holds the next design)
+    placed_by: BinwiseModel | None = None
     log: list[str] = field(default_factory=list)
 
 
@@ -131,10 +135,10 @@ class LocalStages:
     def run(self, rounds: int) -> tuple[BinwiseModel, Uncertainty, str | None]:
         """Spend ``rounds`` rounds (a probe takes one of them), then the final fit; returns
         its model, its uncertainty and why it has not settled (None when it has)."""
-        centre, axes = start_region(self.before, self.space, self.objective,
-                                    self.refine.rank, self.refine.width,
-                                    self.refine.max_extent)
-        walk = _Walk(centre, axes, centre, axes)
+        centre, axes, start_fit = start_region(self.before, self.space, self.objective,
+                                               self.refine.rank, self.refine.width,
+                                               self.refine.max_extent)
+        walk = _Walk(centre, axes, centre, axes, placed_by=start_fit)
         probed, walked = False, 0
         for r in range(1, rounds + 1):
             if self._may_probe(probed, walk, r, rounds) and self._probe(walk, r):
@@ -158,12 +162,11 @@ class LocalStages:
 
     def _round(self, walk: _Walk, r: int) -> None:
         """One round of ``n_round`` points in the walk's region, then the next region."""
-        rows = qmc.LatinHypercube(d=len(self.dims), seed=np.random.default_rng(
-            [self.seed, r])).random(self.n_round)
         design = inside_box(walk.centre, walk.axes, self.lo, self.hi)
-        self._evaluate(f"refine:{r}", design + (2.0 * rows - 1.0) @ walk.axes.T)
+        self._evaluate(f"refine:{r}", self._design(walk, design, r))
         walk.last_centre, walk.last_axes, walk.last_design = walk.centre, walk.axes, design
         model, unc = self._debiased(walk)
+        placed_by = model
         if model is None or unc is None or model.n_points < _LEAD_FACTOR * self.n_quad:
             # too few round evaluations for the debiased fit to lead: the plain fit of the
             # region, which extrapolates beyond the evaluations, places the next round (a
@@ -173,7 +176,7 @@ class LocalStages:
                                          self.refine.rank, design, walk.axes)
             centre = self._minimum(plain_unc)
             axes = self._next_axes(plain_unc, plain, walk.axes)
-            how = "plain fit"
+            how, placed_by = "plain fit", plain
             if model is None or unc is None:
                 model, unc = plain, plain_unc
         elif self._on_wall(model, unc):
@@ -186,7 +189,23 @@ class LocalStages:
             centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
             how = "debiased fit"
         walk.model, walk.unc, walk.centre, walk.axes = model, unc, centre, axes
+        walk.placed_by = placed_by
         walk.log.append(f"round {r}: next centre {np.round(centre, 5).tolist()} ({how})")
+
+    def _design(self, walk: _Walk, centre: np.ndarray, r: int) -> np.ndarray:
+        """A round's points in the region ``centre + walk.axes @ [-1, 1]^k``
+        (``refine.design``)."""
+        rng = np.random.default_rng([self.seed, r])
+        if self.refine.design == "region" or walk.placed_by is None:
+            rows = qmc.LatinHypercube(d=len(self.dims), seed=rng).random(self.n_round)
+            return centre + (2.0 * rows - 1.0) @ walk.axes.T
+        done = self.before + self.local
+        _, _, noise_sd = near_lowest(done)
+        points, n_plausible = plausible_design(
+            walk.placed_by, centre, walk.axes, self.n_round, coordinates(done, self.dims),
+            noise_sd, self.refine.plausible_sd, self.lo, self.hi, rng)
+        walk.log.append(f"round {r}: {n_plausible} of 4096 candidates plausible")
+        return points
 
     def _minimum(self, unc: Uncertainty) -> np.ndarray:
         return np.array([unc.x[d.name] for d in self.dims])
@@ -240,7 +259,7 @@ class LocalStages:
             if gain > max(self.probe.min_gain_sd * gain_sd, 0.0):
                 assert model is not None and unc is not None
                 self._first_walk = (model, unc, walk.last_centre)
-                walk.centre = target
+                walk.centre, walk.placed_by = target, model
                 outcome = (f"lower by {gain:.1f} +- {gain_sd:.1f} at {step:+.2f} of the "
                            "ranges along the line: the walk moves there")
             else:

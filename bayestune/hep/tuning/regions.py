@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy.stats import qmc
 
 from ...exceptions import BayestuneError
 from ...history import History, Trial
@@ -171,10 +172,12 @@ def fit_local(trials: list[Trial], space: Space, objective: HistogramObjective,
 
 def start_region(trials: list[Trial], space: Space, objective: HistogramObjective,
                   rank: int | str | None, width: float,
-                  max_extent: float) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and half-axes of the first design region: a fit to the evaluations nearest
-    the lowest one (scaled by the reach of those within ten noise sd of it, at least 2 % of
-    the range) gives the directions and sizes; its box when the fit is unusable."""
+                  max_extent: float
+                  ) -> tuple[np.ndarray, np.ndarray, BinwiseModel | None]:
+    """Centre and half-axes of the first design region, and the fit that placed it: a fit
+    to the evaluations nearest the lowest one (scaled by the reach of those within ten noise
+    sd of it, at least 2 % of the range) gives the directions and sizes; its box (and no
+    fit) when the fit is unusable."""
     dims = real_dims(space)
     done, cloud, _ = near_lowest(trials)
     if not done:
@@ -186,12 +189,56 @@ def start_region(trials: list[Trial], space: Space, objective: HistogramObjectiv
     with_bins = [t for t in done if "bins" in t.info]
     at_least = 2 * n_quadratic_terms(len(dims))
     if len(with_bins) < at_least:
-        return centre, box
+        return centre, box, None
     try:
         model = fit_binwise(History([]), space, objective, rank=rank,
                             trials=trials_in_region(with_bins, dims, centre, box, at_least))
         unc = model.uncertainty(start=centre, n_replicas=0)
     except BayestuneError:
-        return centre, box
+        return centre, box, None
     return centre, region_axes(unc.covariance, width, span, fallback=box,
-                                max_extent=max_extent)
+                                max_extent=max_extent), model
+
+
+def plausible_design(model: BinwiseModel, centre: np.ndarray, axes: np.ndarray, n: int,
+                     earlier: np.ndarray, noise_sd: float, n_sd: float, lo: np.ndarray,
+                     hi: np.ndarray, rng: np.random.Generator,
+                     n_candidates: int = 4096) -> tuple[np.ndarray, int]:
+    """``n`` points spread over the plausible part of the region ``centre + axes @
+    [-1, 1]^k``: where ``model``'s chi2 lies within ``n_sd`` standard deviations of its
+    lowest value over the region, the deviation combining one run's chi2 noise
+    (``noise_sd``) with the model's own error there (as history matching's implausibility
+    does: where the model is unsure, a point stays plausible).
+
+    Candidates are a scrambled Sobol sample of the region (inside the box ``[lo, hi]``);
+    when fewer than ``4 n`` are plausible, the ``4 n`` most plausible. The points are chosen
+    greedily, each the plausible candidate farthest from the ``earlier`` evaluations (n, k)
+    and the points chosen before it, distances measured in the region's own units (its
+    half-axes are one) -- so that a round fills the part of the valley the earlier rounds
+    left empty. Returns the points (n, k) and how many candidates were plausible."""
+    k = len(centre)
+    unit = qmc.Sobol(d=k, scramble=True, seed=rng).random_base2(
+        int(np.ceil(np.log2(n_candidates))))
+    cand = np.clip(centre + (2.0 * unit - 1.0) @ axes.T, lo, hi)
+    value, sd = model.chi2_many(cand)
+    z = (value - np.min(value)) / np.sqrt(noise_sd**2 + sd**2 + 1e-300)
+    keep = z <= n_sd
+    n_plausible = int(np.sum(keep))
+    if n_plausible < 4 * n:
+        keep = np.zeros(len(z), dtype=bool)
+        keep[np.argsort(z, kind="stable")[:4 * n]] = True
+    pool = cand[keep]
+    inv = np.linalg.inv(axes)
+    pool_u = (pool - centre) @ inv.T
+    earlier = np.asarray(earlier, dtype=float).reshape(-1, k)
+    near = np.full(len(pool), np.inf)
+    if len(earlier):
+        dist = np.linalg.norm(pool_u[:, None, :] - ((earlier - centre) @ inv.T)[None], axis=2)
+        near = dist.min(axis=1)
+    chosen = []
+    first = int(np.argmin(z[keep])) if not len(earlier) else int(np.argmax(near))
+    for _ in range(n):
+        i = first if not chosen else int(np.argmax(near))
+        chosen.append(i)
+        near = np.minimum(near, np.linalg.norm(pool_u - pool_u[i], axis=1))
+    return pool[chosen], n_plausible
