@@ -51,15 +51,17 @@ from bayestune.hep.binwise import MC_PARTS  # noqa: E402
 CHOICES = (*MC_PARTS, "hessian only")
 
 
-def closure_parts(sim, reference, row, store, method, emulator=None) -> dict:
-    """One recorded closure's final covariance with every MC part (as lists)."""
+def closure_parts(sim, reference, row, store, method, emulator=None,
+                  replica_bounds: str = "box") -> dict:
+    """One recorded closure's final covariance with every MC part (as lists), the replicas'
+    minima bounded by ``replica_bounds``."""
     res = resume_closure(sim, reference, row, store, method=method)
     model = res.tune.model
     x = np.array([res.estimate[n] for n in NAMES])
     out = {"seed": row["seed"], "truth": [res.truth[n] for n in NAMES], "estimate": x.tolist(),
            "recorded_pulls": [row["pulls"][n] for n in NAMES]}
     for part in MC_PARTS:
-        unc = model.uncertainty(start=x, mc_part=part)
+        unc = model.uncertainty(start=x, mc_part=part, replica_bounds=replica_bounds)
         out[part] = np.asarray(unc.covariance_surrogate).tolist()
         out["hessian"] = np.asarray(unc.covariance_hessian).tolist()
         out[f"estimate_{part}"] = [unc.x[n] for n in NAMES]
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON lines, one per closure (a rerun skips the seeds there)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--report", action="store_true", help="only summarise --out")
+    parser.add_argument("--replica-bounds", default="box", choices=["box", "wall"],
+                        help="what bounds the replicas' minima (RefineStage.replica_bounds)")
     parser.add_argument("--no-exact", action="store_true",
                         help="emulated: skip the noise-free emulator's exact minimum (slow)")
     args = parser.parse_args(argv)
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             row = closure_parts(sim, reference, rows[seed],
                                 args.store_dir / f"seed{seed}.sqlite", method,
-                                None if args.no_exact else emulator)
+                                None if args.no_exact else emulator, args.replica_bounds)
             append_row(args.out, row)
             print(f"seed {seed} done", flush=True)
         if hasattr(sim, "close"):

@@ -155,6 +155,31 @@ def test_binwise_chi2_at_many_points_is_the_chi2_at_each():
         np.testing.assert_allclose(sds, each[:, 1], rtol=1e-8)
 
 
+def test_replicas_bounded_by_the_wall_search_beyond_the_box(monkeypatch):
+    """With ``replica_bounds="wall"`` a debiased model's replicas are minimised beyond the
+    fitted box (the leverage wall bounds them); the estimate and the Hessian do not
+    change."""
+    space, objective, basis, local = _valley_campaign(3)
+    model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+    seen = []
+    original = model._replica_minima
+
+    def spy(best, limits, *args):
+        seen.append(np.array(limits))
+        return original(best, limits, *args)
+
+    monkeypatch.setattr(model, "_replica_minima", spy)
+    box = model.uncertainty(n_replicas=5)
+    wall = model.uncertainty(n_replicas=5, replica_bounds="wall")
+    lo, hi = model.box
+    np.testing.assert_array_equal(seen[0], np.column_stack([lo, hi]))
+    np.testing.assert_allclose(seen[1], np.column_stack([2 * lo - hi, 2 * hi - lo]))
+    assert [box.x[n] for n in "ab"] == [wall.x[n] for n in "ab"]
+    np.testing.assert_array_equal(box.covariance_hessian, wall.covariance_hessian)
+    with pytest.raises(ValueError, match="replica_bounds='edge'"):
+        model.uncertainty(replica_bounds="edge")
+
+
 def test_binwise_minimum_and_curvature_do_not_depend_on_migrads_path():
     """MIGRAD stops anywhere within its tolerance; the refined minimum is the polynomial
     chi2's own (zero gradient), the same from starts a thousandth of the box apart, and its

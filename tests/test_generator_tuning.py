@@ -316,6 +316,22 @@ def test_a_region_across_a_bound_is_shifted_inside_not_cut():
     np.testing.assert_allclose(wide, [1.0, 1.0])
 
 
+def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
+    from bayestune.hep.tuning.method import _planning
+
+    def identity(**refine):
+        return {"method": GeneratorTuning(refine=RefineStage(**refine)).to_dict(),
+                "n_evals": 80}
+
+    old = identity()
+    for added in ("design", "plausible_sd", "replica_bounds"):
+        del old["method"]["refine"][added]
+    assert _planning(old) == _planning(identity(design="region"))
+    assert _planning(old) != _planning(identity(design="plausible"))
+    # options that plan no run may differ
+    assert _planning(old) == _planning(identity(mc_part="corrected", replica_bounds="wall"))
+
+
 class _Valley:
     """A chi2 valley along a = b (floor 100, walls rising 400 per unit across), known
     exactly (sd 0)."""

@@ -70,6 +70,8 @@ REPLICA_NOISE = ("residuals", "quoted")
 #: extrapolation finds; the replicas' minima scaled by the share of their spread that the
 #: extrapolation keeps (:meth:`BinwiseModel.uncertainty`)
 MC_PARTS = ("replicas", "extrapolated", "corrected", "scaled")
+#: what bounds the replicas' minima: the fitted box, or only a debiased fit's leverage wall
+REPLICA_BOUNDS = ("box", "wall")
 
 
 class BinwiseModel:
@@ -333,7 +335,7 @@ class BinwiseModel:
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
                     n_replicas: int = 40, seed: int | None = 0,
-                    mc_part: str = "replicas") -> Uncertainty:
+                    mc_part: str = "replicas", replica_bounds: str = "box") -> Uncertainty:
         """Minimise the chi2 of the fitted bins inside the fitted box.
 
         MIGRAD finds the minimum and Newton steps with the chi2's exact derivatives (a
@@ -365,9 +367,20 @@ class BinwiseModel:
         of the spread can come out near zero; the scaled part keeps the replicas' shape and
         estimates one number. All three fall back to the replicas where the Hessian is not
         positive definite.
+
+        ``replica_bounds`` bounds the replicas' minima: the fitted box, as the minimum
+        (``"box"``), or, for a debiased model, only its leverage wall (``"wall"``). A
+        minimum on a bound or on the box's edge at the end of a flat valley has replicas
+        that would move beyond it piled up on the edge: their spread then says how the
+        clipped estimate scatters, not how far the data allow it to be from the edge.
+        Bounded only by where the fit is trusted, the replicas keep the spread that the
+        surroundings of the minimum give, as the Hessian's part does.
         """
         if mc_part not in MC_PARTS:
             raise ValueError(f"mc_part must be one of {MC_PARTS}, got mc_part={mc_part!r}")
+        if replica_bounds not in REPLICA_BOUNDS:
+            raise ValueError(f"replica_bounds must be one of {REPLICA_BOUNDS}, got "
+                             f"replica_bounds={replica_bounds!r}")
         lo, hi = self.box
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
         coef = {n: fit.coef for n, fit in self._fits.items()}
@@ -379,7 +392,12 @@ class BinwiseModel:
         m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
         best = self._polished(coef, np.array(m.values), limits)
         rng = np.random.default_rng(seed)
-        minima, at_best = self._replica_minima(best, limits, errordef, rng, n_replicas)
+        replica_limits = limits
+        if replica_bounds == "wall" and self.debiased:  # the wall keeps them where trusted
+            width = hi - lo
+            replica_limits = list(zip(lo - width, hi + width))
+        minima, at_best = self._replica_minima(best, replica_limits, errordef, rng,
+                                               n_replicas)
         extra = None
         if n_replicas > 1:
             extra = np.cov(np.array(minima).T).reshape(len(best), len(best))

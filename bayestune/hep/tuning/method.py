@@ -272,11 +272,21 @@ def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
             "resume it with the same method and n_evals, or start a new store")
 
 
+#: what a stored method without an option (made before the option existed) planned: the
+#: behaviour of that time
+_BEFORE_OPTION = {"refine": {"design": "region", "plausible_sd": 3.0}}
+
+
 def _planning(identity: Any) -> Any:
-    """``identity`` without the refine stage's report-only options."""
+    """``identity`` without the refine stage's report-only options, options added after it
+    was stored filled in with what it planned then (:data:`_BEFORE_OPTION`)."""
     if not isinstance(identity, dict) or not isinstance(identity.get("method"), dict):
         return identity
-    method = dict(identity["method"])
+    method = {stage: dict(options) if isinstance(options, dict) else options
+              for stage, options in identity["method"].items()}
+    for stage, before in _BEFORE_OPTION.items():
+        if isinstance(method.get(stage), dict):
+            method[stage] = {**before, **method[stage]}
     if isinstance(method.get("refine"), dict):
         method["refine"] = {k: v for k, v in method["refine"].items()
                             if k not in RefineStage.REPORT_ONLY}

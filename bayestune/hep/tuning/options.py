@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ...engines import ENGINE_NAMES
 from ...tuner import default_n_initial
-from ..binwise import MC_PARTS, REPLICA_NOISE
+from ..binwise import MC_PARTS, REPLICA_BOUNDS, REPLICA_NOISE
 from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
@@ -154,11 +154,17 @@ class RefineStage:
         above the valley's floor, say little about where the floor is lowest.
     plausible_sd : float
         The plausible part's bound, in standard deviations (default 3).
+    replica_bounds : {"box", "wall"}
+        What bounds the minima of the final fit's replicas (its MC part): the box of the
+        fitted points, as the estimate (``"box"``, the default), or only the fit's
+        leverage wall (``"wall"``), so that an estimate on a bound at the end of a flat
+        valley keeps the spread its surroundings give (see
+        :meth:`~bayestune.hep.BinwiseModel.uncertainty`).
     """
 
     #: options that only change the final fit's covariance, not which runs are made: a
     #: store may be resumed with other values of them
-    REPORT_ONLY: ClassVar[tuple[str, ...]] = ("mc_part", "unsettled_step")
+    REPORT_ONLY: ClassVar[tuple[str, ...]] = ("mc_part", "unsettled_step", "replica_bounds")
 
     n_per_round: int | None = None
     width: float = 20.0
@@ -170,6 +176,7 @@ class RefineStage:
     final_scale: float = 3.0
     design: str = "region"
     plausible_sd: float = 3.0
+    replica_bounds: str = "box"
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
@@ -192,6 +199,9 @@ class RefineStage:
             raise ValueError(f"refine.design must be one of {DESIGNS}, got "
                              f"refine.design={self.design!r}")
         _number("refine.plausible_sd", self.plausible_sd, 0.5, 100.0)
+        if self.replica_bounds not in REPLICA_BOUNDS:
+            raise ValueError(f"refine.replica_bounds must be one of {REPLICA_BOUNDS}, got "
+                             f"refine.replica_bounds={self.replica_bounds!r}")
         if not isinstance(self.unsettled_step, bool):
             raise ValueError(f"refine.unsettled_step must be True or False, got "
                              f"refine.unsettled_step={self.unsettled_step!r}")

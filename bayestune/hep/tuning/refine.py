@@ -323,8 +323,10 @@ class LocalStages:
                 chosen = "the first walk's final fit (lower than the second walk's)"
             else:
                 chosen = "the second walk's final fit (lower than the first walk's)"
-        if self.refine.mc_part != "replicas":  # the final covariance's MC part, redone
-            unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part)
+        if self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box":
+            # the final covariance's MC part, redone
+            unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part,
+                                    replica_bounds=self.refine.replica_bounds)
         x = np.array([unc.x[d.name] for d in self.dims])
         why = unsettled(unc, model, x, last_centre)
         details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
