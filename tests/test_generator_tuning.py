@@ -323,13 +323,14 @@ def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
         return {"method": GeneratorTuning(refine=RefineStage(**refine)).to_dict(),
                 "n_evals": 80}
 
-    old = identity()
+    old = identity(design="region", mc_part="replicas", replica_bounds="box")
     for added in ("design", "plausible_sd", "replica_bounds"):
         del old["method"]["refine"][added]
     assert _planning(old) == _planning(identity(design="region"))
     assert _planning(old) != _planning(identity(design="plausible"))
     # options that plan no run may differ
-    assert _planning(old) == _planning(identity(mc_part="corrected", replica_bounds="wall"))
+    assert _planning(old) == _planning(identity(design="region", mc_part="corrected",
+                                                replica_bounds="wall"))
 
 
 class _Valley:

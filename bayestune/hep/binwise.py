@@ -400,7 +400,7 @@ class BinwiseModel:
                                                n_replicas)
         extra = None
         if n_replicas > 1:
-            extra = np.cov(np.array(minima).T).reshape(len(best), len(best))
+            extra = _covariance(minima)
             if mc_part != "replicas" and self.debiased:
                 extra = self._mc_part(mc_part, extra, coef, best, rng, 4 * n_replicas)
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
@@ -475,11 +475,11 @@ class BinwiseModel:
         g2 = []
         for _ in range(max(n // 4, 2)):
             _, inner = draw_about(rng, centre)
-            g2.append(np.cov(np.array([
+            g2.append(_covariance([
                 self._derivatives(draw_about(rng, inner)[0], best, one + self.replica_variance)[1]
-                for _ in range(per_centre)]).T))
+                for _ in range(per_centre)]))
         inverse = self._scale[:, None] * np.linalg.inv(hess)
-        return np.cov(np.array(g1).T), np.mean(g2, axis=0), inverse
+        return _covariance(g1), np.mean(g2, axis=0), inverse
 
     def _with_reference_mc(self, best: np.ndarray,
                            cov: np.ndarray | None) -> np.ndarray | None:
@@ -527,6 +527,12 @@ class BinwiseModel:
         if not np.all(np.linalg.eigvalsh(fisher * np.outer(self._scale, self._scale)) > 0):
             return None
         return inverse_in_units(fisher, self._scale)
+
+
+def _covariance(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """The covariance ``(k, k)`` of ``rows`` (n vectors of length k), also for k = 1."""
+    rows = np.asarray(rows, dtype=float)
+    return np.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
 
 
 def fit_binwise(

@@ -124,13 +124,14 @@ class RefineStage:
     mc_part : {"replicas", "extrapolated", "corrected", "scaled"}
         The MC part of the final fit's covariance (the estimate's error from the fitted
         runs' MC noise; the rounds' fits, which place the next round, always use
-        ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``,
-        the default; drawn about the fit, they also carry what the fit's own noise adds to
-        their scatter); the replicas' chi2 gradients at the minimum,
+        ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``;
+        drawn about the fit, they also carry what the fit's own noise adds to their
+        scatter); the replicas' chi2 gradients at the minimum,
         extrapolated to a centre without noise and propagated with the exact Hessian
         (``"extrapolated"``); the replicas' minima less the excess that extrapolation
-        finds (``"corrected"``); or the replicas' minima times the share of their spread
-        that the extrapolation keeps, one factor for all directions (``"scaled"``). See
+        finds (``"corrected"``, the default); or the replicas' minima times the share of
+        their spread that the extrapolation keeps, one factor for all directions
+        (``"scaled"``). See
         :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
     unsettled_step : bool
         Whether an unsettled estimate's covariance also carries the walk's last step (the
@@ -145,7 +146,7 @@ class RefineStage:
         last round happened to be placed (see ``docs/generator-tuning.md``, step 3).
     design : {"region", "plausible"}
         Where a round's points go in its region: a Latin hypercube of the whole region
-        (``"region"``, the default), or spread over its plausible part (``"plausible"``):
+        (``"region"``), or spread over its plausible part (``"plausible"``, the default):
         where the fit that placed the region predicts a chi2 within ``plausible_sd``
         standard deviations of its lowest value there (one run's chi2 noise and the fit's
         own error combined), each point as far as possible from the earlier evaluations
@@ -156,8 +157,8 @@ class RefineStage:
         The plausible part's bound, in standard deviations (default 3).
     replica_bounds : {"box", "wall"}
         What bounds the minima of the final fit's replicas (its MC part): the box of the
-        fitted points, as the estimate (``"box"``, the default), or only the fit's
-        leverage wall (``"wall"``), so that an estimate on a bound at the end of a flat
+        fitted points, as the estimate (``"box"``), or only the fit's leverage wall
+        (``"wall"``, the default), so that an estimate on a bound at the end of a flat
         valley keeps the spread its surroundings give (see
         :meth:`~bayestune.hep.BinwiseModel.uncertainty`).
     """
@@ -171,12 +172,12 @@ class RefineStage:
     max_extent: float = 0.2
     rank: int | str | None = "auto"
     replica_noise: str = "quoted"
-    mc_part: str = "replicas"
+    mc_part: str = "corrected"
     unsettled_step: bool = False
     final_scale: float = 3.0
-    design: str = "region"
+    design: str = "plausible"
     plausible_sd: float = 3.0
-    replica_bounds: str = "box"
+    replica_bounds: str = "wall"
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
