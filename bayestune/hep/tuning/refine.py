@@ -1,8 +1,10 @@
 """The local stages of a generator tune: rounds that walk to the minimum, the valley probe,
 and the final debiased fit.
 
-Each round evaluates a Latin hypercube of ``n_per_round`` points in a region around the
-current estimate (:mod:`.regions`). The estimate after a round is the minimum of the
+Each round evaluates ``n_per_round`` points in a region around the current estimate
+(:mod:`.regions`): spread over its plausible part, where the fit that placed the region
+predicts a chi2 near its lowest (``RefineStage.design="plausible"``, the default), or a Latin
+hypercube of the whole region (``"region"``). The estimate after a round is the minimum of the
 debiased fit of the rounds' evaluations in that round's region (at least twice a
 quadratic's coefficients, the nearest ones): every evaluation is projected onto directions
 taken from the others and from the earlier evaluations inside the rounds' design, so the
