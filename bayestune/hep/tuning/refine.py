@@ -51,6 +51,7 @@ from .budget import StageRecord
 from .options import ProbeStage, RefineStage
 from .probe import line_minimum, valley_line
 from .regions import (
+    PLAUSIBLE_CANDIDATES,
     capped,
     coordinates,
     damped,
@@ -206,7 +207,7 @@ class LocalStages:
         points, n_plausible = plausible_design(
             walk.placed_by, centre, walk.axes, self.n_round, coordinates(done, self.dims),
             noise_sd, self.refine.plausible_sd, self.lo, self.hi, rng)
-        walk.log.append(f"round {r}: {n_plausible} of 4096 candidates plausible")
+        walk.log.append(f"round {r}: {n_plausible} of {PLAUSIBLE_CANDIDATES} candidates plausible")
         return points
 
     def _minimum(self, unc: Uncertainty) -> np.ndarray:

@@ -200,10 +200,14 @@ def start_region(trials: list[Trial], space: Space, objective: HistogramObjectiv
                                 max_extent=max_extent), model
 
 
+#: candidates of a plausible design (a power of two: a Sobol sample's balanced size)
+PLAUSIBLE_CANDIDATES = 4096
+
+
 def plausible_design(model: BinwiseModel, centre: np.ndarray, axes: np.ndarray, n: int,
                      earlier: np.ndarray, noise_sd: float, n_sd: float, lo: np.ndarray,
                      hi: np.ndarray, rng: np.random.Generator,
-                     n_candidates: int = 4096) -> tuple[np.ndarray, int]:
+                     n_candidates: int = PLAUSIBLE_CANDIDATES) -> tuple[np.ndarray, int]:
     """``n`` points spread over the plausible part of the region ``centre + axes @
     [-1, 1]^k``: where ``model``'s chi2 lies within ``n_sd`` standard deviations of its
     lowest value over the region, the deviation combining one run's chi2 noise
