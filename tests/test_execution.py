@@ -183,6 +183,16 @@ def test_a_campaign_that_always_fails_stops_in_parallel_too():
     assert 4 <= tuner.history.n_finished <= 6
 
 
+def interrupted_at_call(n, calls):
+    """The bowl, but Ctrl-C at the n-th call; ``calls`` collects the points asked for."""
+    def objective(p):
+        calls.append(p)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return bowl(p)
+    return objective
+
+
 def test_thread_pool_executor_accepts_closures():
     offset = 0.25
     tuner = Tuner(SPACE, lambda p: bowl(p) + offset, seed=4)
@@ -196,17 +206,10 @@ def test_a_keyboard_interrupt_reaching_the_driver_from_a_worker_stops_the_campai
     # Ctrl-C can land while the driver reads a finished evaluation's result, where a
     # worker's failure is caught; it must stop the campaign there too, not be recorded as a
     # failed point (the campaign would then go on to its end and exit normally)
-    calls = []
-
-    def interrupted_once(p):
-        calls.append(p)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return bowl(p)
-
     store = tmp_path / "c.sqlite"
     with ThreadPoolExecutor(max_workers=2) as pool, pytest.raises(KeyboardInterrupt):
-        Tuner(SPACE, interrupted_once, seed=4, store=store).run(9, n_workers=2, executor=pool)
+        tuner = Tuner(SPACE, interrupted_at_call(4, []), seed=4, store=store)
+        tuner.run(9, n_workers=2, executor=pool)
     history = Tuner(SPACE, bowl, seed=4, store=store).history
     assert not history.failed, "an interrupt is not a failure of the point"
     assert len(history.completed) >= 3 and len(history.completed) < 9
@@ -367,15 +370,8 @@ def test_sigint_stops_cleanly_and_resume_finishes_without_duplicates(tmp_path):
 
 def test_interrupted_trials_stay_pending_in_process(tmp_path):
     calls = []
-
-    def interrupting(p):
-        calls.append(p)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return bowl(p)
-
     store = tmp_path / "c.sqlite"
-    with Tuner(SPACE, interrupting, seed=8, store=store) as tuner, \
+    with Tuner(SPACE, interrupted_at_call(4, calls), seed=8, store=store) as tuner, \
             pytest.raises(KeyboardInterrupt):
         tuner.run(8)
     with Tuner(SPACE, bowl, seed=8, store=store) as tuner:
