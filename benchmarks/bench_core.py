@@ -11,6 +11,7 @@ Usage::
     python benchmarks/bench_core.py                       # all problems, 5 seeds
     python benchmarks/bench_core.py --problems branin --seeds 3 --methods bayestune skopt
     python benchmarks/bench_core.py --seeds 40 --seeds-for levy20=20   # 20 seeds on Levy-20
+    python benchmarks/bench_core.py --pool results/core_fresh200 results/core_fresh220
 
 ``--surrogate '{"lengthscale_prior": true}'`` runs a variant of bayestune (its
 ``SurrogateConfig`` options; ``trust_region`` and ``n_initial`` go to the acquisition search
@@ -256,6 +257,21 @@ def print_table(table: dict) -> None:
               f"{row['sec_per_suggestion_last10_median']:>10.3f}")
 
 
+def pooled_runs(folders: list[Path]) -> list[dict]:
+    """The runs recorded in several result folders; a run recorded twice (the same problem,
+    method and seed) is an error, since its two records would count as two seeds."""
+    runs, seen = [], {}
+    for folder in folders:
+        for line in (folder / "core_runs.jsonl").read_text().splitlines():
+            run = json.loads(line)
+            key = (run["problem"], run["method"], run["seed"])
+            if key in seen:
+                raise SystemExit(f"--pool: {key} is recorded in {seen[key]} and in {folder}")
+            seen[key] = folder
+            runs.append(run)
+    return runs
+
+
 def seed_counts(problems: list[str], default: int, overrides: list[str]) -> dict[str, int]:
     """The number of seeds per problem: ``default``, or ``N`` where ``PROBLEM=N`` says so."""
     counts = dict.fromkeys(problems, default)
@@ -287,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                              "trust_region holds TrustRegionConfig options, a key n_initial "
                              "the size of the tuner's space-filling design), "
                              "recorded as method 'bayestune:<JSON>'")
+    parser.add_argument("--pool", nargs="+", type=Path, default=None, metavar="DIR",
+                        help="run nothing: summarise the runs recorded in these folders "
+                             "together (of --problems and --methods, any seeds)")
     args = parser.parse_args(argv)
+    if args.pool:
+        print_table(summarise(pooled_runs(args.pool), args.problems, args.methods))
+        return 0
     surrogate = json.loads(args.surrogate) if args.surrogate else None
     if surrogate:
         args.methods = [f"bayestune:{json.dumps(surrogate, sort_keys=True)}"]
