@@ -11,7 +11,8 @@ Usage::
     python benchmarks/bench_core.py                       # all problems, 5 seeds
     python benchmarks/bench_core.py --problems branin --seeds 3 --methods bayestune skopt
     python benchmarks/bench_core.py --seeds 40 --seeds-for levy20=20   # 20 seeds on Levy-20
-    python benchmarks/bench_core.py --pool results/core_fresh200 results/core_fresh220
+    python benchmarks/bench_core.py --pool results/core_fresh200 results/core_fresh220 \
+        --markdown                                        # the README's table
 
 ``--surrogate '{"lengthscale_prior": true}'`` runs a variant of bayestune (its
 ``SurrogateConfig`` options; ``trust_region`` and ``n_initial`` go to the acquisition search
@@ -45,6 +46,9 @@ import numpy as np  # noqa: E402
 BUDGETS = {"branin": 30, "hartmann6": 60, "rosenbrock4": 60, "levy10": 100, "levy20": 200}
 METHODS = ("bayestune", "optuna", "botorch", "skopt", "gpyopt", "random")
 RESULTS = Path(__file__).parent / "results"
+LABELS = {"branin": "Branin", "hartmann6": "Hartmann-6", "rosenbrock4": "Rosenbrock-4",
+          "levy10": "Levy-10", "levy20": "Levy-20", "optuna": "Optuna GPSampler",
+          "botorch": "BoTorch LogEI", "skopt": "scikit-optimize", "gpyopt": "GPyOpt"}
 
 
 class Recorder:
@@ -272,6 +276,31 @@ def pooled_runs(folders: list[Path]) -> list[dict]:
     return runs
 
 
+def markdown_table(table: dict) -> str:
+    """A row per problem, a column per method: median [upper quartile] worst, the seed count
+    where it is below the row's largest, the best median (random search aside) in bold."""
+    problems = list(dict.fromkeys(row["problem"] for row in table.values()))
+    methods = list(dict.fromkeys(row["method"] for row in table.values()))
+    lines = ["| problem (budget) | " + " | ".join(LABELS.get(m, m) for m in methods) + " |",
+             "|---" * (len(methods) + 1) + "|"]
+    for p in problems:
+        rows = {m: table[f"{p}/{m}"] for m in methods if f"{p}/{m}" in table}
+        most = max(r["n_seeds"] for r in rows.values())
+        best = min((r["regret_median"] for m, r in rows.items() if m != "random"), default=None)
+        cells = []
+        for m in methods:
+            r = rows.get(m)
+            if r is None:
+                cells.append("-")
+                continue
+            median = f"{r['regret_median']:.3g}"
+            cell = (f"**{median}**" if r["regret_median"] == best else median) \
+                + f" [{r['regret_q75']:.3g}] {r['regret_worst']:.3g}"
+            cells.append(cell + (f" ({r['n_seeds']} seeds)" if r["n_seeds"] < most else ""))
+        lines.append(f"| {LABELS[p]} ({BUDGETS[p]}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def seed_counts(problems: list[str], default: int, overrides: list[str]) -> dict[str, int]:
     """The number of seeds per problem: ``default``, or ``N`` where ``PROBLEM=N`` says so."""
     counts = dict.fromkeys(problems, default)
@@ -306,9 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", nargs="+", type=Path, default=None, metavar="DIR",
                         help="run nothing: summarise the runs recorded in these folders "
                              "together (of --problems and --methods, any seeds)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table as Markdown, a row per problem")
     args = parser.parse_args(argv)
     if args.pool:
-        print_table(summarise(pooled_runs(args.pool), args.problems, args.methods))
+        table = summarise(pooled_runs(args.pool), args.problems, args.methods)
+        print(markdown_table(table) if args.markdown else "", end="")
+        if not args.markdown:
+            print_table(table)
         return 0
     surrogate = json.loads(args.surrogate) if args.surrogate else None
     if surrogate:
