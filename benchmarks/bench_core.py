@@ -261,13 +261,19 @@ def print_table(table: dict) -> None:
               f"{row['sec_per_suggestion_last10_median']:>10.3f}")
 
 
+def recorded_runs(runs_file: Path) -> list[dict]:
+    """The runs recorded in ``runs_file`` (none when it does not exist)."""
+    if not runs_file.exists():
+        return []
+    return [json.loads(line) for line in runs_file.read_text().splitlines()]
+
+
 def pooled_runs(folders: list[Path]) -> list[dict]:
     """The runs recorded in several result folders; a run recorded twice (the same problem,
     method and seed) is an error, since its two records would count as two seeds."""
     runs, seen = [], {}
     for folder in folders:
-        for line in (folder / "core_runs.jsonl").read_text().splitlines():
-            run = json.loads(line)
+        for run in recorded_runs(folder / "core_runs.jsonl"):
             key = (run["problem"], run["method"], run["seed"])
             if key in seen:
                 raise SystemExit(f"--pool: {key} is recorded in {seen[key]} and in {folder}")
@@ -340,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pool:
         table = summarise(pooled_runs(args.pool), args.problems, args.methods)
-        print(markdown_table(table) if args.markdown else "", end="")
-        if not args.markdown:
+        if args.markdown:
+            print(markdown_table(table), end="")
+        else:
             print_table(table)
         return 0
     surrogate = json.loads(args.surrogate) if args.surrogate else None
@@ -352,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_file = args.out / "core_runs.jsonl"
     if args.fresh and runs_file.exists():
         runs_file.unlink()
-    runs = [json.loads(line) for line in runs_file.read_text().splitlines()] \
-        if runs_file.exists() else []
+    runs = recorded_runs(runs_file)
     done = {(r["problem"], r["method"], r["seed"]) for r in runs}
     seeds = {p: range(args.first_seed, args.first_seed + n)
              for p, n in seed_counts(args.problems, args.seeds, args.seeds_for).items()}
