@@ -3,7 +3,8 @@
 Importing this package does not import Pythia; :mod:`bayestune.hep.pythia` does, on use.
 """
 
-from .binwise import BinwiseModel, fit_binwise
+from .binwise import BinwiseModel
+from .binwise_fit import fit_binwise
 from .chi2 import Chi2, HistogramObjective, Weights, chi2
 from .command import CommandError, CommandSimulator, read_params, write_params
 from .histogram import Histogram, HistogramError, normalise_path

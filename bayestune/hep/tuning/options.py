@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ...engines import ENGINE_NAMES
 from ...tuner import default_n_initial
-from ..binwise import MC_PARTS, REPLICA_BOUNDS, REPLICA_NOISE
+from ..binwise import MC_PARTS, REPLICA_BOUNDS, REPLICA_NOISE, binwise_round_size
 from ..composite import COMPOSITE_ACQUISITIONS
 
 __all__ = ["ExploreStage", "GeneratorTuning", "ProbeStage", "RefineStage"]
@@ -208,7 +208,7 @@ class RefineStage:
                              f"refine.unsettled_step={self.unsettled_step!r}")
 
     def round_size(self, k: int) -> int:
-        return self.n_per_round if self.n_per_round is not None else max(2 * k, 8)
+        return self.n_per_round if self.n_per_round is not None else binwise_round_size(k)
 
 
 @dataclass(frozen=True)

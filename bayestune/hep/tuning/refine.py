@@ -45,7 +45,8 @@ from ...history import History, Trial
 from ...quadratic import n_quadratic_terms, near_lowest
 from ...space import Space
 from ...uncertainty import Uncertainty
-from ..binwise import BinwiseModel, fit_binwise
+from ..binwise import BinwiseModel
+from ..binwise_fit import fit_binwise
 from ..chi2 import HistogramObjective
 from .budget import StageRecord
 from .options import ProbeStage, RefineStage

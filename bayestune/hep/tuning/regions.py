@@ -19,7 +19,8 @@ from ...quadratic import n_quadratic_terms, near_lowest, quadratic_features
 from ...space import Real, Space
 from ...uncertainty import Uncertainty
 from ..binfits import _design_leverage, _unit_box
-from ..binwise import BinwiseModel, fit_binwise
+from ..binwise import BinwiseModel
+from ..binwise_fit import fit_binwise
 from ..chi2 import HistogramObjective
 
 _log = logging.getLogger(__name__)
