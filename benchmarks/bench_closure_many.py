@@ -61,19 +61,10 @@ TEN = ("TimeShower:alphaSvalue", "TimeShower:pTmin", "StringZ:aLund", "StringZ:b
 
 def parameters(which: str, data: str | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Names and published ranges of the ten or twenty parameters."""
-    rows = lep.monash_parameters(data)
-    if which == "10":
-        names = list(TEN)
-    else:
-        names = [n for n, r in rows.items() if r["IWY1610.08328_block"] in ("1", "2", "3")]
-    low, high = [], []
-    for n in names:
-        text = next(rows[n][c] for c in ("IWY1610.08328_range", "AKPM2505.11675_range")
-                    if rows[n][c] not in ("", "-"))
-        a, b = (float(v) for v in text.split("-"))
-        low.append(a)
-        high.append(b)
-    return names, np.array(low), np.array(high)
+    names = list(TEN) if which == "10" else lep.iwy_parameters(data)
+    ranges = lep.published_ranges(names, data)
+    return (names, np.array([ranges[n][0] for n in names]),
+            np.array([ranges[n][1] for n in names]))
 
 
 def central_truth(names: list[str], low: np.ndarray, high: np.ndarray, seed: int,

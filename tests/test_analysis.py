@@ -182,3 +182,20 @@ def test_every_observable_of_the_twenty_parameter_set_has_a_quantity(lep_dir):
     ana = Analysis({o.id: o.quantity for o in obs}, reference)
     assert len(ana.quantities) == len(obs) >= 45
     assert reference["PDG_Omega"].values[0] == pytest.approx(0.0016)  # the 91 GeV column
+
+
+def test_the_delphi_observables_load_with_their_normalisation(lep_dir):
+    """DELPHI 1996's charged-particle histograms: event shapes of unit area, spectra per event
+    (integrating to its mean charged multiplicity), as the analysis fills ALEPH's."""
+    from bayestune.hep import lep
+
+    obs = lep.observables("delphi96")
+    reference = lep.load_reference(obs, lep_dir)
+    ana = Analysis({o.id: o.quantity for o in obs}, reference)
+    assert len(ana.quantities) == len(obs)
+    area = {k: float(np.sum(h.values * (h.upper - h.lower))) for k, h in reference.items()}
+    for shape in ("DELPHI96_1mT", "DELPHI96_S", "DELPHI96_A", "DELPHI96_C"):
+        assert area[shape] == pytest.approx(1.0, abs=0.02)
+    for spectrum in ("DELPHI96_pTinS", "DELPHI96_pToutS", "DELPHI96_xp"):
+        assert area[spectrum] == pytest.approx(reference["DELPHI96_meanNch"].values[0], rel=0.02)
+    assert set(lep.observables("iwy20")) < set(lep.observables("lep_tune"))

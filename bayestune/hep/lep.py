@@ -29,6 +29,7 @@ from .io import read_yoda
 __all__ = [
     "Observable", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "DATA_ENV", "find_data_dir",
     "load_reference", "monash_parameters", "LEP1_SETTINGS", "observables",
+    "published_ranges", "monash_values", "iwy_parameters",
 ]
 
 DATA_ENV = "BAYESTUNE_LEP_DATA"
@@ -99,8 +100,16 @@ LEP_OBSERVABLES: dict[str, Observable] = {
         Observable("ALEPH96_pTinS", f"/{_A}/d11-x01-y01", f"{_A}.yoda", "pTin"),
         Observable("ALEPH96_Kpm_xp", f"/{_A}/d26-x01-y01", f"{_A}.yoda", "xp:K+-"),
         Observable("ALEPH96_p_xp", f"/{_A}/d27-x01-y01", f"{_A}.yoda", "xp:p"),
-        # alternatives (DELPHI, charged particles)
+        # DELPHI 1996, charged particles (the y01 histograms; y02 are charged + neutral):
+        # event shapes normalised to unit area, spectra per event, as ALEPH's
         Observable("DELPHI96_1mT", f"/{_D}/d11-x01-y01", f"{_D}.yoda", "1-T"),
+        Observable("DELPHI96_S", f"/{_D}/d15-x01-y01", f"{_D}.yoda", "S"),
+        Observable("DELPHI96_A", f"/{_D}/d16-x01-y01", f"{_D}.yoda", "A"),
+        Observable("DELPHI96_C", f"/{_D}/d18-x01-y01", f"{_D}.yoda", "C"),
+        Observable("DELPHI96_pTinS", f"/{_D}/d03-x01-y01", f"{_D}.yoda", "pTin"),
+        Observable("DELPHI96_pToutS", f"/{_D}/d04-x01-y01", f"{_D}.yoda", "pTout"),
+        Observable("DELPHI96_xp", f"/{_D}/d07-x01-y01", f"{_D}.yoda", "xp"),
+        Observable("DELPHI96_xi", f"/{_D}/d08-x01-y01", f"{_D}.yoda", "xi"),
         Observable("DELPHI96_meanNch", f"/{_D}/d35-x01-y01", f"{_D}.yoda", "<Nch>", 10.0),
         # b-quark fragmentation: x_B of weakly decaying b hadrons, unit area
         Observable("ALEPH01_xB", f"/{_AB}/d01-x01-y01", f"{_AB}.yoda", "xB:weak"),
@@ -143,10 +152,19 @@ OBSERVABLE_SETS["iwy20"] = (
 """Observables for the twenty parameters of arXiv:1610.08328: event shapes and spectra for the
 shower and the string, the PDG hadron rates for the flavour parameters, x_B for
 ``StringZ:rFactB`` and the charmed-meson spectra for ``StringZ:rFactC``."""
+OBSERVABLE_SETS["delphi96"] = (
+    "DELPHI96_1mT", "DELPHI96_S", "DELPHI96_A", "DELPHI96_C", "DELPHI96_pTinS",
+    "DELPHI96_pToutS", "DELPHI96_xp", "DELPHI96_xi", "DELPHI96_meanNch",
+)
+OBSERVABLE_SETS["lep_tune"] = OBSERVABLE_SETS["iwy20"] + OBSERVABLE_SETS["delphi96"]
+"""A real tune's data: the ``iwy20`` set and DELPHI 1996's charged-particle event shapes and
+spectra beside ALEPH's (two measurements of much the same quantities, both counted, as in
+the Professor tunes)."""
 
 
 def observables(names: str | Iterable[str] = "core") -> list[Observable]:
-    """Resolve a set name (``"core"``, ``"shapes"``, ``"extended"``) or a list of ids."""
+    """Resolve a set name (a key of :data:`OBSERVABLE_SETS`: ``"core"``, ``"iwy20"``,
+    ``"lep_tune"``...) or a list of ids."""
     if isinstance(names, str):
         if names not in OBSERVABLE_SETS:
             raise KeyError(
@@ -216,3 +234,50 @@ def monash_parameters(data_dir: str | Path | None = None) -> dict[str, dict[str,
     folder = find_data_dir(data_dir)
     with open(folder / "monash2013_parameters.csv", newline="", encoding="utf-8") as fh:
         return {row["parameter"]: row for row in csv.DictReader(fh)}
+
+
+#: the columns of ``monash2013_parameters.csv`` with published tuning ranges, in the order
+#: they are preferred: arXiv:1610.08328's, then arXiv:2505.11675's
+RANGE_COLUMNS = ("IWY1610.08328_range", "AKPM2505.11675_range")
+#: the twenty parameters of arXiv:1610.08328 (its blocks 1-3 in ``monash2013_parameters.csv``)
+IWY_BLOCKS = ("1", "2", "3")
+
+
+def published_ranges(names: Iterable[str], data_dir: str | Path | None = None
+                     ) -> dict[str, tuple[float, float]]:
+    """The published tuning range of each parameter (:data:`RANGE_COLUMNS`).
+
+    Raises
+    ------
+    KeyError
+        Naming a parameter that the table lacks or for which it gives no range.
+    """
+    rows = monash_parameters(data_dir)
+    out = {}
+    for name in names:
+        if name not in rows:
+            raise KeyError(f"parameter {name!r} is not in monash2013_parameters.csv; known: "
+                           f"{sorted(rows)}")
+        text = next((rows[name][c] for c in RANGE_COLUMNS
+                     if rows[name][c] not in ("", "-")), None)
+        if text is None:
+            raise KeyError(f"monash2013_parameters.csv gives no published range for {name!r}")
+        low, high = (float(v) for v in text.split("-"))
+        out[name] = (low, high)
+    return out
+
+
+def monash_values(names: Iterable[str], data_dir: str | Path | None = None
+                  ) -> dict[str, float]:
+    """The Monash 2013 values of ``names`` (``monash2013_value``)."""
+    rows = monash_parameters(data_dir)
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise KeyError(f"no Monash value for {missing} in monash2013_parameters.csv")
+    return {n: float(rows[n]["monash2013_value"]) for n in names}
+
+
+def iwy_parameters(data_dir: str | Path | None = None) -> list[str]:
+    """The twenty parameters of arXiv:1610.08328, in the table's order."""
+    return [n for n, r in monash_parameters(data_dir).items()
+            if r["IWY1610.08328_block"] in IWY_BLOCKS]
