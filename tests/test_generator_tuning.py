@@ -397,3 +397,40 @@ def test_the_tune_is_written_as_pythia_settings_with_eigentunes(tmp_path):
     assert set(predicted) == {h.name for h in objective.reference.values()}
     with pytest.raises(ValueError, match="not a Pythia setting name"):
         write_cmnd({"bad name": 1.0}, tmp_path / "x.cmnd")
+
+
+def test_the_probe_line_fit_copes_with_bins_left_empty_by_runs():
+    """Runs of few events leave tail bins empty (value and MC error 0), in some runs or in
+    all: the line's fits weight an empty bin like its least-filled run, so the probe's
+    chi2 along the line stays finite (a zero error once made the weights infinite)."""
+    from bayestune.hep.binfits import filled_errors
+    from bayestune.hep.tuning.probe import line_minimum
+    from bayestune.history import Trial
+    from bayestune.objective import Status
+
+    np.testing.assert_array_equal(filled_errors(np.array([[0.0, 0.0, 2.0], [0.5, 0.0, 1.0]])),
+                                  [[0.5, 1.0, 2.0], [0.5, 1.0, 1.0]])
+    sim = GaussianPeakSimulator(n_events=2_000, seed=3)
+    objective = HistogramObjective(sim, sim.replicate(seed=4, n_events=8_000)(TRUTH),
+                                   keep_pulls=False, keep_bins=True)
+    trials = []
+    for i, mean in enumerate(np.linspace(-0.6, 0.9, 8)):
+        ev = objective({"mean": float(mean), "width": 1.1})
+        # as a histogram of few events reports them: the last bin empty in every run, the
+        # first in every other run
+        bins = {}
+        for name, (values, errors) in ev.info["bins"].items():
+            values, errors = np.array(values, dtype=float), np.array(errors, dtype=float)
+            values[-1] = errors[-1] = 0.0
+            if i % 2:
+                values[0] = errors[0] = 0.0
+            bins[name] = (values.tolist(), errors.tolist())
+        trials.append(Trial(i, {"mean": float(mean), "width": 1.1}, Status.COMPLETE,
+                            ev.value, ev.variance, info={**ev.info, "bins": bins}))
+    dims = [d for d in SPACE if d.name in ("mean", "width")]
+    jac = np.ones((objective.used_bins().data.size, 1))
+    found = line_minimum(trials, dims, np.array([0.0, 1.1]), np.array([1.0, 0.0]), jac,
+                         objective)
+    assert found is not None
+    step, _, gain, gain_sd = found
+    assert np.isfinite([step, gain, gain_sd]).all() and -0.6 <= step <= 0.9

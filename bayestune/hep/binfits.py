@@ -36,7 +36,7 @@ def _per_bin_fits(A: np.ndarray, trials: list[Trial]) -> dict[str, _BinFit]:
     for name in trials[0].info["bins"]:
         vals = np.array([t.info["bins"][name][0] for t in trials], dtype=float)  # (n, bins)
         errs = np.array([t.info["bins"][name][1] for t in trials], dtype=float)
-        errs = np.maximum(errs, 1e-12 * np.maximum(np.abs(vals).max(), 1.0))
+        errs = filled_errors(errs)
         n_bins = vals.shape[1]
         coef = np.empty((n_bins, n_coef))
         cov = np.empty((n_bins, n_coef, n_coef))
@@ -58,6 +58,16 @@ def _unit_box(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre and scale (the spread, at least 1e-12) of the points ``X`` (n, k): the
     coordinates in which their quadratic features are built."""
     return X.mean(axis=0), np.maximum(np.ptp(X, axis=0), 1e-12)
+
+
+def filled_errors(E: np.ndarray) -> np.ndarray:
+    """Runs' MC errors ``(n, B)`` with the zero of a bin left empty by a run replaced by the
+    smallest positive error of that bin over the runs (about one event's weight: an empty
+    bin is not exact), and by 1 where the bin is empty in every run (its fit is zero, whatever
+    the weights). Weights ``1 / E^2`` are then finite and no empty bin dominates a fit."""
+    E = np.asarray(E, dtype=float)
+    smallest = np.min(np.where(E > 0, E, np.inf), axis=0)
+    return np.where(E > 0, E, np.where(np.isfinite(smallest), smallest, 1.0))
 
 
 def _design_leverage(A: np.ndarray) -> tuple[np.ndarray, float]:

@@ -16,7 +16,7 @@ import numpy as np
 from ...history import Trial
 from ...space import Real
 from ...uncertainty import Uncertainty
-from ..binfits import _data_denominators, _used_bins_of
+from ..binfits import _data_denominators, _used_bins_of, filled_errors
 from ..chi2 import HistogramObjective
 from .options import ProbeStage
 from .regions import coordinates
@@ -93,7 +93,7 @@ def line_minimum(trials: list[Trial], dims: list[Real], origin: np.ndarray,
     powers = np.arange(degree + 1)
     A = (s / scale)[:, None] ** powers  # (n, p)
     Y, E = _used_bins_of(trials, used)
-    E = np.maximum(E, 1e-12 * np.maximum(np.abs(Y).max(axis=0), 1e-300))
+    E = filled_errors(E)
     W = 1.0 / E**2  # (n, B)
     cov = np.linalg.pinv(np.einsum("np,nb,nq->bpq", A, W, A))  # (B, p, p)
     coef = np.einsum("bpq,nq,nb->bp", cov, A, W * Y)  # (B, p)
