@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,7 +25,6 @@ def test_quickstart_runs_and_resumes(tmp_path):
 
 
 def _needs_pythia_and_data():
-    import pytest
 
     pytest.importorskip("pythia8mc")
     from bayestune.hep import find_data_dir
@@ -63,8 +64,6 @@ def test_pythia_aleph_example_runs(tmp_path):
 def test_nn_hyperparameters_example_runs(tmp_path):
     import json
 
-    import pytest
-
     pytest.importorskip("sklearn")
     plot, out = tmp_path / "roc.png", tmp_path / "nn.json"
     cmd = [sys.executable, str(ROOT / "examples" / "nn_hyperparameters.py"), "--epochs", "3",
@@ -78,3 +77,25 @@ def test_nn_hyperparameters_example_runs(tmp_path):
     row = summary["rows"][0]
     assert 0.5 < row["random"] <= 1 and 0.5 < row["gp+asha"] <= 1
     assert "gp+asha_epochs_to_random_final" in row
+
+
+@pytest.mark.slow
+def test_pythia_lep_tune_example_writes_the_tune_and_its_eigentunes(tmp_path):
+    """The ten-parameter real tune's workflow at a token budget (its minimum, 140 runs of
+    300 events): the stage log, the chi2 per observable of Monash and the tune, the runs and
+    events, and the tune as Pythia settings with one pair of eigentunes per parameter."""
+    _needs_pythia_and_data()
+    from bayestune.hep import read_cmnd
+
+    out = tmp_path / "tune"
+    cmd = [sys.executable, str(ROOT / "examples" / "pythia_lep_tune.py"), "--quick",
+           "--events", "300", "--final-events", "1000", "--workers", "2",
+           "--out", str(out), "--store", str(tmp_path / "tune.sqlite")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr
+    assert "of a budget of 140" in run.stdout and "DELPHI96_xp" in run.stdout
+    assert "the tune used 140 Pythia runs and 42,000 events" in run.stdout
+    tune = read_cmnd(out / "tune.cmnd")
+    assert {"StringZ:aLund", "StringFlav:mesonSvector"} <= set(tune)
+    assert len(list(out.glob("eigentune_*_plus.cmnd"))) == 10
+    assert (out / "tune.yoda").stat().st_size > 1000
