@@ -124,15 +124,15 @@ class RefineStage:
     mc_part : {"replicas", "extrapolated", "corrected", "scaled"}
         The MC part of the final fit's covariance (the estimate's error from the fitted
         runs' MC noise; the rounds' fits, which place the next round, always use
-        ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``;
-        drawn about the fit, they also carry what the fit's own noise adds to their
-        scatter); the replicas' chi2 gradients at the minimum,
-        extrapolated to a centre without noise and propagated with the exact Hessian
-        (``"extrapolated"``); the replicas' minima less the excess that extrapolation
-        finds (``"corrected"``, the default); or the replicas' minima times the share of
-        their spread that the extrapolation keeps, one factor for all directions
-        (``"scaled"``). See
-        :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
+        ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``,
+        the default; drawn about the fit, they also carry what the fit's own noise adds
+        to their scatter, so the errors lean large); the replicas' chi2 gradients at the
+        minimum, extrapolated to a centre without noise and propagated with the exact
+        Hessian (``"extrapolated"``); the replicas' minima less the excess that
+        extrapolation finds (``"corrected"``: along Pythia's aLund-bLund valley that excess
+        is most of the spread, and the errors there too small); or the replicas' minima
+        times the share of their spread that the extrapolation keeps, one factor for all
+        directions (``"scaled"``). See :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
     unsettled_step : bool
         Whether an unsettled estimate's covariance also carries the walk's last step (the
         move from the last round's centre to where the next round would have gone;
@@ -172,7 +172,7 @@ class RefineStage:
     max_extent: float = 0.2
     rank: int | str | None = "auto"
     replica_noise: str = "quoted"
-    mc_part: str = "corrected"
+    mc_part: str = "replicas"
     unsettled_step: bool = False
     final_scale: float = 3.0
     design: str = "plausible"
