@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import bayestune as bt
+from bayestune.exceptions import StoreError
 from bayestune.hep import Histogram, HistogramObjective
 from bayestune.hep.command import CommandError, CommandSimulator, read_params, write_params
 from bayestune.objective import evaluate
@@ -171,10 +172,11 @@ def test_campaign_tunes_pythia_through_a_command_and_resumes_after_kill_9(tmp_pa
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def finished() -> int:
-        if not store.exists():
+        try:  # the campaign may be creating the store (the file exists, its tables not yet)
+            with CampaignStore.open(store) as st:
+                return st.history().n_finished
+        except StoreError:
             return 0
-        with CampaignStore.open(store) as st:
-            return st.history().n_finished
 
     deadline = time.time() + 300
     while finished() < 4 and time.time() < deadline and proc.poll() is None:
