@@ -109,6 +109,9 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=_json_default)
 
 
+_MAYBE_CREATING = " (or a campaign is creating it right now: try again in a moment)"
+
+
 class CampaignStore:
     """SQLite-backed, append-only record of a campaign.
 
@@ -205,9 +208,13 @@ class CampaignStore:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'space'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{str(path)!r} is not a bayestune campaign store: {exc}") from None
+            # an SQLite file without the tables yet may be a store a campaign is creating
+            creating = "no such table" in str(exc)
+            raise StoreError(f"{str(path)!r} is not a bayestune campaign store: {exc}"
+                             + (_MAYBE_CREATING if creating else "")) from None
         if row is None:
-            raise StoreError(f"{str(path)!r} is not a bayestune campaign store (no space)")
+            raise StoreError(f"{str(path)!r} is not a bayestune campaign store (no space)"
+                             + _MAYBE_CREATING)
         return cls(path, Space.from_json(row[0]))
 
     # ------------------------------------------------------------------ metadata

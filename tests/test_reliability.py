@@ -434,3 +434,12 @@ def test_the_composite_engine_copes_with_bins_that_never_fill():
                    engine=CompositeChi2Engine(space, objective)) as tuner:
             result = tuner.run(10)
     assert len(result.history.completed) == 10
+
+
+def test_opening_a_store_that_a_campaign_is_still_creating_says_so(tmp_path):
+    """An SQLite file without the store's tables (yet) is refused with a hint that a
+    campaign may be creating it, not only 'not a store'."""
+    path = tmp_path / "s.sqlite"
+    sqlite3.connect(path).close()  # the file exists, its tables are not written yet
+    with pytest.raises(StoreError, match="not a bayestune campaign store.*creating it"):
+        CampaignStore.open(path)
