@@ -262,12 +262,11 @@ class Campaign:
         if truth == "monash":
             from .hep import lep
 
-            monash = lep.monash_parameters(self.objective_spec.get("data"))
-            missing = [n for n in self.space.names if n not in monash]
-            if missing:
+            try:
+                return lep.monash_values(self.space.names, self.objective_spec.get("data"))
+            except KeyError as exc:  # names the parameters without a Monash value
                 raise CampaignFileError(
-                    f"{self.path.name}: [closure] truth: no Monash value for {missing}")
-            return {n: float(monash[n]["monash2013_value"]) for n in self.space.names}
+                    f"{self.path.name}: [closure] truth: {exc.args[0]}") from None
         if not isinstance(truth, dict):
             raise CampaignFileError(
                 f"{self.path.name}: [closure] truth: expected a table of parameter values or "
