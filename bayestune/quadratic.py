@@ -74,9 +74,8 @@ def quadratic_features(u: np.ndarray) -> np.ndarray:
     """Features ``1, u_i, u_i u_j (i <= j)`` of centred coordinates ``u`` (n, k) -> (n, p)."""
     u = np.atleast_2d(np.asarray(u, dtype=float))
     n, k = u.shape
-    cols = [np.ones(n)] + [u[:, i] for i in range(k)]
-    cols += [u[:, i] * u[:, j] for i, j in _pairs(k)]
-    return np.column_stack(cols)
+    first, second = np.triu_indices(k)  # the pairs i <= j, row by row, as _pairs
+    return np.hstack([np.ones((n, 1)), u, u[:, first] * u[:, second]])
 
 
 def feature_gradient(u: np.ndarray) -> np.ndarray:

@@ -639,3 +639,30 @@ def test_binwise_scaled_mc_part_is_the_replicas_shrunk_by_one_factor():
                          replica_noise="quoted", noise_factor=0.0 * own.noise_factor)
     unc = silent.uncertainty(n_replicas=10, mc_part="scaled")
     assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())
+
+
+@pytest.mark.parametrize("k, n_basis, n_fitted, n_bins", [(3, 20, 15, 40), (6, 40, 30, 60),
+                                                         (6, 10, 25, 20)])
+def test_leave_one_out_projection_on_all_components_equals_the_fitted_directions(
+        k, n_basis, n_fitted, n_bins):
+    """The debiased fit's projection onto all of a quadratic fit's principal components,
+    taken without fitting, is the projection onto the fitted directions (also with fewer bins
+    than components, where both keep every bin)."""
+    from bayestune.hep.binfits import _directions, _projected_on_all
+    from bayestune.quadratic import n_quadratic_terms
+
+    rng = np.random.default_rng([71, k, n_bins])
+    weights = rng.normal(size=(k, n_bins))
+    X, Xb = rng.uniform(0.0, 2.0, size=(n_fitted, k)), rng.uniform(0.0, 2.0, size=(n_basis, k))
+    Z = np.sin(X @ weights) + 0.05 * rng.normal(size=(n_fitted, n_bins))
+    Zb = np.sin(Xb @ weights) + 0.05 * rng.normal(size=(n_basis, n_bins))
+    noise = rng.uniform(0.5, 1.5, size=Z.shape)
+    out, var = _projected_on_all(X, Xb, Z, Zb, noise)
+    m = n_quadratic_terms(k) - 1
+    for i in range(n_fitted):
+        others = np.arange(n_fitted) != i
+        V = _directions(np.vstack([Xb, X[others]]), np.vstack([Zb, Z[others]]), m)
+        P = V.T @ V
+        np.testing.assert_allclose(out[i], Z[i] @ P, atol=1e-9)
+        np.testing.assert_allclose(var[i], noise[i] @ P**2, atol=1e-9)
+    assert np.abs(out - Z).max() > 1e-3 or n_bins <= m  # a real projection, unless all kept

@@ -138,6 +138,37 @@ def _directions(X: np.ndarray, Z: np.ndarray, m: int) -> np.ndarray:
     return vt[:min(m, len(vt))]
 
 
+def _projected_on_all(X: np.ndarray, Xb: np.ndarray, Z: np.ndarray, Zb: np.ndarray,
+                      noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``Z`` projected onto *all* principal components of a quadratic fit of the
+    basis ``Zb`` and the other rows (leave one out), and the projected MC variances
+    ``noise`` (n, B).
+
+    :func:`_directions` with every component kept, without fitting: the fitted values
+    ``A A^+ Zc`` of centred bins span the same directions as ``Zc^T A`` (full-rank ``A``),
+    and those directions do not depend on the units of the features (a quadratic of an
+    affine map of ``x`` is a quadratic of ``x``). So one set of features serves every
+    left-out row, and the sums ``Zc^T A`` lose one row's term each: a QR of a (B, p - 1)
+    matrix per row, instead of a least-squares fit and an SVD of all the points' bins
+    (twenty parameters, a few hundred runs: 20 times faster)."""
+    points = np.vstack([Xb, X])
+    centre, scale = _unit_box(points)
+    feats = quadratic_features((points - centre) / scale)[:, 1:]  # the constant drops out
+    feats -= feats.mean(axis=0)
+    fb, f = feats[:len(Xb)], feats[len(Xb):]
+    total = Zb.T @ fb + Z.T @ f  # (B, p - 1)
+    sum_z, sum_f, count = Zb.sum(axis=0) + Z.sum(axis=0), feats.sum(axis=0), len(points) - 1
+    out, var = np.empty_like(Z), np.empty_like(Z)
+    for i in range(len(Z)):
+        cross = (total - np.outer(Z[i], f[i])
+                 - np.outer(sum_z - Z[i], sum_f - f[i]) / count)  # Zc^T A without row i
+        Q = np.linalg.qr(cross)[0]
+        out[i] = Q @ (Z[i] @ Q)
+        P = Q @ Q.T
+        var[i] = noise[i] @ P**2
+    return out, var
+
+
 def _cross_fits(
     A: np.ndarray, trials: list[Trial], basis: list[Trial], objective: HistogramObjective,
     rank: int | None, names: list[str], quoted_noise: bool = False,
@@ -177,6 +208,8 @@ def _cross_fits(
     def project(Z: np.ndarray, Zb: np.ndarray = Zb) -> tuple[np.ndarray, np.ndarray]:
         """Each row of ``Z`` projected onto the directions of the basis ``Zb`` and the
         other rows, and the projected MC variances."""
+        if m >= n_coef - 1:
+            return _projected_on_all(X, Xb, Z, Zb, noise)
         out, var = np.empty_like(Z), np.empty_like(Z)
         for i in range(n_use):
             others = np.arange(n_use) != i
