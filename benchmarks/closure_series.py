@@ -63,7 +63,10 @@ def pull_moments(pulls: np.ndarray) -> str:
     flat = rows.ravel()
     sd = flat.std(ddof=1)
     n_c = len(rows)
-    mean_se = rows.mean(axis=1).std(ddof=1) / np.sqrt(n_c) if n_c > 1 else float("nan")
+    if n_c < 2:
+        return (f"pull mean {flat.mean():+.3f}, width {sd:.3f} (one closure: no errors "
+                f"counting closures as draws)")
+    mean_se = rows.mean(axis=1).std(ddof=1) / np.sqrt(n_c)
     rng = np.random.default_rng(20261203)
     widths = [rows[rng.integers(0, n_c, n_c)].ravel().std(ddof=1) for _ in range(2000)]
     return (f"pull mean {flat.mean():+.3f} +- {mean_se:.3f}, width {sd:.3f} +- "
