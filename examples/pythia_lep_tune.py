@@ -13,9 +13,10 @@ The tune is the generator-tuning method (:func:`bayestune.hep.tune_generator`) i
 budget of Pythia runs: a space-filling design of the whole box, then local rounds fitted bin
 by bin; the estimate and its covariance come from the final fit. Monash and the tune are then
 simulated again with more events, and the chi2 per observable of both is printed with the
-difference and its MC noise. The tune is written as ``tune.cmnd`` with its eigentunes (one
-``.cmnd`` file per direction and sign, at Delta chi2 = 1 of the fit) and the predictions at
-the tune as YODA, into ``--out``.
+difference and its MC noise, after the sensitivity table of the explore stage's design (the
+Delta chi2 of each observable when one parameter moves by a tenth of its range). The tune
+is written as ``tune.cmnd`` with its eigentunes (one ``.cmnd`` file per direction and sign,
+at Delta chi2 = 1 of the fit) and the predictions at the tune as YODA, into ``--out``.
 
     python examples/pythia_lep_tune.py --store lep_tune.sqlite          # 400 runs of 20k events
     python examples/pythia_lep_tune.py --quick --store quick.sqlite     # 140 runs of 1000 events
@@ -36,6 +37,7 @@ from bayestune.hep import (
     HistogramObjective,
     Weights,
     lep,
+    sensitivity,
     tune_generator,
 )
 from bayestune.hep.pythia import PythiaSimulator
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                               store=args.store, callback=progress)
         print(tune.stage_log())
         print(tune.uncertainty)
+        design = [t for t in tune.result.history if t.source.startswith("design")]
+        if len(design) >= len(space) + 3:  # which observables fix which parameter
+            print(sensitivity(design, space, objective))
         final = sim.replicate(seed=args.seed + 500, n_events=args.final_events)
         chi2s = {"Monash 2013": objective.chi2(final(monash)),
                  "bayestune": objective.chi2(final(tune.estimate))}

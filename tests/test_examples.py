@@ -94,6 +94,7 @@ def test_pythia_lep_tune_example_writes_the_tune_and_its_eigentunes(tmp_path):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr
     assert "of a budget of 140" in run.stdout and "DELPHI96_xp" in run.stdout
+    assert "Delta chi2 for a shift of 0.1" in run.stdout  # the sensitivity table
     assert "the tune used 140 Pythia runs and 42,000 events" in run.stdout
     tune = read_cmnd(out / "tune.cmnd")
     assert {"StringZ:aLund", "StringFlav:mesonSvector"} <= set(tune)

@@ -29,6 +29,7 @@ from .lep import (
     monash_parameters,
     observables,
 )
+from .sensitivity import Sensitivity, sensitivity
 from .tunefiles import TuneFiles, read_cmnd, write_cmnd, write_tune
 from .tuning import (
     ExploreStage,
@@ -50,5 +51,5 @@ __all__ = [
     "download_hepdata", "find_data_dir", "fit_binwise", "load_reference", "monash_parameters",
     "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",
     "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda", "YodaWarning",
-    "TuneFiles", "read_cmnd", "write_cmnd", "write_tune",
+    "TuneFiles", "read_cmnd", "write_cmnd", "write_tune", "Sensitivity", "sensitivity",
 ]
