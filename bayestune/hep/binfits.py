@@ -150,7 +150,8 @@ def _projected_on_all(X: np.ndarray, Xb: np.ndarray, Z: np.ndarray, Zb: np.ndarr
     affine map of ``x`` is a quadratic of ``x``). So one set of features serves every
     left-out row, and the sums ``Zc^T A`` lose one row's term each: a QR of a (B, p - 1)
     matrix per row, instead of a least-squares fit and an SVD of all the points' bins
-    (twenty parameters, a few hundred runs: 20 times faster)."""
+    (twenty parameters, a few hundred runs: about 15 times faster,
+    ``benchmarks/bench_binwise_projection.py``)."""
     points = np.vstack([Xb, X])
     centre, scale = _unit_box(points)
     feats = quadratic_features((points - centre) / scale)[:, 1:]  # the constant drops out
