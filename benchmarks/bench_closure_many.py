@@ -15,8 +15,15 @@ generator runs of ``--events`` events. One JSON line per finished closure goes t
 interrupted closure resumes).
 
 ``--generator synthetic`` replaces Pythia by :mod:`synthetic_bins` (the same parameters and
-ranges, 300 bins whose shapes and sensitivities are made up): seconds per run instead of
-twenty, for choosing the method's options before spending Pythia time.
+ranges, 300 bins whose shapes and sensitivities are made up), ``--generator standin`` (ten
+parameters) by :mod:`pythia_standin` (fits of Pythia's own runs over the box, so with its
+sensitivities): seconds per run instead of twenty, for choosing the method's options before
+spending Pythia time.
+
+``--blocks iwy`` tunes block by block (:class:`bayestune.hep.BlockTuning`, ``--passes``
+sweeps) with the blocks of arXiv:1610.08328 (final-state shower; string fragmentation;
+flavour composition; StringZ:aLund, which it held fixed, joins bLund's block), each block
+with the ``--options`` method.
 
     BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
         benchmarks/bench_closure_many.py --params 10 --budget 400 --seeds 1-5 \\
@@ -52,7 +59,7 @@ from closure_series import (  # noqa: E402
 
 import bayestune as bt  # noqa: E402
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
-from bayestune.hep import GeneratorTuning, HistogramObjective, lep  # noqa: E402
+from bayestune.hep import BlockTuning, GeneratorTuning, HistogramObjective, lep  # noqa: E402
 
 TEN = ("TimeShower:alphaSvalue", "TimeShower:pTmin", "StringZ:aLund", "StringZ:bLund",
        "StringPT:sigma", "StringFlav:probStoUD", "StringFlav:probQQtoQ",
@@ -86,8 +93,7 @@ def one_closure(sim: Any, reference: dict, names: list[str], low: np.ndarray,
     store = None if args.store_dir is None else Path(args.store_dir) / f"seed{seed}.sqlite"
     started = time.perf_counter()
     res = closure_test(sim.replicate(seed=1_000 + seed), space, truth, seed=seed, pseudo=pseudo,
-                       store=store, n_evals=args.budget,
-                       method=GeneratorTuning.from_dict(json.loads(args.options)))
+                       store=store, n_evals=args.budget, method=tuning_method(names, args))
     check = HistogramObjective(sim, data, n_params=len(names))
     at = {}
     for label, point in (("truth", truth), ("estimate", res.estimate)):
@@ -101,6 +107,22 @@ def one_closure(sim: Any, reference: dict, names: list[str], low: np.ndarray,
         "chi2_noise": float(np.sqrt(at["truth"].variance + at["estimate"].variance)),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def tuning_method(names: list[str], args: argparse.Namespace) -> Any:
+    """The joint method of ``--options``, or that method block by block (``--blocks``)."""
+    method = GeneratorTuning.from_dict(json.loads(args.options))
+    if args.blocks == "none":
+        return method
+    return BlockTuning(iwy_blocks(names, args.data), method=method, passes=args.passes)
+
+
+def iwy_blocks(names: list[str], data: str | None) -> list[list[str]]:
+    """The blocks of arXiv:1610.08328, StringZ:aLund (which it held fixed) with bLund."""
+    blocks = lep.iwy_blocks([n for n in names if n != "StringZ:aLund"], data)
+    if "StringZ:aLund" in names:
+        next(b for b in blocks if "StringZ:bLund" in b).insert(0, "StringZ:aLund")
+    return blocks
 
 
 def report(path: Path) -> None:
@@ -131,7 +153,10 @@ def report(path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", choices=["10", "20"], default="10")
-    parser.add_argument("--generator", choices=["pythia", "synthetic"], default="pythia")
+    parser.add_argument("--generator", choices=["pythia", "synthetic", "standin"],
+                        default="pythia")
+    parser.add_argument("--blocks", choices=["none", "iwy"], default="none")
+    parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--seeds", default="1-5")
     parser.add_argument("--budget", type=int, default=400)
     parser.add_argument("--events", type=int, default=20_000)
@@ -146,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         report(args.results)
         return
-    GeneratorTuning.from_dict(json.loads(args.options))  # refuse bad options before running
+    names, low, high = parameters(args.params, args.data)
+    tuning_method(names, args)  # refuse bad options before running
     if args.store_dir:
         Path(args.store_dir).mkdir(parents=True, exist_ok=True)
     done = {row["seed"] for row in read_rows(args.results)}
-    names, low, high = parameters(args.params, args.data)
     seeds = parse_seeds(args.seeds)
     if args.generator == "synthetic":
         from synthetic_bins import SyntheticBins
@@ -158,6 +183,14 @@ def main(argv: list[str] | None = None) -> None:
         sim: Any = SyntheticBins(names, low, high, n_events=args.events)
         mid = {n: float((a + b) / 2) for n, a, b in zip(names, low, high)}
         run_series(sim, sim.reference(mid), names, low, high, seeds, done, args)
+    elif args.generator == "standin":
+        from pythia_standin import PythiaStandin
+
+        if args.params != "10":
+            raise SystemExit("the Pythia stand-in is fitted over the ten parameters: --params 10")
+        reference = lep.load_reference(lep.observables("iwy20"), args.data)
+        sim = PythiaStandin(reference, args.data, n_events=args.events)
+        run_series(sim, sim.reference, names, low, high, seeds, done, args)
     else:
         from bayestune.hep.pythia import PythiaSimulator
 

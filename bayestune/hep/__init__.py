@@ -32,12 +32,15 @@ from .lep import (
 from .sensitivity import Sensitivity, sensitivity
 from .tunefiles import TuneFiles, read_cmnd, write_cmnd, write_tune
 from .tuning import (
+    BlockTuneResult,
+    BlockTuning,
     ExploreStage,
     GeneratorTuneResult,
     GeneratorTuning,
     ProbeStage,
     RefineStage,
     StageRecord,
+    tune_blocks,
     tune_generator,
 )
 from .tuning.local import refine_binwise
@@ -52,4 +55,5 @@ __all__ = [
     "normalise_path", "observables", "read_csv", "read_hepdata_yaml", "read_histograms",
     "read_json", "read_yoda", "refine_binwise", "write_json", "write_yoda", "YodaWarning",
     "TuneFiles", "read_cmnd", "write_cmnd", "write_tune", "Sensitivity", "sensitivity",
+    "BlockTuneResult", "BlockTuning", "tune_blocks",
 ]

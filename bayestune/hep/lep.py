@@ -29,7 +29,7 @@ from .io import read_yoda
 __all__ = [
     "Observable", "LEP_OBSERVABLES", "OBSERVABLE_SETS", "DATA_ENV", "find_data_dir",
     "load_reference", "monash_parameters", "LEP1_SETTINGS", "observables",
-    "published_ranges", "monash_values", "iwy_parameters",
+    "published_ranges", "monash_values", "iwy_parameters", "iwy_blocks",
 ]
 
 DATA_ENV = "BAYESTUNE_LEP_DATA"
@@ -275,6 +275,21 @@ def monash_values(names: Iterable[str], data_dir: str | Path | None = None
     if missing:
         raise KeyError(f"no Monash value for {missing} in monash2013_parameters.csv")
     return {n: float(rows[n]["monash2013_value"]) for n in names}
+
+
+def iwy_blocks(names: Iterable[str], data_dir: str | Path | None = None
+               ) -> list[list[str]]:
+    """``names`` grouped by their block of arXiv:1610.08328 (final-state shower, string
+    fragmentation, flavour composition), in the blocks' order; names outside its twenty
+    parameters raise KeyError."""
+    rows = monash_parameters(data_dir)
+    names = list(names)
+    outside = [n for n in names if n not in rows or rows[n]["IWY1610.08328_block"]
+               not in IWY_BLOCKS]
+    if outside:
+        raise KeyError(f"{outside} are not among the twenty parameters of arXiv:1610.08328")
+    blocks = [[n for n in names if rows[n]["IWY1610.08328_block"] == b] for b in IWY_BLOCKS]
+    return [b for b in blocks if b]
 
 
 def iwy_parameters(data_dir: str | Path | None = None) -> list[str]:
