@@ -299,6 +299,31 @@ def test_a_trusted_step_stops_on_the_leverage_wall():
     assert np.array_equal(trusted_step(_Bowl(), start, np.array([0.3, -0.2])), [0.3, -0.2])
 
 
+def test_a_region_grows_towards_a_minimum_beyond_it_not_across():
+    from bayestune.hep.tuning.regions import stretched
+
+    span = np.array([1.0, 10.0, 0.1])
+    axes = np.diag([0.05, 0.5, 0.002])  # 5 %, 5 % and 2 % of the ranges
+    # the minimum lies along the second parameter: only that reach doubles
+    grown = stretched(axes, np.array([0.0, 3.0, 0.0]), span, max_extent=0.2)
+    np.testing.assert_allclose(grown, np.diag([0.05, 1.0, 0.002]))
+    # along a diagonal (in units of the ranges) of the first two: the region's reach along
+    # it doubles, across it and along the third it stays
+    d = np.array([0.1, 1.0, 0.0])
+    grown = stretched(axes, d, span, max_extent=0.2)
+    u = (d / span) / np.linalg.norm(d / span)
+    unit = grown / span[:, None]
+    np.testing.assert_allclose(u @ unit, 2.0 * (u @ (axes / span[:, None])))
+    across = np.array([u[1], -u[0], 0.0])
+    np.testing.assert_allclose(across @ unit, across @ (axes / span[:, None]), atol=1e-15)
+    np.testing.assert_allclose(grown[:, 2], axes[:, 2])
+    # no direction: every axis doubles; a long axis stops at max_extent of its range
+    np.testing.assert_allclose(stretched(axes, np.zeros(3), span, 0.2),
+                               np.diag([0.1, 1.0, 0.004]))
+    np.testing.assert_allclose(stretched(np.diag([0.15, 0.5, 0.002]), np.array([1.0, 0, 0]),
+                                         span, 0.2), np.diag([0.2, 0.5, 0.002]))
+
+
 def test_a_region_across_a_bound_is_shifted_inside_not_cut():
     from bayestune.hep.tuning.regions import inside_box
 

@@ -53,7 +53,6 @@ from .options import ProbeStage, RefineStage
 from .probe import line_minimum, valley_line
 from .regions import (
     PLAUSIBLE_CANDIDATES,
-    capped,
     coordinates,
     damped,
     fit_local,
@@ -64,6 +63,7 @@ from .regions import (
     real_dims,
     region_axes,
     start_region,
+    stretched,
     trials_in_region,
     trusted_step,
 )
@@ -179,18 +179,21 @@ class LocalStages:
             plain, plain_unc = fit_local(self.before + self.local, self.space, self.objective,
                                          self.refine.rank, design, walk.axes)
             centre = self._minimum(plain_unc)
-            axes = self._next_axes(plain_unc, plain, walk.axes)
+            axes = self._next_axes(plain_unc, plain, walk.axes, design)
             how, placed_by = "plain fit", plain
             if model is None or unc is None:
                 model, unc = plain, plain_unc
         elif self._on_wall(model, unc):
             # the minimum lies beyond what the design can predict: a trust-region step
-            # towards it, as far as the design trusts the fit, and a larger region
-            centre = trusted_step(model, design, self._minimum(unc))
-            axes = capped(2.0 * walk.axes, self.hi - self.lo, self.refine.max_extent)
+            # towards it, as far as the design trusts the fit, and a region grown towards it
+            target = self._minimum(unc)
+            centre = trusted_step(model, design, target)
+            axes = stretched(walk.axes, target - design, self.hi - self.lo,
+                             self.refine.max_extent)
             how = "debiased fit, step to its leverage wall"
         else:
-            centre, axes = self._minimum(unc), self._next_axes(unc, model, walk.axes)
+            centre = self._minimum(unc)
+            axes = self._next_axes(unc, model, walk.axes, design)
             how = "debiased fit"
         walk.model, walk.unc, walk.centre, walk.axes = model, unc, centre, axes
         walk.placed_by = placed_by
@@ -221,9 +224,14 @@ class LocalStages:
         return on_box_edge(unc, model) or \
             model.leverage(x) > WALL_FRACTION * model.max_leverage
 
-    def _next_axes(self, unc: Uncertainty, model: BinwiseModel, axes: np.ndarray) -> np.ndarray:
+    def _next_axes(self, unc: Uncertainty, model: BinwiseModel, axes: np.ndarray,
+                   design: np.ndarray) -> np.ndarray:
+        """The next round's half-axes: from the fit's covariance (``refine.width`` errors,
+        kept between half and twice the last ones), or, when the minimum sits on the edge
+        of the fitted points, the last ones grown towards it from the last round's centre
+        ``design``."""
         span = self.hi - self.lo
-        grown = capped(2.0 * axes, span, self.refine.max_extent)
+        grown = stretched(axes, self._minimum(unc) - design, span, self.refine.max_extent)
         if on_box_edge(unc, model):  # no trustworthy covariance on the edge of the points
             return grown
         return region_axes(damped(unc.covariance, axes / self.refine.width), self.refine.width,

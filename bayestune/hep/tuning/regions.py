@@ -67,6 +67,26 @@ def capped(axes: np.ndarray, span: np.ndarray, max_extent: float,
     return axes * np.clip(length, at_least, max_extent) / np.maximum(length, 1e-300)
 
 
+def stretched(axes: np.ndarray, direction: np.ndarray, span: np.ndarray, max_extent: float,
+              factor: float = 2.0) -> np.ndarray:
+    """Half-axes (columns) of a region grown by ``factor`` along ``direction`` only (both in
+    parameter units; measured in units of the ranges ``span``), then :func:`capped`.
+
+    A walk whose minimum lies beyond its region grows the region towards the minimum. Across
+    that direction the fit constrains the parameters: in ten dimensions, doubling the region
+    there too put a round's points tens of errors up the walls of the well-measured
+    parameters, whose fit then sent the walk away from the minimum. Without a direction
+    (zero or not finite) the region grows by ``factor`` in every direction."""
+    d = np.asarray(direction, dtype=float) / span
+    norm = float(np.linalg.norm(d))
+    if not np.isfinite(norm) or norm == 0.0:
+        return capped(factor * axes, span, max_extent)
+    u = d / norm
+    unit_axes = axes / span[:, None]
+    grown = unit_axes + (factor - 1.0) * np.outer(u, u @ unit_axes)
+    return capped(span[:, None] * grown, span, max_extent)
+
+
 def damped(cov: np.ndarray, old_root: np.ndarray) -> np.ndarray:
     """``cov`` with its ellipse kept between half and twice the old one (``old_root``: the
     old covariance's square root, ``old = old_root @ old_root.T``), in every direction."""
