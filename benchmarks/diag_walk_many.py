@@ -1,0 +1,106 @@
+"""Replay the local rounds of a stored ten- or twenty-parameter closure and print each
+round's decision: where the next round goes, why, and its region's reach per parameter.
+
+The closure's pseudo-data are made again as ``bench_closure_many.py`` made them (Pythia:
+``4 x --events`` events at the seed's truth), a copy of the store is resumed with a generator
+that stops at the first run the store does not hold, and every round's fit is redone with
+the code checked out here:
+
+    BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
+        benchmarks/diag_walk_many.py STORE.sqlite --seed 1 --params 10
+
+Printed per round: the walk's log (plausible candidates, the next centre and which fit placed
+it) and the next region's half-reach along each parameter (the root sum of squares of its
+half-axes' components) in units of the parameter's range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_closure_many import central_truth, parameters  # noqa: E402
+
+import bayestune as bt  # noqa: E402
+from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
+from bayestune.hep import GeneratorTuning, lep  # noqa: E402
+from bayestune.hep.tuning import refine  # noqa: E402
+
+
+class StopAtNewRun:
+    """A generator that ends the replay at the first run the store does not hold."""
+
+    def __init__(self, n_events: int) -> None:
+        self.n_events = n_events
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        raise KeyboardInterrupt("the store holds no more runs")
+
+    def replicate(self, **_: Any) -> StopAtNewRun:
+        return self
+
+
+def traced_rounds() -> None:
+    """Print each round's new walk log lines and its next region's reach."""
+    plain = refine.LocalStages._round
+
+    def traced(self: Any, walk: Any, r: int) -> None:
+        n = len(walk.log)
+        plain(self, walk, r)
+        for line in walk.log[n:]:
+            print(line, flush=True)
+        reach = np.sqrt(np.sum(walk.axes**2, axis=1)) / (self.hi - self.lo)
+        print(f"round {r}: next region's half-reach / range "
+              f"{np.round(reach, 4).tolist()}", flush=True)
+
+    refine.LocalStages._round = traced  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--params", choices=["10", "20"], default="10")
+    parser.add_argument("--budget", type=int, default=400)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--options", default='{"explore": {"initial_fraction": 1.0}}')
+    parser.add_argument("--data", default=None)
+    args = parser.parse_args(argv)
+    import json
+
+    from bayestune.hep.pythia import PythiaSimulator
+
+    logging.basicConfig(level=logging.WARNING)
+    traced_rounds()
+    names, low, high = parameters(args.params, args.data)
+    space = bt.Space([bt.Real(n, float(a), float(b)) for n, a, b in zip(names, low, high)])
+    truth = central_truth(names, low, high, args.seed)
+    print("truth", {n: truth[n] for n in names})
+    obs = lep.observables("iwy20")
+    reference = lep.load_reference(obs, args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "replay.sqlite"
+        shutil.copy(args.store, copy)
+        with PythiaSimulator(obs, reference, n_events=args.events, seed=0) as sim:
+            p_seed = default_pseudo_seed(args.seed)
+            made = sim.replicate(seed=p_seed, n_events=4 * args.events)(truth)
+        pseudo = PseudoDataOptions(make=made, seed=p_seed, measured=reference)
+        try:
+            closure_test(StopAtNewRun(args.events), space, truth, seed=args.seed,
+                         pseudo=pseudo, store=copy, n_evals=args.budget,
+                         method=GeneratorTuning.from_dict(json.loads(args.options)))
+        except KeyboardInterrupt as stop:
+            print(f"replay ended: {stop}")
+
+
+if __name__ == "__main__":
+    main()
