@@ -17,6 +17,7 @@ half-axes' components) in units of the parameter's range.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -75,8 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--options", default='{"explore": {"initial_fraction": 1.0}}')
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    import json
-
     from bayestune.hep.pythia import PythiaSimulator
 
     logging.basicConfig(level=logging.WARNING)

@@ -60,6 +60,15 @@ def design_runs(path: Path = DESIGN) -> tuple[np.ndarray, dict[str, np.ndarray],
     return X, values, errors
 
 
+def _weighted_fit(A: np.ndarray, y: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients of ``y ~ A`` with errors ``scale`` (inf: no weight); a
+    constant, the mean, when no run has an error."""
+    if not np.isfinite(scale).any():
+        return np.r_[np.mean(y), np.zeros(A.shape[1] - 1)]
+    w = 1.0 / scale
+    return np.linalg.lstsq(A * w[:, None], y * w, rcond=None)[0]
+
+
 class PythiaStandin:
     """``params -> {observable: Histogram}`` in the reference's binning, from the fits of
     the design runs; ``seed`` and the point fix the noise."""
@@ -83,10 +92,7 @@ class PythiaStandin:
             # weights: the runs' MC errors of the target (of ln y: e / y)
             scale = np.where(log_value, E / np.where(Y > 0, Y, 1.0), E)
             scale = np.where(scale > 0, scale, np.inf)
-            w = 1.0 / scale
-            coef = np.stack([np.linalg.lstsq(A * w[:, b, None], target[:, b] * w[:, b],
-                                             rcond=None)[0] if np.isfinite(scale[:, b]).any()
-                             else np.r_[np.mean(target[:, b]), np.zeros(A.shape[1] - 1)]
+            coef = np.stack([_weighted_fit(A, target[:, b], scale[:, b])
                              for b in range(Y.shape[1])], axis=1)
             err_ok = np.all(E > 0, axis=0)
             err_coef = np.linalg.lstsq(A, np.log(np.where(E > 0, E, 1.0)), rcond=None)[0]

@@ -32,7 +32,7 @@ from ...space import Real, Space
 from ...uncertainty import Uncertainty
 from ..chi2 import HistogramObjective
 from .budget import StageRecord
-from .method import GeneratorTuneResult, plan_budget, tune_generator
+from .method import GeneratorTuneResult, TunedEstimate, plan_budget, tune_generator
 from .options import GeneratorTuning
 
 __all__ = ["BlockTuneResult", "BlockTuning", "tune_blocks"]
@@ -99,7 +99,7 @@ class BlockTuning:
 
 
 @dataclass
-class BlockTuneResult:
+class BlockTuneResult(TunedEstimate):
     """What :func:`tune_blocks` did and found.
 
     Attributes
@@ -128,25 +128,10 @@ class BlockTuneResult:
     result: Result
 
     @property
-    def estimate(self) -> dict[str, Any]:
-        return dict(self.uncertainty.x)
-
-    @property
-    def errors(self) -> dict[str, float]:
-        return dict(self.uncertainty.errors)
-
-    @property
-    def stages(self) -> list[StageRecord]:
+    def stages(self) -> list[StageRecord]:  # type: ignore[override]
         """Every step's stages, named ``p<pass>b<block>:<stage>``."""
         return [replace(s, stage=f"p{p}b{b}:{s.stage}")
                 for p, b, res in self.steps for s in res.stages]
-
-    def stage_log(self) -> str:
-        events = "" if self.n_events is None else f", {self.n_events:,} events"
-        lines = [f"{'stage':16s} {'runs':>4s}  outcome"]
-        lines += [f"{s.stage:16s} {s.runs:4d} runs  {s.outcome}" for s in self.stages]
-        lines.append(f"{'total':16s} {self.n_runs:4d}  of a budget of {self.budget}{events}")
-        return "\n".join(lines)
 
 
 class _Held:

@@ -41,8 +41,46 @@ __all__ = ["GeneratorTuneResult", "plan_budget", "tune_generator"]
 LOCAL_LABELS = ("refine:", "probe:")
 
 
+class TunedEstimate:
+    """What the results of a tune share: the estimate read from their ``uncertainty``, and
+    the table of their ``stages`` against their ``budget`` (``n_runs``, ``n_events``)."""
+
+    uncertainty: Uncertainty
+    stages: list[StageRecord]
+    budget: int
+    n_runs: int
+    n_events: int | None
+
+    @property
+    def estimate(self) -> dict[str, Any]:
+        return dict(self.uncertainty.x)
+
+    @property
+    def errors(self) -> dict[str, float]:
+        return dict(self.uncertainty.errors)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return np.asarray(self.uncertainty.covariance)
+
+    @property
+    def at_limit(self) -> list[str]:
+        return list(self.uncertainty.at_limit)
+
+    def stage_log(self) -> str:
+        """The stages as a table: name, runs, outcome."""
+        stages = self.stages
+        width = max([10] + [len(s.stage) for s in stages])
+        events = "" if self.n_events is None else f", {self.n_events:,} events"
+        lines = [f"{'stage':{width}s} {'runs':>4s}  outcome"]
+        lines += [f"{s.stage:{width}s} {s.runs:4d} runs  {s.outcome}" for s in stages]
+        lines.append(f"{'total':{width}s} {self.n_runs:4d}  of a budget of {self.budget}"
+                     f"{events}")
+        return "\n".join(lines)
+
+
 @dataclass
-class GeneratorTuneResult:
+class GeneratorTuneResult(TunedEstimate):
     """What :func:`tune_generator` did and found.
 
     Attributes
@@ -79,22 +117,6 @@ class GeneratorTuneResult:
     result: Result
     method: GeneratorTuning = field(default_factory=GeneratorTuning)
 
-    @property
-    def estimate(self) -> dict[str, Any]:
-        return dict(self.uncertainty.x)
-
-    @property
-    def errors(self) -> dict[str, float]:
-        return dict(self.uncertainty.errors)
-
-    @property
-    def covariance(self) -> np.ndarray:
-        return np.asarray(self.uncertainty.covariance)
-
-    @property
-    def at_limit(self) -> list[str]:
-        return list(self.uncertainty.at_limit)
-
     def predictions(self) -> dict[str, Histogram]:
         """The final fit's predicted histograms at the estimate, in the reference's binning
         (bins outside the chi2 are the mean over the fitted runs)."""
@@ -111,14 +133,6 @@ class GeneratorTuneResult:
         return write_tune(self.uncertainty, folder, delta=delta, fixed=fixed,
                           predictions=self.predictions(), runs=self.n_runs,
                           events=self.n_events, title="bayestune generator tune")
-
-    def stage_log(self) -> str:
-        """The stages as a table: name, runs, outcome."""
-        events = "" if self.n_events is None else f", {self.n_events:,} events"
-        lines = [f"{'stage':10s} {'runs':>4s}  outcome"]
-        lines += [str(s) for s in self.stages]
-        lines.append(f"{'total':10s} {self.n_runs:4d}  of a budget of {self.budget}{events}")
-        return "\n".join(lines)
 
 
 def plan_budget(n_evals: int, k: int, method: GeneratorTuning) -> tuple[int, int]:
