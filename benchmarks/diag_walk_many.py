@@ -62,8 +62,30 @@ def traced_rounds() -> None:
         reach = np.sqrt(np.sum(walk.axes**2, axis=1)) / (self.hi - self.lo)
         print(f"round {r}: next region's half-reach / range "
               f"{np.round(reach, 4).tolist()}", flush=True)
+        if walk.log[-1].endswith("step to its leverage wall)"):
+            print_wall_step(self, walk, r)
 
     refine.LocalStages._round = traced  # type: ignore[method-assign]
+
+
+def print_wall_step(stages: Any, walk: Any, r: int) -> None:
+    """How far beyond the wall step the debiased fit's minimum lies: the fit's chi2 at the
+    step (the next centre) and at the minimum, the gain with its standard deviation from the
+    fits' errors, and the step's remaining distance to the minimum as Delta chi2 under the
+    fit's covariance (with the parameters it moves most)."""
+    model, unc = walk.model, walk.unc
+    minimum = np.array([unc.x[d.name] for d in stages.dims])
+    at_step, sd_step = model.chi2(walk.centre)
+    gain = at_step - unc.fun
+    rest = minimum - walk.centre
+    cov = np.asarray(unc.covariance, dtype=float)
+    beyond = float(rest @ np.linalg.pinv(cov) @ rest) if np.all(np.isfinite(cov)) else np.nan
+    pulls = rest / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    top = np.argsort(-np.abs(pulls))[:3]
+    moved = ", ".join(f"{stages.dims[i].name} {pulls[i]:+.2f} sigma" for i in top)
+    print(f"round {r}: wall step: fit chi2 at the step {at_step:.1f} (sd {sd_step:.1f}), at "
+          f"the minimum {unc.fun:.1f}: gain {gain:.1f}; minimum beyond the step by Delta "
+          f"chi2 {beyond:.1f} ({moved})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
