@@ -70,6 +70,48 @@ def test_the_budget_counts_every_run_of_every_stage():
         assert abs(res.estimate[name] - TRUTH[name]) < 3.5 * res.errors[name]
 
 
+class _Sized:
+    """A simulator that logs the events of every run it makes (its replicas share the log)."""
+
+    def __init__(self, sim, log=None):
+        self.sim, self.n_events = sim, sim.n_events
+        self.log = [] if log is None else log
+
+    def replicate(self, *, seed=None, n_events=None):
+        return _Sized(self.sim.replicate(seed=seed, n_events=n_events), self.log)
+
+    def __call__(self, params):
+        self.log.append(self.n_events)
+        return self.sim(params)
+
+
+def test_the_explore_stage_may_run_fewer_events_and_the_tune_counts_them(tmp_path):
+    sim = GaussianPeakSimulator(n_events=5_000, seed=5)
+    pseudo = sim.replicate(seed=10_005, n_events=20_000)(TRUTH)
+    sized = _Sized(sim)
+    objective = HistogramObjective(sized, pseudo, keep_pulls=False, keep_bins=True)
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp", events=1_000),
+                             refine=RefineStage(n_per_round=8))
+    store = tmp_path / "ramp.sqlite"
+    res = tune_generator(objective, SPACE, 48, method=method, seed=5, store=store)
+    assert sized.log == [1_000] * 16 + [5_000] * 32
+    assert res.n_runs == 48 and res.n_events == 16 * 1_000 + 32 * 5_000
+    assert "176,000 events" in res.stage_log()
+    for name in ("mean", "width"):
+        assert abs(res.estimate[name] - TRUTH[name]) < 3.5 * res.errors[name]
+    again = tune_generator(objective, SPACE, 48, method=method, seed=5, store=store)
+    assert len(sized.log) == 48  # resumed: no new run
+    assert again.n_events == res.n_events and again.estimate == res.estimate
+    with pytest.raises(bt.StoreError, match="other generator-tuning options"):
+        tune_generator(objective, SPACE, 48, method=FAST, seed=5, store=store)
+    plain, _ = _objective(5)  # a simulator that cannot make runs of another size
+    with pytest.raises(ValueError, match=r"explore.events=1000 .*Counting has no replicate"):
+        tune_generator(plain, SPACE, 48, method=method, seed=5)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"explore.events={bad!r}"):
+            ExploreStage(events=bad)
+
+
 def test_failed_runs_are_charged_and_recorded():
     objective, sim = _objective(2, fail_mean_above=0.8)
     res = tune_generator(objective, SPACE, 48, method=FAST, seed=2)
@@ -351,6 +393,8 @@ def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
     old = identity(design="region", mc_part="replicas", replica_bounds="box")
     for added in ("design", "plausible_sd", "replica_bounds"):
         del old["method"]["refine"][added]
+    assert _planning(old) == _planning(identity(design="region"))
+    del old["method"]["explore"]["events"]  # made before explore.events: full-size runs
     assert _planning(old) == _planning(identity(design="region"))
     assert _planning(old) != _planning(identity(design="plausible"))
     # options that plan no run may differ

@@ -22,11 +22,14 @@ class BudgetExhausted(BayestuneError):
 
 @dataclass
 class Budget:
-    """``total`` generator runs of ``events_per_run`` events each (None: unknown)."""
+    """``total`` generator runs of ``events_per_run`` events each (None: unknown) unless a
+    stage says otherwise when it spends them."""
 
     total: int
     events_per_run: int | None = None
     used: int = 0
+    #: events of the runs counted so far (None once a run of unknown size was counted)
+    _events: int | None = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.total, bool) or not isinstance(self.total, int) or self.total < 1:
@@ -37,22 +40,27 @@ class Budget:
                 or not isinstance(self.events_per_run, int) or self.events_per_run < 1):
             raise ValueError("events_per_run must be a positive integer or None, got "
                              f"events_per_run={self.events_per_run!r}")
+        self._events = (None if self.used and self.events_per_run is None
+                        else self.used * (self.events_per_run or 0))
 
     @property
     def remaining(self) -> int:
         return self.total - self.used
 
-    def spend(self, n: int = 1) -> None:
-        """Count ``n`` runs; raises :class:`BudgetExhausted` beyond the total."""
+    def spend(self, n: int = 1, events_per_run: int | None = None) -> None:
+        """Count ``n`` runs of ``events_per_run`` events each (default: the budget's);
+        raises :class:`BudgetExhausted` beyond the total."""
         if n > self.remaining:
             raise BudgetExhausted(f"{n} more run(s) would exceed the budget of {self.total} "
                                   f"generator runs ({self.used} used)")
         self.used += n
+        per = self.events_per_run if events_per_run is None else events_per_run
+        self._events = None if self._events is None or per is None else self._events + n * per
 
     @property
     def events(self) -> int | None:
         """Events simulated so far (None when the generator does not say per run)."""
-        return None if self.events_per_run is None else self.used * self.events_per_run
+        return self._events
 
 
 @dataclass

@@ -9,6 +9,7 @@ of what each stage did. ``n_evals`` counts every generator run of every stage.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,11 +217,14 @@ def tune_generator(
     budget = Budget(n_evals, events_per_run=_events_per_run(objective))
     n_explore, rounds = plan_budget(n_evals, k, method)
     identity = {"method": method.to_dict(), "n_evals": n_evals}
-    with _explore_tuner(space, objective, method, seed, store, identity, tuner_options,
-                        method.explore.design_size(n_explore, len(space))) as tuner:
+    explore_objective = _explore_objective(objective, method.explore.events)
+    with _explore_tuner(space, explore_objective, method, seed, store, identity,
+                        tuner_options, method.explore.design_size(n_explore, len(space))
+                        ) as tuner:
         _check_identity(tuner, identity)
-        runner = StageRunner(tuner, budget, callback)
-        explored = _explore(tuner, runner, n_explore, callback)
+        runner = StageRunner(tuner, budget, callback, objective=objective)
+        explored = _explore(tuner, runner, n_explore, callback,
+                            method.explore.events or _events_per_run(objective))
         rounds = _rounds_left(runner.budget, rounds, len(explored), n_explore, k, method)
         local = LocalStages(runner, space, objective, explored, method.refine, method.probe,
                             seed)
@@ -250,6 +254,22 @@ def _rounds_left(budget: Budget, rounds: int, n_explored: int, n_explore: int, k
             f"n_evals={budget.total} fit {fit} local rounds of {n_round} runs, and the method "
             f"needs {least}; raise n_evals to at least {n_explored + least * n_round}")
     return fit
+
+
+def _explore_objective(objective: HistogramObjective,
+                       events: int | None) -> HistogramObjective:
+    """The explore stage's objective: ``objective`` with ``events`` events per run (None:
+    ``objective`` itself)."""
+    if events is None:
+        return objective
+    replicate = getattr(objective.simulate, "replicate", None)
+    if not callable(replicate):
+        raise ValueError(f"explore.events={events} needs a simulator that makes runs of "
+                         f"another size with replicate(n_events=...); "
+                         f"{type(objective.simulate).__name__} has no replicate")
+    explore = copy.copy(objective)
+    explore.simulate = replicate(n_events=events)
+    return explore
 
 
 def _events_per_run(objective: HistogramObjective) -> int | None:
@@ -288,7 +308,8 @@ def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
 
 #: what a stored method without an option (made before the option existed) planned: the
 #: behaviour of that time
-_BEFORE_OPTION = {"refine": {"design": "region", "plausible_sd": 3.0}}
+_BEFORE_OPTION = {"explore": {"events": None},
+                  "refine": {"design": "region", "plausible_sd": 3.0}}
 
 
 def _planning(identity: Any) -> Any:
@@ -308,9 +329,10 @@ def _planning(identity: Any) -> Any:
 
 
 def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
-             callback: Callable[[Trial], None] | None) -> list[Trial]:
-    """The explore stage: the tuner's engine for ``n_explore`` runs (a resumed store's
-    finished ones count); returns its trials."""
+             callback: Callable[[Trial], None] | None,
+             events_per_run: int | None) -> list[Trial]:
+    """The explore stage: the tuner's engine for ``n_explore`` runs of ``events_per_run``
+    events (a resumed store's finished ones count); returns its trials."""
     def explored() -> list[Trial]:
         return [t for t in tuner.history if not t.source.startswith(LOCAL_LABELS)]
 
@@ -329,7 +351,7 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
     if len(trials) > runner.budget.total:
         raise ValueError(f"the store holds {len(trials)} runs before the local rounds (imported "
                          f"or explored), more than n_evals={runner.budget.total}: raise n_evals")
-    runner.budget.spend(len(trials))
+    runner.budget.spend(len(trials), events_per_run)
     if not any(t.value is not None for t in trials):
         raise BayestuneError("no evaluation of the explore stage completed")
     return trials

@@ -67,6 +67,12 @@ class ExploreStage:
         engine need the design to see the valley: after a design of ``2 k`` points its
         expected improvement spent the rest of the stage within a few hundredths of the
         ranges around one point, often far along the valley from the minimum.
+    events : int, optional
+        Events per run of this stage (default: the simulator's own ``n_events``, as the
+        local rounds). Fewer events for the runs that only find the region of the minimum
+        lower a tune's total events; the simulator must offer ``replicate(n_events=...)``
+        (as :class:`~bayestune.hep.pythia.PythiaSimulator` does). The bin fits weight every
+        run by its own MC errors, so runs of both sizes enter them.
     """
 
     fraction: float = 0.4
@@ -75,9 +81,12 @@ class ExploreStage:
     runs: int | None = None
     initial_fraction: float = 0.5
     acquisition: str = "plausible"
+    events: int | None = None
 
     def __post_init__(self) -> None:
         _number("explore.fraction", self.fraction, 0.05, 0.95)
+        if self.events is not None:
+            _count("explore.events", self.events, 1)
         if self.runs is not None:
             _count("explore.runs", self.runs, 2)
         if self.engine != "composite" and self.engine not in ENGINE_NAMES:

@@ -24,12 +24,14 @@ __all__ = ["StageRunner"]
 
 
 class StageRunner:
-    """Runs planned points through ``tuner`` (its objective and store), charging ``budget``."""
+    """Runs planned points through ``objective`` (default: ``tuner``'s) into ``tuner``'s
+    store, charging ``budget``."""
 
     def __init__(self, tuner: Any, budget: Budget,
                  callback: Callable[[Trial], None] | None = None,
-                 max_driver_deaths: int = 2) -> None:
+                 max_driver_deaths: int = 2, objective: Any = None) -> None:
         self.tuner = tuner
+        self.objective = tuner.objective if objective is None else objective
         self.max_driver_deaths = max_driver_deaths
         self.budget = budget
         self.callback = callback
@@ -80,7 +82,7 @@ class StageRunner:
             return self.tuner.tell(pending, killed)
         store.record_start(pending.number)
         try:
-            outcome = evaluate(self.tuner.objective, pending.params)
+            outcome = evaluate(self.objective, pending.params)
         except KeyboardInterrupt:  # stopped on purpose, not killed by the point
             store.forget_starts()
             raise
