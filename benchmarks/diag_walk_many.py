@@ -30,11 +30,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_many import central_truth, parameters  # noqa: E402
+from walk_trace import trace_rounds  # noqa: E402
 
 import bayestune as bt  # noqa: E402
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
-from bayestune.hep.tuning import refine  # noqa: E402
 
 
 class StopAtNewRun:
@@ -50,22 +50,13 @@ class StopAtNewRun:
         return self
 
 
-def traced_rounds() -> None:
-    """Print each round's new walk log lines and its next region's reach."""
-    plain = refine.LocalStages._round
-
-    def traced(self: Any, walk: Any, r: int) -> None:
-        n = len(walk.log)
-        plain(self, walk, r)
-        for line in walk.log[n:]:
-            print(line, flush=True)
-        reach = np.sqrt(np.sum(walk.axes**2, axis=1)) / (self.hi - self.lo)
-        print(f"round {r}: next region's half-reach / range "
-              f"{np.round(reach, 4).tolist()}", flush=True)
-        if walk.log[-1].endswith("step to its leverage wall)"):
-            print_wall_step(self, walk, r)
-
-    refine.LocalStages._round = traced  # type: ignore[method-assign]
+def print_round(stages: Any, walk: Any, r: int) -> None:
+    """The next region's reach, and for a wall step how far beyond it the minimum lies."""
+    reach = np.sqrt(np.sum(walk.axes**2, axis=1)) / (stages.hi - stages.lo)
+    print(f"round {r}: next region's half-reach / range "
+          f"{np.round(reach, 4).tolist()}", flush=True)
+    if walk.log[-1].endswith("step to its leverage wall)"):
+        print_wall_step(stages, walk, r)
 
 
 def print_wall_step(stages: Any, walk: Any, r: int) -> None:
@@ -101,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     from bayestune.hep.pythia import PythiaSimulator
 
     logging.basicConfig(level=logging.WARNING)
-    traced_rounds()
+    trace_rounds(print_round)
     names, low, high = parameters(args.params, args.data)
     space = bt.Space([bt.Real(n, float(a), float(b)) for n, a, b in zip(names, low, high)])
     truth = central_truth(names, low, high, args.seed)

@@ -31,35 +31,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_random import resume_closure  # noqa: E402
 from closure_series import parse_seeds  # noqa: E402
+from walk_trace import trace_rounds  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
-from bayestune.hep.tuning import refine  # noqa: E402
 
 
-def traced_rounds() -> None:
-    """Print each round's new walk log lines and where its debiased fit's minimum lies."""
-    plain = refine.LocalStages._round
-
-    def traced(self: Any, walk: Any, r: int) -> None:
-        n = len(walk.log)
-        plain(self, walk, r)
-        for line in walk.log[n:]:
-            if "candidates plausible" not in line:
-                print(line, flush=True)
-        model, unc = walk.model, walk.unc
-        if model is None or unc is None or not model.debiased:
-            return
-        x = np.array([unc.x[d.name] for d in self.dims])
-        cov = np.asarray(unc.covariance, dtype=float)
-        rest = x - walk.centre
-        at_centre, sd = model.chi2(walk.centre)
-        print(f"round {r}: minimum at {model.leverage(x) / model.max_leverage:.2f} of the "
-              f"largest leverage; fit chi2 at the next centre {at_centre:.1f} (sd {sd:.1f}), "
-              f"at the minimum {unc.fun:.1f}; the minimum's Delta chi2 from the next centre "
-              f"{float(rest @ np.linalg.pinv(cov) @ rest):.2f}; errors "
-              f"{np.round(np.sqrt(np.diag(cov)), 4).tolist()}", flush=True)
-
-    refine.LocalStages._round = traced  # type: ignore[method-assign]
+def print_minimum(stages: Any, walk: Any, r: int) -> None:
+    """Where the round's debiased fit put the minimum (nothing for a plain fit)."""
+    model, unc = walk.model, walk.unc
+    if model is None or unc is None or not model.debiased:
+        return
+    x = np.array([unc.x[d.name] for d in stages.dims])
+    cov = np.asarray(unc.covariance, dtype=float)
+    rest = x - walk.centre
+    at_centre, sd = model.chi2(walk.centre)
+    print(f"round {r}: minimum at {model.leverage(x) / model.max_leverage:.2f} of the "
+          f"largest leverage; fit chi2 at the next centre {at_centre:.1f} (sd {sd:.1f}), "
+          f"at the minimum {unc.fun:.1f}; the minimum's Delta chi2 from the next centre "
+          f"{float(rest @ np.linalg.pinv(cov) @ rest):.2f}; errors "
+          f"{np.round(np.sqrt(np.diag(cov)), 4).tolist()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from bayestune.hep.pythia import PythiaSimulator
 
-    traced_rounds()
+    trace_rounds(print_minimum, skip="candidates plausible")
     rows = {r["seed"]: r for r in map(json.loads, args.results.read_text().splitlines())}
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)

@@ -1,0 +1,28 @@
+"""Trace the local rounds of a generator tune for the replay scripts (``diag_walk_*.py``).
+
+Imports only what every commit of the method has, so that a replay runs with the checkout
+of the series it replays on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bayestune.hep.tuning import refine
+
+
+def trace_rounds(after: Callable[[Any, Any, int], None], skip: str | None = None) -> None:
+    """Make every local round print its new walk log lines (those containing ``skip``
+    left out), then call ``after(stages, walk, round)``."""
+    plain = refine.LocalStages._round
+
+    def traced(self: Any, walk: Any, r: int) -> None:
+        n = len(walk.log)
+        plain(self, walk, r)
+        for line in walk.log[n:]:
+            if skip is None or skip not in line:
+                print(line, flush=True)
+        after(self, walk, r)
+
+    refine.LocalStages._round = traced  # type: ignore[method-assign]
