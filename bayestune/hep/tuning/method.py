@@ -223,8 +223,7 @@ def tune_generator(
                         ) as tuner:
         _check_identity(tuner, identity)
         runner = StageRunner(tuner, budget, callback, objective=objective)
-        explored = _explore(tuner, runner, n_explore, callback,
-                            method.explore.events or _events_per_run(objective))
+        explored = _explore(tuner, runner, n_explore, callback, method.explore.events)
         rounds = _rounds_left(runner.budget, rounds, len(explored), n_explore, k, method)
         local = LocalStages(runner, space, objective, explored, method.refine, method.probe,
                             seed)
@@ -332,7 +331,8 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
              callback: Callable[[Trial], None] | None,
              events_per_run: int | None) -> list[Trial]:
     """The explore stage: the tuner's engine for ``n_explore`` runs of ``events_per_run``
-    events (a resumed store's finished ones count); returns its trials."""
+    events (None: the budget's) (a resumed store's finished ones count); returns its
+    trials."""
     def explored() -> list[Trial]:
         return [t for t in tuner.history if not t.source.startswith(LOCAL_LABELS)]
 
