@@ -222,52 +222,6 @@ def test_binwise_minimum_and_curvature_do_not_depend_on_migrads_path():
                                        model._chi2_of(coef, point), rtol=1e-12)
 
 
-def _two_minima_campaign():
-    """A chi2 with two minima, at a = -1 (higher) and a = +1 (the data's point): the bins
-    depend on a through a^2 - 1 and, weakly, through a (exact quadratics, tiny noise)."""
-    x = np.linspace(0.05, 0.95, 20)
-    edges = np.linspace(0.0, 1.0, 21)
-
-    def bins(a, b):
-        return 5.0 + (a * a - 1.0) * (1.0 + x) + 0.2 * a * x**2 + b * np.cos(3.0 * x)
-
-    ref = {"h": Histogram.from_edges("/T/h", edges, bins(1.0, 0.0), np.full(20, 0.01))}
-    rng = np.random.default_rng(7)
-
-    def simulate(p):
-        values = bins(p["a"], p["b"]) + rng.normal(0.0, 1e-4, 20)
-        return {"h": Histogram.from_edges("/T/h", edges, values, np.full(20, 1e-4))}
-
-    objective = HistogramObjective(simulate, ref, keep_bins=True, keep_pulls=False)
-    space = bt.Space([bt.Real("a", -1.5, 1.5), bt.Real("b", -1.0, 1.0)])
-    tuner = bt.Tuner(space, objective, seed=0)
-    grid = np.meshgrid(np.linspace(-1.5, 1.5, 6), np.linspace(-1.0, 1.0, 5))
-    for a, b in zip(grid[0].ravel(), grid[1].ravel()):
-        p = {"a": float(a), "b": float(b)}
-        tuner.add(p, objective(p))
-    return tuner, space, objective
-
-
-def test_binwise_minimum_is_the_lowest_of_several_not_the_nearest_to_the_start():
-    """A quartic chi2 can have several minima (along a flat valley the MC noise makes
-    dips); the minimum is the lowest one in the box, not the one a local search from the
-    start happens to reach -- which could depend on another CPU's round-off -- and so are
-    the replicas'."""
-    tuner, space, objective = _two_minima_campaign()
-    model = fit_binwise(History([]), space, objective, trials=tuner.history.completed)
-    coef = {n: fit.coef for n, fit in model._fits.items()}
-    near = model._polished(coef, np.array([-0.8, 0.0]), list(zip(*model.box)))
-    assert near[0] == pytest.approx(-1.0, abs=0.05)  # the other minimum exists
-    for start in ([-0.8, 0.0], [-1.2, 0.5], [1.2, -0.5]):
-        unc = model.uncertainty(start=start, n_replicas=0)
-        assert unc.x["a"] == pytest.approx(1.0, abs=1e-3)
-        assert unc.x["b"] == pytest.approx(0.0, abs=1e-3)
-    lo, hi = model.box
-    replicas, _ = model._replica_minima(np.array([-1.0, 0.0]), list(zip(lo, hi)), 1.0,
-                                        np.random.default_rng(0), 3)
-    assert all(r[0] == pytest.approx(1.0, abs=0.01) for r in replicas)
-
-
 def _pseudo_data_campaign(seed, flag):
     """The linear model against pseudo-data whose noise (errors sigma, all MC) is 30 %
     shared along ``sign(x - 0.5)``; the runs' noise (a hundredth of it) is correlated alike.

@@ -21,14 +21,12 @@ searched there, and one within half an error of its edge is reported in ``at_lim
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from ..history import Trial
 from ..quadratic import (
@@ -54,22 +52,9 @@ from .newton import (
     with_form,
 )
 
-__all__ = ["BinwiseModel", "SEARCH_POINTS", "SEARCH_STARTS", "binwise_round_size"]
+__all__ = ["BinwiseModel", "binwise_round_size"]
 
 _log = logging.getLogger(__name__)
-
-#: quasi-random points of the searched box at which the chi2 is evaluated to start its
-#: minimisation: the chi2 of per-bin quadratics is a quartic, which can have several minima
-#: along a flat valley, and a local search from one start ends in whichever its path (and
-#: the round-off along it) leads to
-SEARCH_POINTS = 1024
-#: minimisations started at the lowest search points, besides the one from the given start;
-#: the lowest of their minima is the minimum
-SEARCH_STARTS = 2
-#: minima whose chi2 differ by less than this (relative) are equally low to round-off (along
-#: a direction in which the fit's chi2 is flat they are one minimum): the earlier search's,
-#: the given start's first, is kept
-_TIE = 1e-9
 
 #: What the replicas' noise is drawn with: the fitted runs' residuals (their covariance, lack
 #: of fit included) or each bin's quoted MC error with the residuals' correlation
@@ -319,51 +304,17 @@ class BinwiseModel:
         units -> the chi2 values (n,) and their standard deviations (n,)."""
         used = self._used
         F = quadratic_features(self._u(np.asarray(points, dtype=float)))  # (n, p)
-        total, r = self._chi2_rows({n: fit.coef for n, fit in self._fits.items()}, F)
+        pred = np.concatenate([F @ self._fits[n].coef[m].T for n, m in used.masks.items()],
+                              axis=1)  # (n, B)
         var = np.concatenate([np.einsum("np,bpq,nq->nb", F, self._fits[n].cov[m], F)
                               for n, m in used.masks.items()], axis=1)
+        r = pred - used.data
         a = used.weights / self._den
+        total = r**2 @ a
+        if self._gram is not None:
+            total = total - np.einsum("np,pq,nq->n", F, self._noise_form, F)
         sd = np.sqrt(np.maximum(4.0 * (r**2 * np.maximum(var, 0.0)) @ a**2, 0.0))
         return total, sd
-
-    def _chi2_rows(self, coef: dict[str, np.ndarray], F: np.ndarray, noise: float = 1.0,
-                   wall: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The chi2 of ``coef`` (as :meth:`_chi2_of`) at the points of the feature rows
-        ``F`` (n, p), and the residuals (n, B) of the used bins."""
-        used = self._used
-        pred = np.concatenate([F @ coef[n][m].T for n, m in used.masks.items()], axis=1)
-        r = pred - used.data
-        total = r**2 @ (used.weights / self._den)
-        if self._gram is not None:
-            total = total - noise * np.einsum("np,pq,nq->n", F, self._noise_form, F)
-            if wall:
-                excess = np.einsum("np,pq,nq->n", F, self._gram, F) / self.max_leverage - 1.0
-                total = total + 1e4 * np.where(excess > 0, excess, 0.0) ** 2
-        return total, r
-
-    def _lowest(self, coef: dict[str, np.ndarray], start: np.ndarray,
-                limits: Sequence[tuple[float, float]], errordef: float,
-                noise: float = 1.0) -> tuple[np.ndarray, Any]:
-        """The lowest minimum of the walled chi2 of ``coef`` inside ``limits`` that MIGRAD and
-        Newton steps (:meth:`_polished`) reach from ``start`` and from the
-        :data:`SEARCH_STARTS` lowest of :data:`SEARCH_POINTS` quasi-random points there
-        (the same points for every fit; of minima equally low to round-off, the earlier
-        search's); returns it and the Minuit object of its search."""
-        lo, hi = (np.array(b, dtype=float) for b in zip(*limits))
-        grid = lo + (hi - lo) * _search_points(lo.size)
-        values, _ = self._chi2_rows(coef, quadratic_features(self._u(grid)), noise, wall=True)
-        starts = [np.clip(np.asarray(start, dtype=float), lo, hi)]
-        starts += [grid[i] for i in np.argsort(values, kind="stable")[:SEARCH_STARTS]]
-        found: tuple[np.ndarray, float, Any] | None = None
-        for x0 in starts:
-            m = minuit_fit(lambda *v: self._chi2_of(coef, v, noise=noise), self.names,
-                           list(x0), list(limits), errordef, hesse=False)
-            x = self._polished(coef, np.array(m.values), limits, noise)
-            value = self._chi2_of(coef, x, noise=noise)
-            if found is None or value < found[1] - _TIE * (1.0 + abs(found[1])):
-                found = (x, value, m)
-        assert found is not None
-        return found[0], found[2]
 
     def _draw_per_bin(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         out = {}
@@ -432,7 +383,8 @@ class BinwiseModel:
             return self._chi2_of(coef, values)
 
         limits = list(zip(lo, hi))
-        best, m = self._lowest(coef, x0, limits, errordef)
+        m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
+        best = self._polished(coef, np.array(m.values), limits)
         rng = np.random.default_rng(seed)
         replica_limits = limits
         if replica_bounds == "wall" and self.debiased:  # the wall keeps them where trusted
@@ -471,7 +423,9 @@ class BinwiseModel:
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
-            minima.append(self._lowest(replica, best, limits, errordef, subtract)[0])
+            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
+                           list(best), limits, errordef, hesse=False)
+            minima.append(self._polished(replica, np.array(r.values), limits, subtract))
         return minima, at_best
 
     def _mc_part(self, mc_part: str, spread: np.ndarray, coef: dict[str, np.ndarray],
@@ -569,13 +523,6 @@ class BinwiseModel:
         if not np.all(np.linalg.eigvalsh(fisher * np.outer(self._scale, self._scale)) > 0):
             return None
         return inverse_in_units(fisher, self._scale)
-
-
-@functools.cache
-def _search_points(k: int) -> np.ndarray:
-    """:data:`SEARCH_POINTS` scrambled Sobol points of the unit cube in ``k`` dimensions,
-    fixed (seed 0), so that every fit starts from the same places."""
-    return np.asarray(qmc.Sobol(k, scramble=True, seed=0).random(SEARCH_POINTS))
 
 
 def _covariance(rows: Sequence[np.ndarray]) -> np.ndarray:
