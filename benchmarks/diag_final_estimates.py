@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import resume_closure  # noqa: E402
+from bench_closure_random import resume_copy  # noqa: E402
 from closure_series import parse_seeds  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
@@ -93,8 +91,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store-dir", type=Path, required=True)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    from bayestune.hep.pythia import PythiaSimulator
-
     refine.LocalStages._final = _traced_final(refine.LocalStages._final)
     rows = {r["seed"]: r for r in map(json.loads, args.results.read_text().splitlines())}
     obs = lep.observables("core")
@@ -106,15 +102,12 @@ def main(argv: list[str] | None = None) -> None:
             continue
         row = rows[seed]
         _found.clear()
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "replay.sqlite"
-            shutil.copy(args.store_dir / f"seed{seed}.sqlite", copy)
-            with PythiaSimulator(obs, reference, n_events=20_000, seed=0) as sim:
-                try:
-                    resume_closure(sim, reference, row, copy, method=GeneratorTuning())
-                except SystemExit as stop:  # another machine's round-off changed the tune
-                    print(f"seed {seed}: not replayed: {stop}", flush=True)
-                    continue
+        try:
+            resume_copy(obs, reference, row, args.store_dir / f"seed{seed}.sqlite",
+                        method=GeneratorTuning())
+        except SystemExit as stop:  # another machine's round-off changed the tune
+            print(f"seed {seed}: not replayed: {stop}", flush=True)
+            continue
         truth = np.array(list(row["truth"].values()))
         print(f"seed {seed} ({'settled' if _found.get('why') is None else 'not settled'}):")
         for way in WAYS:

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_closure_many import central_truth, parameters  # noqa: E402
-from walk_trace import trace_rounds  # noqa: E402
+from walk_trace import minimum_from_centre, trace_rounds  # noqa: E402
 
 import bayestune as bt  # noqa: E402
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
@@ -65,13 +65,10 @@ def print_wall_step(stages: Any, walk: Any, r: int) -> None:
     fits' errors, and the step's remaining distance to the minimum as Delta chi2 under the
     fit's covariance (with the parameters it moves most)."""
     model, unc = walk.model, walk.unc
-    minimum = np.array([unc.x[d.name] for d in stages.dims])
+    minimum, cov, beyond = minimum_from_centre(stages, walk)
     at_step, sd_step = model.chi2(walk.centre)
     gain = at_step - unc.fun
-    rest = minimum - walk.centre
-    cov = np.asarray(unc.covariance, dtype=float)
-    beyond = float(rest @ np.linalg.pinv(cov) @ rest) if np.all(np.isfinite(cov)) else np.nan
-    pulls = rest / np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    pulls = (minimum - walk.centre) / np.sqrt(np.maximum(np.diag(cov), 1e-300))
     top = np.argsort(-np.abs(pulls))[:3]
     moved = ", ".join(f"{stages.dims[i].name} {pulls[i]:+.2f} sigma" for i in top)
     print(f"round {r}: wall step: fit chi2 at the step {at_step:.1f} (sd {sd_step:.1f}), at "

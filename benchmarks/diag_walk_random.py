@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import resume_closure  # noqa: E402
+from bench_closure_random import resume_copy  # noqa: E402
 from closure_series import parse_seeds  # noqa: E402
-from walk_trace import trace_rounds  # noqa: E402
+from walk_trace import minimum_from_centre, trace_rounds  # noqa: E402
 
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
@@ -41,14 +39,12 @@ def print_minimum(stages: Any, walk: Any, r: int) -> None:
     model, unc = walk.model, walk.unc
     if model is None or unc is None or not model.debiased:
         return
-    x = np.array([unc.x[d.name] for d in stages.dims])
-    cov = np.asarray(unc.covariance, dtype=float)
-    rest = x - walk.centre
+    x, cov, beyond = minimum_from_centre(stages, walk)
     at_centre, sd = model.chi2(walk.centre)
     print(f"round {r}: minimum at {model.leverage(x) / model.max_leverage:.2f} of the "
           f"largest leverage; fit chi2 at the next centre {at_centre:.1f} (sd {sd:.1f}), "
           f"at the minimum {unc.fun:.1f}; the minimum's Delta chi2 from the next centre "
-          f"{float(rest @ np.linalg.pinv(cov) @ rest):.2f}; errors "
+          f"{beyond:.2f}; errors "
           f"{np.round(np.sqrt(np.diag(cov)), 4).tolist()}", flush=True)
 
 
@@ -60,8 +56,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--options", default="{}", help="the series' method options (JSON)")
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    from bayestune.hep.pythia import PythiaSimulator
-
     trace_rounds(print_minimum, skip="candidates plausible")
     rows = {r["seed"]: r for r in map(json.loads, args.results.read_text().splitlines())}
     obs = lep.observables("core")
@@ -70,11 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     for seed in parse_seeds(args.seeds):
         row = rows[seed]
         print(f"== seed {seed}: truth {row['truth']}", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "replay.sqlite"
-            shutil.copy(args.store_dir / f"seed{seed}.sqlite", copy)
-            with PythiaSimulator(obs, reference, n_events=20_000, seed=0) as sim:
-                res = resume_closure(sim, reference, row, copy, method=method)
+        res = resume_copy(obs, reference, row, args.store_dir / f"seed{seed}.sqlite",
+                          method=method)
         final = next(s for s in res.tune.stages if s.stage == "final-fit")
         print(f"seed {seed}: {final.outcome}")
         print(f"seed {seed}: estimate {np.round(list(res.estimate.values()), 4).tolist()}, "

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_closure_random import SPACE, central_truth, pseudo_options  # noqa: E402
+from bench_closure_random import resume_copy  # noqa: E402
 from closure_series import parse_seeds  # noqa: E402
 
-from bayestune.closure import closure_test  # noqa: E402
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
 
 
@@ -39,23 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    from bayestune.hep.pythia import PythiaSimulator
-
-    ran = {json.loads(line)["seed"] for line in args.results.read_text().splitlines()}
+    rows = {r["seed"]: r for r in map(json.loads, args.results.read_text().splitlines())}
     obs = lep.observables("core")
     reference = lep.load_reference(obs, args.data)
     with args.out.open("w") as out:
         for seed in parse_seeds(args.seeds):
-            if seed not in ran:
+            if seed not in rows:
                 continue
-            truth = central_truth(seed)
-            with tempfile.TemporaryDirectory() as tmp, \
-                    PythiaSimulator(obs, reference, n_events=20_000, seed=0) as sim:
-                copy = Path(tmp) / "replay.sqlite"
-                shutil.copy(args.store_dir / f"seed{seed}.sqlite", copy)
-                res = closure_test(sim.replicate(seed=1_000 + seed), SPACE, truth, seed=seed,
-                                   pseudo=pseudo_options(sim, reference, truth, seed, 80_000),
-                                   store=copy, n_evals=80, method=GeneratorTuning())
+            res = resume_copy(obs, reference, rows[seed], args.store_dir / f"seed{seed}.sqlite",
+                              check=False, method=GeneratorTuning())
             walk = next(s for s in res.tune.stages if s.stage == "refine").details["centres"]
             out.write(json.dumps({"seed": seed, "estimate": res.estimate, "pulls": res.pulls,
                                   "runs": len(res.result.history), "walk": walk}) + "\n")

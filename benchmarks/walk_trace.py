@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from bayestune.hep.tuning import refine
 
 
@@ -26,3 +28,14 @@ def trace_rounds(after: Callable[[Any, Any, int], None], skip: str | None = None
         after(self, walk, r)
 
     refine.LocalStages._round = traced  # type: ignore[method-assign]
+
+
+def minimum_from_centre(stages: Any, walk: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """The round's fit's minimum, its covariance, and the minimum's Delta chi2 from the next
+    round's centre under that covariance (nan when the covariance is not finite)."""
+    unc = walk.unc
+    minimum = np.array([unc.x[d.name] for d in stages.dims])
+    cov = np.asarray(unc.covariance, dtype=float)
+    rest = minimum - walk.centre
+    beyond = float(rest @ np.linalg.pinv(cov) @ rest) if np.all(np.isfinite(cov)) else np.nan
+    return minimum, cov, beyond
