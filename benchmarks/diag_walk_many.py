@@ -51,12 +51,48 @@ class StopAtNewRun:
 
 
 def print_round(stages: Any, walk: Any, r: int) -> None:
-    """The next region's reach, and for a wall step how far beyond it the minimum lies."""
+    """The next region's reach, the round's fit (its minimum's chi2, and for a debiased fit
+    the minimum's leverage as a fraction of its design's largest), and for a wall step how
+    far beyond it the minimum lies."""
     reach = np.sqrt(np.sum(walk.axes**2, axis=1)) / (stages.hi - stages.lo)
-    print(f"round {r}: next region's half-reach / range "
+    model, unc = walk.model, walk.unc
+    fit = f"fit chi2 {unc.fun:.1f} of {model.n_points} runs"
+    if model.debiased:
+        minimum = np.array([unc.x[d.name] for d in stages.dims])
+        wall = model.leverage(minimum) / model.max_leverage
+        fit += f", minimum at {wall:.4f} of the leverage wall"
+    print(f"round {r}: {fit}; next region's half-reach / range "
           f"{np.round(reach, 4).tolist()}", flush=True)
+    if model.debiased:
+        print_plain_minimum(model, minimum, r)
     if walk.log[-1].endswith("step to its leverage wall)"):
         print_wall_step(stages, walk, r)
+
+
+def plain_minimum(model: Any, minimum: np.ndarray) -> np.ndarray:
+    """A debiased fit's minimum with none of its own noise subtracted from its chi2,
+    searched from its ``minimum``."""
+    from bayestune.uncertainty import minuit_fit
+
+    coef = {n: fit.coef for n, fit in model._fits.items()}
+    limits = list(zip(*model.box))
+    m = minuit_fit(lambda *v: model._chi2_of(coef, v, noise=0.0), model.names,
+                   list(minimum), limits, 1.0, hesse=False)
+    return np.asarray(model._polished(coef, np.array(m.values), limits, 0.0))
+
+
+def print_plain_minimum(model: Any, minimum: np.ndarray, r: int) -> None:
+    """Where the debiased fit's minimum would be without its noise subtraction, which is
+    largest where the fit's variance is (its leverage, its distance in units of the fitted
+    box, and the debiased chi2 there)."""
+    plain = plain_minimum(model, minimum)
+    lo, hi = model.box
+    moved = np.linalg.norm((plain - minimum) / (hi - lo))
+    coef = {n: fit.coef for n, fit in model._fits.items()}
+    print(f"round {r}: without the noise subtraction the minimum lies at "
+          f"{model.leverage(plain) / model.max_leverage:.4f} of the leverage wall, "
+          f"{moved:.3f} of the fitted box from the debiased one; debiased chi2 there "
+          f"{model._chi2_of(coef, plain):.1f}", flush=True)
 
 
 def print_wall_step(stages: Any, walk: Any, r: int) -> None:

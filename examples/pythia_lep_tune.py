@@ -87,15 +87,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def tune_weights(obs: list[lep.Observable]) -> Weights:
+    """The observables' weights, the pT_out bins above 1.2 GeV left out."""
+    return Weights({o.id: o.weight for o in obs}
+                   | {name: {"weight": 1.0, "ranges": PT_OUT_CUT}
+                      for name in ("ALEPH96_pToutS", "DELPHI96_pToutS")})
+
+
+def tune_space(names: tuple[str, ...] | list[str], data: str | None) -> bt.Space:
+    """The parameters ``names`` over their published ranges."""
+    ranges = lep.published_ranges(names, data)
+    return bt.Space([bt.Real(n, *ranges[n]) for n in names])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     obs = lep.observables("lep_tune")
     reference = lep.load_reference(obs, args.data)
-    weights = Weights({o.id: o.weight for o in obs}
-                      | {name: {"weight": 1.0, "ranges": PT_OUT_CUT}
-                         for name in ("ALEPH96_pToutS", "DELPHI96_pToutS")})
-    ranges = lep.published_ranges(PARAMETERS, args.data)
-    space = bt.Space([bt.Real(n, *ranges[n]) for n in PARAMETERS])
+    weights = tune_weights(obs)
+    space = tune_space(PARAMETERS, args.data)
     monash = lep.monash_values(PARAMETERS, args.data)
     start = time.perf_counter()
     with PythiaSimulator(obs, reference, n_events=args.events, seed=args.seed,
