@@ -9,9 +9,12 @@ the code checked out here:
     BAYESTUNE_LEP_DATA=../shared/data/lep OMP_NUM_THREADS=1 python \\
         benchmarks/diag_walk_many.py STORE.sqlite --seed 1 --params 10
 
-Printed per round: the walk's log (plausible candidates, the next centre and which fit placed
+``--options`` are the series' method options (JSON); options that plan no run (such as
+``refine.final_noise``) may differ from the series', to see what they change. Printed per
+round: the walk's log (plausible candidates, the next centre and which fit placed
 it) and the next region's half-reach along each parameter (the root sum of squares of its
-half-axes' components) in units of the parameter's range.
+half-axes' components) in units of the parameter's range; at the end the final fit's
+outcome, its pulls and the truth's Delta chi2 under its covariance.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from walk_trace import minimum_from_centre, trace_rounds  # noqa: E402
 import bayestune as bt  # noqa: E402
 from bayestune.closure import PseudoDataOptions, closure_test, default_pseudo_seed  # noqa: E402
 from bayestune.hep import GeneratorTuning, lep  # noqa: E402
+from bayestune.hep.tuning import refine  # noqa: E402
 
 
 class StopAtNewRun:
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     names, low, high = parameters(args.params, args.data)
     space = bt.Space([bt.Real(n, float(a), float(b)) for n, a, b in zip(names, low, high)])
     truth = central_truth(names, low, high, args.seed)
+    trace_final(np.array([truth[n] for n in names]))
     print("truth", {n: truth[n] for n in names})
     obs = lep.observables("iwy20")
     reference = lep.load_reference(obs, args.data)
@@ -143,8 +148,27 @@ def main(argv: list[str] | None = None) -> None:
             closure_test(StopAtNewRun(args.events), space, truth, seed=args.seed,
                          pseudo=pseudo, store=copy, n_evals=args.budget,
                          method=GeneratorTuning.from_dict(json.loads(args.options)))
-        except KeyboardInterrupt as stop:
+        except KeyboardInterrupt as stop:  # the closure's check runs at the truth and estimate
             print(f"replay ended: {stop}")
+
+
+def trace_final(truth: np.ndarray) -> None:
+    """Make the final fit print its outcome, the estimate's pulls and the truth's Delta chi2
+    under its covariance."""
+    final = refine.LocalStages._final
+
+    def traced(self: Any, walk: Any) -> Any:
+        model, unc, why = final(self, walk)
+        x = np.array([unc.x[d.name] for d in self.dims])
+        cov = np.asarray(unc.covariance, dtype=float)
+        pulls = (x - truth) / np.sqrt(np.diag(cov))
+        distance = float((x - truth) @ np.linalg.solve(cov, x - truth))
+        print(f"final fit: {self.records[-1].outcome}")
+        print(f"final fit: pulls {np.round(pulls, 2).tolist()}; Delta chi2 of the truth "
+              f"{distance:.2f}", flush=True)
+        return model, unc, why
+
+    refine.LocalStages._final = traced  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -411,6 +411,18 @@ class BinwiseModel:
                                        covariance_extra=extra, covariance_hessian=hessian,
                                        minimum=(best, fcn(*best)))
 
+    def minimum(self, start: Sequence[float] | np.ndarray, noise: float = 1.0) -> np.ndarray:
+        """The minimum inside the fitted box of the chi2 with ``noise`` times the fits' own
+        noise subtracted (for a debiased model; 1 is its chi2, 0 the plain chi2 of its
+        fits), searched from ``start`` by MIGRAD and refined by Newton steps."""
+        lo, hi = self.box
+        limits = list(zip(lo, hi))
+        coef = {n: fit.coef for n, fit in self._fits.items()}
+        x0 = np.clip(np.asarray(start, dtype=float), lo, hi)
+        m = minuit_fit(lambda *v: self._chi2_of(coef, v, noise=noise), self.names, list(x0),
+                       limits, 1.0, hesse=False)
+        return np.asarray(self._polished(coef, np.array(m.values), limits, noise))
+
     def _replica_minima(self, best: np.ndarray, limits: list[tuple[float, float]],
                         errordef: float, rng: np.random.Generator, n_replicas: int
                         ) -> tuple[list[np.ndarray], list[float]]:

@@ -164,6 +164,13 @@ class RefineStage:
         above the valley's floor, say little about where the floor is lowest.
     plausible_sd : float
         The plausible part's bound, in standard deviations (default 3).
+    final_noise : float
+        The share of the fits' own noise that the final estimate's chi2 subtracts (0 to 1):
+        1 (the default) takes the minimum of the debiased chi2, 0 that of the plain chi2 of
+        the same fit, searched from the debiased minimum; the covariance is the debiased
+        fit's either way. The subtracted noise is largest where the fit's variance is, at
+        its leverage wall, and where the chi2 is flat within that noise the debiased
+        minimum goes there (see ``docs/generator-tuning.md``, step 3).
     replica_bounds : {"box", "wall"}
         What bounds the minima of the final fit's replicas (its MC part): the box of the
         fitted points, as the estimate (``"box"``), or only the fit's leverage wall
@@ -174,7 +181,8 @@ class RefineStage:
 
     #: options that only change the final fit's covariance, not which runs are made: a
     #: store may be resumed with other values of them
-    REPORT_ONLY: ClassVar[tuple[str, ...]] = ("mc_part", "unsettled_step", "replica_bounds")
+    REPORT_ONLY: ClassVar[tuple[str, ...]] = ("mc_part", "unsettled_step", "replica_bounds",
+                                              "final_noise")
 
     n_per_round: int | None = None
     width: float = 20.0
@@ -187,6 +195,7 @@ class RefineStage:
     design: str = "plausible"
     plausible_sd: float = 3.0
     replica_bounds: str = "wall"
+    final_noise: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
@@ -209,6 +218,7 @@ class RefineStage:
             raise ValueError(f"refine.design must be one of {DESIGNS}, got "
                              f"refine.design={self.design!r}")
         _number("refine.plausible_sd", self.plausible_sd, 0.5, 100.0)
+        _number("refine.final_noise", self.final_noise, 0.0, 1.0)
         if self.replica_bounds not in REPLICA_BOUNDS:
             raise ValueError(f"refine.replica_bounds must be one of {REPLICA_BOUNDS}, got "
                              f"refine.replica_bounds={self.replica_bounds!r}")

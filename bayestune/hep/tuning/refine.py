@@ -339,6 +339,9 @@ class LocalStages:
             # the final covariance's MC part, redone
             unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part,
                                     replica_bounds=self.refine.replica_bounds)
+        if self.refine.final_noise != 1.0:
+            unc = moved_minimum(unc, model, model.minimum(self._minimum(unc),
+                                                          self.refine.final_noise))
         x = np.array([unc.x[d.name] for d in self.dims])
         why = unsettled(unc, model, x, last_centre)
         details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
@@ -358,6 +361,17 @@ class LocalStages:
                              + ("; its covariance includes the walk's last step"
                                 if stepped else "")), details))
         return model, unc, why
+
+
+def moved_minimum(unc: Uncertainty, model: BinwiseModel, x: np.ndarray) -> Uncertainty:
+    """``unc`` with its minimum moved to ``x`` (its covariance kept): the model's chi2 there
+    and the parameters within half an error of a limit of the fitted box."""
+    values = dict(unc.x)
+    values.update({n: float(v) for n, v in zip(unc.names, x)})
+    lo, hi = model.box
+    at_limit = [n for n, a, b, v in zip(unc.names, lo, hi, x)
+                if min(v - a, b - v) < 0.5 * unc.errors[n]]
+    return replace(unc, x=values, fun=model.chi2(x)[0], at_limit=at_limit)
 
 
 def with_extra_covariance(unc: Uncertainty, extra: np.ndarray) -> Uncertainty:
