@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from .result import Result
 
 __all__ = ["Uncertainty", "estimate_uncertainty", "RealCoordinates", "minuit_fit",
-           "uncertainty_from_minuit", "Eigentune", "PosteriorSamples", "Profile", "Profile2D"]
+           "uncertainty_from_minuit", "near_limits", "Eigentune", "PosteriorSamples", "Profile",
+           "Profile2D"]
 
 
 @dataclass
@@ -350,6 +351,12 @@ def estimate_or_gp(result: Result, errordef: float, start: dict[str, Any] | None
     return estimate_uncertainty(result, errordef, **opts)
 
 
+def near_limits(names: Sequence[str], x: Sequence[float],
+                limits: Sequence[tuple[float, float]], errors: dict[str, float]) -> list[str]:
+    """The ``names`` whose values ``x`` lie within half an error of a limit."""
+    return [n for n, v, (lo, hi) in zip(names, x, limits) if min(v - lo, hi - v) < 0.5 * errors[n]]
+
+
 def uncertainty_from_minuit(
     m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
     fun_std: float, covariance_extra: np.ndarray | None = None, surface: Surface | None = None,
@@ -392,8 +399,7 @@ def uncertainty_from_minuit(
     x = dict(base)
     x.update({n: float(v) for n, v in zip(names, values)})
     errors = {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
-    at_limit = [n for n, (lo, hi) in zip(names, limits)
-                if min(x[n] - lo, hi - x[n]) < 0.5 * errors[n]]
+    at_limit = near_limits(names, [x[n] for n in names], limits, errors)
     return Uncertainty(
         x=x, errors=errors, covariance=cov, names=names, fun=float(fval), fun_std=fun_std,
         errordef=float(errordef), valid=bool(m.valid),

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import pythia_lep_tune as example  # noqa: E402
-from diag_walk_many import StopAtNewRun, plain_minimum, print_round  # noqa: E402
+from diag_walk_many import StopAtNewRun, print_round  # noqa: E402
 from walk_trace import trace_rounds  # noqa: E402
 
 from bayestune.hep import HistogramObjective, lep, tune_generator  # noqa: E402
@@ -79,16 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     print(tune.stage_log())
     print(tune.uncertainty)
     estimate = np.array([tune.estimate[n] for n in names])
-    plain = dict(zip(names, plain_minimum(tune.model, estimate).tolist()))
+    plain = dict(zip(names, tune.model.minimum(estimate, noise=0.0).tolist()))
     print("the final fit's minimum without its noise subtraction:",
           {n: round(v, 5) for n, v in plain.items()})
     if args.check_events:
-        check(obs, reference, objective, names, args, {
+        check(obs, reference, objective, args, {
             "Monash 2013": lep.monash_values(names, args.data), "estimate": tune.estimate,
             "final fit, no noise subtraction": plain})
 
 
-def check(obs: list, reference: dict, objective: HistogramObjective, names: list[str],
+def check(obs: list, reference: dict, objective: HistogramObjective,
           args: argparse.Namespace, points: dict[str, dict[str, float]]) -> None:
     """The chi2 of ``points`` simulated with ``--check-events`` events."""
     from bayestune.hep.pythia import PythiaSimulator

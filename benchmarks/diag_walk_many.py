@@ -73,23 +73,11 @@ def print_round(stages: Any, walk: Any, r: int) -> None:
         print_wall_step(stages, walk, r)
 
 
-def plain_minimum(model: Any, minimum: np.ndarray) -> np.ndarray:
-    """A debiased fit's minimum with none of its own noise subtracted from its chi2,
-    searched from its ``minimum``."""
-    from bayestune.uncertainty import minuit_fit
-
-    coef = {n: fit.coef for n, fit in model._fits.items()}
-    limits = list(zip(*model.box))
-    m = minuit_fit(lambda *v: model._chi2_of(coef, v, noise=0.0), model.names,
-                   list(minimum), limits, 1.0, hesse=False)
-    return np.asarray(model._polished(coef, np.array(m.values), limits, 0.0))
-
-
 def print_plain_minimum(model: Any, minimum: np.ndarray, r: int) -> None:
     """Where the debiased fit's minimum would be without its noise subtraction, which is
     largest where the fit's variance is (its leverage, its distance in units of the fitted
     box, and the debiased chi2 there)."""
-    plain = plain_minimum(model, minimum)
+    plain = model.minimum(minimum, noise=0.0)
     lo, hi = model.box
     moved = np.linalg.norm((plain - minimum) / (hi - lo))
     coef = {n: fit.coef for n, fit in model._fits.items()}

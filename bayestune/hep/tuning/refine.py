@@ -44,7 +44,7 @@ from scipy.stats import qmc
 from ...history import History, Trial
 from ...quadratic import n_quadratic_terms, near_lowest
 from ...space import Space
-from ...uncertainty import Uncertainty
+from ...uncertainty import Uncertainty, near_limits
 from ..binwise import BinwiseModel
 from ..binwise_fit import fit_binwise
 from ..chi2 import HistogramObjective
@@ -368,9 +368,7 @@ def moved_minimum(unc: Uncertainty, model: BinwiseModel, x: np.ndarray) -> Uncer
     and the parameters within half an error of a limit of the fitted box."""
     values = dict(unc.x)
     values.update({n: float(v) for n, v in zip(unc.names, x)})
-    lo, hi = model.box
-    at_limit = [n for n, a, b, v in zip(unc.names, lo, hi, x)
-                if min(v - a, b - v) < 0.5 * unc.errors[n]]
+    at_limit = near_limits(unc.names, x, list(zip(*model.box)), unc.errors)
     return replace(unc, x=values, fun=model.chi2(x)[0], at_limit=at_limit)
 
 
