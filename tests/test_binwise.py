@@ -165,6 +165,29 @@ def test_a_debiased_fit_minimised_with_less_of_its_noise_subtracted():
         assert noise[0] < noise[1] and plain_chi2[0] <= plain_chi2[1]
 
 
+def test_the_plain_minimum_of_a_debiased_fit_comes_with_its_own_covariance():
+    """``uncertainty(noise=0)``: the estimate is the plain chi2's minimum
+    (:meth:`minimum`), and its covariance -- the plain chi2's curvature about the debiased
+    one's information, replicas subtracting only their own noise -- is calibrated for it
+    over the valley campaigns (measured: pull mean -0.01, width 1.15 over these 30 seeds;
+    the debiased minimum's own, with 15 replicas, 1.37)."""
+    pulls = []
+    for seed in range(30):
+        space, objective, basis, local = _valley_campaign(seed)
+        model = fit_binwise(History([]), space, objective, trials=local, basis=basis)
+        unc = model.uncertainty(n_replicas=15, noise=0.0)
+        x = np.array([unc.x["a"], unc.x["b"]])
+        if seed < 3:
+            start = model.uncertainty(n_replicas=0).x
+            np.testing.assert_allclose(model.minimum([start["a"], start["b"]], 0.0), x,
+                                       atol=1e-5)
+            assert unc.fun == pytest.approx(model.chi2(x)[0], rel=1e-9)  # debiased chi2
+        pulls += [unc.x[n] / unc.errors[n] for n in ("a", "b")]
+    assert abs(np.mean(pulls)) < 0.4 and 0.75 < np.std(pulls) < 1.4
+    with pytest.raises(ValueError, match="noise=1.5"):
+        model.uncertainty(noise=1.5)
+
+
 def test_binwise_chi2_at_many_points_is_the_chi2_at_each():
     space, objective, basis, local = _valley_campaign(3)
     for model in (fit_binwise(History([]), space, objective, trials=local),

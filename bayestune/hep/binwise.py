@@ -265,14 +265,21 @@ class BinwiseModel:
         return x
 
     def _exact_covariance(self, coef: dict[str, np.ndarray], best: np.ndarray,
-                          errordef: float) -> np.ndarray | None:
+                          errordef: float, noise: float = 1.0) -> np.ndarray | None:
         """``2 errordef H^-1`` of the chi2 (no limits, no wall) at ``best``, as HESSE's but
-        exact (None when not positive definite)."""
-        hess = self._derivatives(coef, best)[2]  # in the box's units
+        exact (None when not positive definite); with ``noise`` below 1, the sandwich ``2
+        errordef H_n^-1 H_1 H_n^-1`` of the chi2 subtracting that share of the fits' noise
+        (:meth:`uncertainty`), or its ``2 errordef H_n^-1`` where ``H_1`` is not positive
+        definite."""
+        hess = self._derivatives(coef, best, noise)[2]  # in the box's units
         try:
             cov_u = np.linalg.inv(hess)
         except np.linalg.LinAlgError:
             return None
+        if noise != 1.0:
+            information = self._derivatives(coef, best)[2]
+            if np.all(np.linalg.eigvalsh(0.5 * (information + information.T)) > 0):
+                cov_u = cov_u @ information @ cov_u.T
         cov_u = errordef * (cov_u + cov_u.T)  # 2 errordef H^-1, symmetric
         if not np.all(np.linalg.eigvalsh(cov_u) > 0):
             return None
@@ -329,7 +336,8 @@ class BinwiseModel:
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
                     n_replicas: int = 40, seed: int | None = 0,
-                    mc_part: str = "replicas", replica_bounds: str = "box") -> Uncertainty:
+                    mc_part: str = "replicas", replica_bounds: str = "box",
+                    noise: float = 1.0) -> Uncertainty:
         """Minimise the chi2 of the fitted bins inside the fitted box.
 
         MIGRAD finds the minimum and Newton steps with the chi2's exact derivatives (a
@@ -369,7 +377,18 @@ class BinwiseModel:
         clipped estimate scatters, not how far the data allow it to be from the edge.
         Bounded only by where the fit is trusted, the replicas keep the spread that the
         surroundings of the minimum give, as the Hessian's part does.
+
+        ``noise`` (a debiased model) is the share of the fits' own noise that the minimised
+        chi2 subtracts, as in :meth:`minimum`: below 1 the estimate is that chi2's minimum and
+        the covariance is its own. The Hessian's part is the sandwich ``2 errordef H_n^-1 H_1
+        H_n^-1`` -- ``H_n`` the minimised chi2's curvature, which decides how far the minimum
+        moves with the data, ``H_1`` the debiased chi2's, the data's information -- and the
+        replicas subtract ``noise`` plus their own noise, so that each carries as much of the
+        fits' noise as the estimate does. The reported chi2 (``fun``) is the debiased chi2 at
+        the estimate either way.
         """
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"noise must be a number in [0, 1], got noise={noise!r}")
         if mc_part not in MC_PARTS:
             raise ValueError(f"mc_part must be one of {MC_PARTS}, got mc_part={mc_part!r}")
         if replica_bounds not in REPLICA_BOUNDS:
@@ -379,26 +398,28 @@ class BinwiseModel:
         x0 = np.clip(self._centre if start is None else np.asarray(start, float), lo, hi)
         coef = {n: fit.coef for n, fit in self._fits.items()}
 
+        noise = noise if self.debiased else 1.0
+
         def fcn(*values: float) -> float:
-            return self._chi2_of(coef, values)
+            return self._chi2_of(coef, values, noise=noise)
 
         limits = list(zip(lo, hi))
         m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
-        best = self._polished(coef, np.array(m.values), limits)
+        best = self._polished(coef, np.array(m.values), limits, noise)
         rng = np.random.default_rng(seed)
         replica_limits = limits
         if replica_bounds == "wall" and self.debiased:  # the wall keeps them where trusted
             width = hi - lo
             replica_limits = list(zip(lo - width, hi + width))
         minima, at_best = self._replica_minima(best, replica_limits, errordef, rng,
-                                               n_replicas)
+                                               n_replicas, noise)
         extra = None
         if n_replicas > 1:
             extra = _covariance(minima)
             if mc_part != "replicas" and self.debiased:
-                extra = self._mc_part(mc_part, extra, coef, best, rng, 4 * n_replicas)
+                extra = self._mc_part(mc_part, extra, coef, best, rng, 4 * n_replicas, noise)
         fun_std = float(np.std(at_best, ddof=1)) if n_replicas > 1 else self.chi2(best)[1]
-        hessian = self._exact_covariance(coef, best, errordef)
+        hessian = self._exact_covariance(coef, best, errordef, noise)
         if hessian is not None and not self.debiased:
             corrected = self._debiased(hessian, best, errordef)
             hessian = hessian if corrected is None else corrected
@@ -409,7 +430,7 @@ class BinwiseModel:
         hessian = self._with_reference_mc(best, hessian)
         return uncertainty_from_minuit(m, self._fixed, limits, errordef, fun_std=fun_std,
                                        covariance_extra=extra, covariance_hessian=hessian,
-                                       minimum=(best, fcn(*best)))
+                                       minimum=(best, self._chi2_of(coef, best)))
 
     def minimum(self, start: Sequence[float] | np.ndarray, noise: float = 1.0) -> np.ndarray:
         """The minimum inside the fitted box of the chi2 with ``noise`` times the fits' own
@@ -424,14 +445,16 @@ class BinwiseModel:
         return np.asarray(self._polished(coef, np.array(m.values), limits, noise))
 
     def _replica_minima(self, best: np.ndarray, limits: list[tuple[float, float]],
-                        errordef: float, rng: np.random.Generator, n_replicas: int
-                        ) -> tuple[list[np.ndarray], list[float]]:
+                        errordef: float, rng: np.random.Generator, n_replicas: int,
+                        noise: float = 1.0) -> tuple[list[np.ndarray], list[float]]:
         """The minima of ``n_replicas`` replicas of the fits, started at ``best``, and each
-        replica's chi2 at ``best``."""
+        replica's chi2 at ``best``; a debiased model's replicas subtract ``noise`` of the
+        fits' noise, as the estimate does."""
         minima, at_best = [], []
         # a debiased replica carries the fit's noise and its own (of ``replica_variance``):
-        # both are subtracted, so that the replicas' minima scatter about this minimum
-        subtract = 1.0 + self.replica_variance if self.debiased else 1.0
+        # its own and the estimate's share of the fit's are subtracted, so that the
+        # replicas' minima scatter about this minimum
+        subtract = noise + self.replica_variance if self.debiased else 1.0
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
@@ -441,11 +464,12 @@ class BinwiseModel:
         return minima, at_best
 
     def _mc_part(self, mc_part: str, spread: np.ndarray, coef: dict[str, np.ndarray],
-                 best: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+                 best: np.ndarray, rng: np.random.Generator, n: int,
+                 noise: float = 1.0) -> np.ndarray:
         """The MC part ``mc_part`` of the covariance (see :meth:`uncertainty`) from the
         replicas' minima's covariance ``spread`` and ``n`` replicas' chi2 gradients;
         ``spread`` itself where the Hessian is not positive definite."""
-        parts = self._gradient_covariances(coef, best, rng, n)
+        parts = self._gradient_covariances(coef, best, rng, n, noise=noise)
         if parts is None:
             return spread
         g1, g2, inverse = parts
@@ -459,7 +483,8 @@ class BinwiseModel:
         return _positive_part(spread - inverse @ (g2 - g1) @ inverse.T)
 
     def _gradient_covariances(self, coef: dict[str, np.ndarray], best: np.ndarray,
-                              rng: np.random.Generator, n: int, per_centre: int = 8
+                              rng: np.random.Generator, n: int, per_centre: int = 8,
+                              noise: float = 1.0
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The covariance of the replicas' chi2 gradients at ``best``: ``G1`` of ``n``
         replicas about the fit, ``G2`` of replicas about replicas (``per_centre`` about each
@@ -472,10 +497,10 @@ class BinwiseModel:
         ``M G M.T`` with ``M`` the returned matrix. None when the Hessian is not positive
         definite or the model cannot draw about another centre."""
         draw_about = getattr(self._draw, "draw_about", None)
-        hess = self._derivatives(coef, best)[2]
+        hess = self._derivatives(coef, best, noise)[2]
         if draw_about is None or not np.all(np.linalg.eigvalsh(hess) > 0):
             return None
-        one = 1.0 + self.replica_variance
+        one = noise + self.replica_variance
         centre = self._draw.centre()  # type: ignore[attr-defined]
         g1 = [self._derivatives(draw_about(rng, centre)[0], best, one)[1] for _ in range(n)]
         g2 = []

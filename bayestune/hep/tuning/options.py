@@ -166,11 +166,15 @@ class RefineStage:
         The plausible part's bound, in standard deviations (default 3).
     final_noise : float
         The share of the fits' own noise that the final estimate's chi2 subtracts (0 to 1):
-        1 (the default) takes the minimum of the debiased chi2, 0 that of the plain chi2 of
-        the same fit, searched from the debiased minimum; the covariance is the debiased
-        fit's either way. The subtracted noise is largest where the fit's variance is, at
-        its leverage wall, and where the chi2 is flat within that noise the debiased
-        minimum goes there (see ``docs/generator-tuning.md``, step 3).
+        0 (the default) takes the minimum of the plain chi2 of the final fit, searched from
+        the minimum of its debiased chi2, 1 that debiased minimum. The covariance is the
+        estimate's own (:meth:`~bayestune.hep.BinwiseModel.uncertainty` with ``noise``: the
+        sandwich of its curvature, and replicas that subtract the same share). The
+        subtracted noise is largest where the fit's variance is, at its leverage wall, and
+        where the chi2 is flat within that noise the debiased minimum goes there; the plain
+        minimum is drawn a little towards the centre of the evaluations instead, which the
+        walk's last rounds, centred near the minimum, keep small (see
+        ``docs/generator-tuning.md``, step 3).
     replica_bounds : {"box", "wall"}
         What bounds the minima of the final fit's replicas (its MC part): the box of the
         fitted points, as the estimate (``"box"``), or only the fit's leverage wall
@@ -195,7 +199,7 @@ class RefineStage:
     design: str = "plausible"
     plausible_sd: float = 3.0
     replica_bounds: str = "wall"
-    final_noise: float = 1.0
+    final_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:

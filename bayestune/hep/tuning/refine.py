@@ -44,7 +44,7 @@ from scipy.stats import qmc
 from ...history import History, Trial
 from ...quadratic import n_quadratic_terms, near_lowest
 from ...space import Space
-from ...uncertainty import Uncertainty, near_limits
+from ...uncertainty import Uncertainty
 from ..binwise import BinwiseModel
 from ..binwise_fit import fit_binwise
 from ..chi2 import HistogramObjective
@@ -335,13 +335,12 @@ class LocalStages:
                 chosen = "the first walk's final fit (lower than the second walk's)"
             else:
                 chosen = "the second walk's final fit (lower than the first walk's)"
-        if self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box":
-            # the final covariance's MC part, redone
+        if (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
+                or self.refine.final_noise != 1.0):
+            # the final estimate and covariance, redone with the report's options
             unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part,
-                                    replica_bounds=self.refine.replica_bounds)
-        if self.refine.final_noise != 1.0:
-            unc = moved_minimum(unc, model, model.minimum(self._minimum(unc),
-                                                          self.refine.final_noise))
+                                    replica_bounds=self.refine.replica_bounds,
+                                    noise=self.refine.final_noise)
         x = np.array([unc.x[d.name] for d in self.dims])
         why = unsettled(unc, model, x, last_centre)
         details = {"n_fitted": model.n_points, "lack_of_fit": model.lack_of_fit,
@@ -361,15 +360,6 @@ class LocalStages:
                              + ("; its covariance includes the walk's last step"
                                 if stepped else "")), details))
         return model, unc, why
-
-
-def moved_minimum(unc: Uncertainty, model: BinwiseModel, x: np.ndarray) -> Uncertainty:
-    """``unc`` with its minimum moved to ``x`` (its covariance kept): the model's chi2 there
-    and the parameters within half an error of a limit of the fitted box."""
-    values = dict(unc.x)
-    values.update({n: float(v) for n, v in zip(unc.names, x)})
-    at_limit = near_limits(unc.names, x, list(zip(*model.box)), unc.errors)
-    return replace(unc, x=values, fun=model.chi2(x)[0], at_limit=at_limit)
 
 
 def with_extra_covariance(unc: Uncertainty, extra: np.ndarray) -> Uncertainty:
