@@ -148,6 +148,9 @@ def test_plan_budget_and_bad_options_name_the_value():
     with pytest.raises(ValueError, match=r"refine.final_noise must be a number in \[0.0, 1.0\], "
                        "got refine.final_noise=1.5"):
         RefineStage(final_noise=1.5)
+    with pytest.raises(ValueError, match=r"refine.walk_noise must be a number in \[0.0, 1.0\], "
+                       "got refine.walk_noise=-0.5"):
+        RefineStage(walk_noise=-0.5)
     with pytest.raises(ValueError, match=r"refine.final_scale must be a number in \[1.0, 10.0\], "
                        "got refine.final_scale=0.5"):
         RefineStage(final_scale=0.5)
@@ -394,12 +397,13 @@ def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
                 "n_evals": 80}
 
     old = identity(design="region", mc_part="replicas", replica_bounds="box")
-    for added in ("design", "plausible_sd", "replica_bounds", "final_noise"):
+    for added in ("design", "plausible_sd", "replica_bounds", "final_noise", "walk_noise"):
         del old["method"]["refine"][added]
     assert _planning(old) == _planning(identity(design="region"))
     del old["method"]["explore"]["events"]  # made before explore.events: full-size runs
     assert _planning(old) == _planning(identity(design="region"))
     assert _planning(old) != _planning(identity(design="plausible"))
+    assert _planning(old) != _planning(identity(design="region", walk_noise=0.0))
     # options that plan no run may differ
     assert _planning(old) == _planning(identity(design="region", mc_part="corrected",
                                                 replica_bounds="wall", final_noise=0.0))

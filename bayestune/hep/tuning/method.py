@@ -308,7 +308,7 @@ def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
 #: what a stored method without an option (made before the option existed) planned: the
 #: behaviour of that time
 _BEFORE_OPTION = {"explore": {"events": None},
-                  "refine": {"design": "region", "plausible_sd": 3.0}}
+                  "refine": {"design": "region", "plausible_sd": 3.0, "walk_noise": 1.0}}
 
 
 def _planning(identity: Any) -> Any:

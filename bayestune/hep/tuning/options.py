@@ -175,6 +175,13 @@ class RefineStage:
         minimum is drawn a little towards the centre of the evaluations instead, which the
         walk's last rounds, centred near the minimum, keep small (see
         ``docs/generator-tuning.md``, step 3).
+    walk_noise : float
+        The share of the fits' own noise that the rounds' fits subtract when they place the
+        next round (0 to 1; default 1, the debiased minimum). Where the chi2 is flat within
+        that noise the debiased minimum lies on the fit's leverage wall, and the rounds
+        step to it round after round; the plain minimum (0) is drawn towards the centre of
+        the round's evaluations instead, a pull that vanishes where the rounds are centred
+        on it.
     replica_bounds : {"box", "wall"}
         What bounds the minima of the final fit's replicas (its MC part): the box of the
         fitted points, as the estimate (``"box"``), or only the fit's leverage wall
@@ -200,6 +207,7 @@ class RefineStage:
     plausible_sd: float = 3.0
     replica_bounds: str = "wall"
     final_noise: float = 0.0
+    walk_noise: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_per_round is not None:
@@ -223,6 +231,7 @@ class RefineStage:
                              f"refine.design={self.design!r}")
         _number("refine.plausible_sd", self.plausible_sd, 0.5, 100.0)
         _number("refine.final_noise", self.final_noise, 0.0, 1.0)
+        _number("refine.walk_noise", self.walk_noise, 0.0, 1.0)
         if self.replica_bounds not in REPLICA_BOUNDS:
             raise ValueError(f"refine.replica_bounds must be one of {REPLICA_BOUNDS}, got "
                              f"refine.replica_bounds={self.replica_bounds!r}")

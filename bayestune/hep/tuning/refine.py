@@ -298,7 +298,7 @@ class LocalStages:
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis,
                             replica_noise=self.refine.replica_noise, noise_factor=noise_factor)
-        unc = model.uncertainty(start=design)
+        unc = model.uncertainty(start=design, noise=self.refine.walk_noise)
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
                   [round(unc.x[n], 5) for n in unc.names])
