@@ -172,8 +172,7 @@ class RefineStage:
         sandwich of its curvature, and replicas that subtract the same share). The
         subtracted noise is largest where the fit's variance is, at its leverage wall, and
         where the chi2 is flat within that noise the debiased minimum goes there; the plain
-        minimum is drawn a little towards the centre of the evaluations instead, which the
-        walk's last rounds, centred near the minimum, keep small (see
+        minimum is drawn towards the centre of the evaluations instead (measured in
         ``docs/generator-tuning.md``, step 3).
     walk_noise : float
         The share of the fits' own noise that the rounds' fits subtract when they place the
