@@ -510,3 +510,30 @@ def test_the_probe_line_fit_copes_with_bins_left_empty_by_runs():
     assert found is not None
     step, _, gain, gain_sd = found
     assert np.isfinite([step, gain, gain_sd]).all() and -0.6 <= step <= 0.9
+
+
+@pytest.mark.parametrize("walk_noise", [1.0, 0.0])
+def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatch, walk_noise):
+    """``RefineStage.walk_noise``: the rounds' fits are minimised with that share of their
+    noise subtracted, the final estimate with ``final_noise``'s (0); either way the budget
+    holds and the estimate covers the truth."""
+    from bayestune.hep.binwise import BinwiseModel
+
+    shares = []
+    original = BinwiseModel.uncertainty
+
+    def spy(self, *args, **kwargs):
+        shares.append(kwargs.get("noise", 1.0))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BinwiseModel, "uncertainty", spy)
+    objective, sim = _objective(3)
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                             refine=RefineStage(n_per_round=8, walk_noise=walk_noise))
+    res = tune_generator(objective, SPACE, 48, method=method, seed=3)
+    assert sim.calls == res.n_runs == 48
+    # the rounds' fits (a round with too few runs for a debiased fit is placed by the plain
+    # local fit, which subtracts nothing: 1, ignored), then the final fit's estimate
+    assert (0.0 in shares[:-1]) == (walk_noise == 0.0) and shares[-1] == 0.0
+    for name in ("mean", "width"):
+        assert abs(res.estimate[name] - TRUTH[name]) < 3.5 * res.errors[name]
