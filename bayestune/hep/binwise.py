@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from .newton import (
     step_inside,
     with_form,
 )
+
+if TYPE_CHECKING:
+    from iminuit import Minuit
 
 __all__ = ["BinwiseModel", "binwise_round_size"]
 
@@ -399,13 +402,8 @@ class BinwiseModel:
         coef = {n: fit.coef for n, fit in self._fits.items()}
 
         noise = noise if self.debiased else 1.0
-
-        def fcn(*values: float) -> float:
-            return self._chi2_of(coef, values, noise=noise)
-
         limits = list(zip(lo, hi))
-        m = minuit_fit(fcn, self.names, list(x0), limits, errordef, hesse=False)
-        best = self._polished(coef, np.array(m.values), limits, noise)
+        m, best = self._minimised(coef, x0, limits, noise, errordef)
         rng = np.random.default_rng(seed)
         replica_limits = limits
         if replica_bounds == "wall" and self.debiased:  # the wall keeps them where trusted
@@ -437,12 +435,20 @@ class BinwiseModel:
         noise subtracted (for a debiased model; 1 is its chi2, 0 the plain chi2 of its
         fits), searched from ``start`` by MIGRAD and refined by Newton steps."""
         lo, hi = self.box
-        limits = list(zip(lo, hi))
         coef = {n: fit.coef for n, fit in self._fits.items()}
         x0 = np.clip(np.asarray(start, dtype=float), lo, hi)
-        m = minuit_fit(lambda *v: self._chi2_of(coef, v, noise=noise), self.names, list(x0),
-                       limits, 1.0, hesse=False)
-        return np.asarray(self._polished(coef, np.array(m.values), limits, noise))
+        return self._minimised(coef, x0, list(zip(lo, hi)), noise)[1]
+
+    def _minimised(self, coef: dict[str, np.ndarray], start: np.ndarray,
+                   limits: list[tuple[float, float]], noise: float = 1.0,
+                   errordef: float = 1.0) -> tuple[Minuit, np.ndarray]:
+        """The minimum within ``limits`` of the walled chi2 of ``coef`` less ``noise`` times
+        the fits' noise: MIGRAD's from ``start``, refined by Newton steps
+        (:meth:`_polished`); and the Minuit object, for HESSE where the exact curvature is
+        not positive definite."""
+        m = minuit_fit(lambda *v: self._chi2_of(coef, v, noise=noise), self.names,
+                       list(start), limits, errordef, hesse=False)
+        return m, self._polished(coef, np.array(m.values), limits, noise)
 
     def _replica_minima(self, best: np.ndarray, limits: list[tuple[float, float]],
                         errordef: float, rng: np.random.Generator, n_replicas: int,
@@ -458,9 +464,7 @@ class BinwiseModel:
         for _ in range(n_replicas):
             replica = self._draw(rng)
             at_best.append(self._chi2_of(replica, best))
-            r = minuit_fit(lambda *v, c=replica: self._chi2_of(c, v, noise=subtract), self.names,
-                           list(best), limits, errordef, hesse=False)
-            minima.append(self._polished(replica, np.array(r.values), limits, subtract))
+            minima.append(self._minimised(replica, best, limits, subtract, errordef)[1])
         return minima, at_best
 
     def _mc_part(self, mc_part: str, spread: np.ndarray, coef: dict[str, np.ndarray],

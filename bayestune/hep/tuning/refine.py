@@ -283,11 +283,12 @@ class LocalStages:
 
     # ------------------------------------------------------------------ the final fit
     def _debiased(self, walk: _Walk, scale: float = 1.0,
-                  noise_factor: np.ndarray | None = None
+                  noise_factor: np.ndarray | None = None, replicas: bool = True
                   ) -> tuple[BinwiseModel | None, Uncertainty | None]:
         """The debiased fit of the rounds' evaluations in the last round's region, its axes
         scaled by ``scale``, with the MC noise model ``noise_factor`` (default: from its own
-        residuals; None when there are too few evaluations for it)."""
+        residuals; None when there are too few evaluations for it). Without ``replicas``
+        its uncertainty leaves out the MC part (its minimum and chi2 are the same)."""
         local = [t for t in self.local if "bins" in t.info]
         if len(local) < self.n_quad + 2:
             return None, None
@@ -298,26 +299,34 @@ class LocalStages:
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis,
                             replica_noise=self.refine.replica_noise, noise_factor=noise_factor)
-        unc = model.uncertainty(start=design, noise=self.refine.walk_noise)
+        unc = model.uncertainty(start=design, noise=self.refine.walk_noise,
+                                **({} if replicas else {"n_replicas": 0}))
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
                   [round(unc.x[n], 5) for n in unc.names])
         return model, unc
 
-    def _pooled(self, walk: _Walk) -> tuple[BinwiseModel | None, Uncertainty | None]:
+    def _pooled(self, walk: _Walk, replicas: bool = True
+                ) -> tuple[BinwiseModel | None, Uncertainty | None]:
         """The last round's fit; when it is debiased, refitted to the rounds' evaluations
-        inside its region scaled by ``refine.final_scale``. The MC noise's correlation across
+        inside its region scaled by ``refine.final_scale`` (its uncertainty without the MC
+        part unless ``replicas``). The MC noise's correlation across
         the bins is the last round's fit's: estimated from residuals, it would carry the
         quadratics' misfit over the wider region, a pattern shared by the bins along their
         response to the parameters, which inflates the replicas."""
         model, unc = walk.model, walk.unc
         if self.refine.final_scale == 1.0 or model is None or not model.debiased:
             return model, unc
-        pooled, pooled_unc = self._debiased(walk, self.refine.final_scale, model.noise_factor)
+        pooled, pooled_unc = self._debiased(walk, self.refine.final_scale, model.noise_factor,
+                                            replicas)
         return (model, unc) if pooled is None else (pooled, pooled_unc)
 
     def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
-        model, unc = self._pooled(walk)
+        # with other options than the walk's, the estimate is redone below: the pooled fit's
+        # minimum and chi2 (which choose between two walks) need no replicas
+        redo = (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
+                or self.refine.final_noise != 1.0)
+        model, unc = self._pooled(walk, replicas=not redo)
         if model is None or unc is None or not model.debiased:
             assert model is not None and unc is not None
             self.records.append(StageRecord(
@@ -335,8 +344,7 @@ class LocalStages:
                 chosen = "the first walk's final fit (lower than the second walk's)"
             else:
                 chosen = "the second walk's final fit (lower than the first walk's)"
-        if (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
-                or self.refine.final_noise != 1.0):
+        if redo:
             # the final estimate and covariance, redone with the report's options
             unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part,
                                     replica_bounds=self.refine.replica_bounds,
