@@ -34,6 +34,7 @@ from ..chi2 import HistogramObjective
 from .budget import StageRecord
 from .method import GeneratorTuneResult, TunedEstimate, plan_budget, tune_generator
 from .options import GeneratorTuning
+from .regions import real_dims
 
 __all__ = ["BlockTuneResult", "BlockTuning", "tune_blocks"]
 
@@ -202,7 +203,7 @@ def tune_blocks(
                          f"{'missing ' + str(missing) if missing else ''}")
     sizes = [len(b) for b in blocks.blocks]
     runs = split_budget(n_evals, sizes, blocks.passes, blocks.method)
-    current = {d.name: 0.5 * (d.low + d.high) for d in space}
+    current = {d.name: 0.5 * (d.low + d.high) for d in real_dims(space)}
     if blocks.start is not None:
         bad = sorted(set(blocks.start) - set(space.names))
         if bad:
@@ -229,13 +230,14 @@ def tune_blocks(
     last = steps[-len(sizes):]
     unc = _combined(space, current, last)
     events = [res.n_events for _, _, res in steps]
+    n_events = None if None in events else sum(e for e in events if e is not None)
     result = Result(x=dict(current), fun=unc.fun, history=History(trials), space=space,
                     success=True, at_limit=list(unc.at_limit),
                     message=f"tuned in {len(steps)} steps of blocks {sizes}")
     return BlockTuneResult(
         uncertainty=unc, steps=steps, budget=n_evals,
         n_runs=sum(res.n_runs for _, _, res in steps),
-        n_events=None if any(e is None for e in events) else sum(events),  # type: ignore[misc]
+        n_events=n_events,
         settled=all(res.settled for _, _, res in last), result=result)
 
 
@@ -263,4 +265,4 @@ def _combined(space: Space, x: dict[str, float],
         hessian_positive_definite=all(r.uncertainty.hessian_positive_definite
                                       for _, _, r in last),
         at_limit=[n for _, _, r in last for n in r.uncertainty.at_limit],
-        limits=[(d.low, d.high) for d in space])
+        limits=[(d.low, d.high) for d in real_dims(space)])

@@ -10,7 +10,7 @@ constant a stage uses is a field here, with its meaning and its validation.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from ...engines import ENGINE_NAMES
@@ -328,10 +328,10 @@ class GeneratorTuning:
         stages = {}
         for name, kind in kinds.items():
             given = dict(options.get(name) or {})
-            fields = set(kind.__dataclass_fields__)
-            bad = set(given) - fields
+            known = {f.name for f in fields(kind)}
+            bad = set(given) - known
             if bad:
                 raise ValueError(f"unknown option(s) {sorted(bad)} of the {name} stage; "
-                                 f"its options are {sorted(fields)}")
+                                 f"its options are {sorted(known)}")
             stages[name] = kind(**given)
         return cls(**stages)

@@ -252,8 +252,10 @@ class LocalStages:
         """Probe along the valley of the last round's fit (plain or debiased) when it is
         flat (or from a bound); returns whether the round was spent on it."""
         model, unc = self._pooled(walk)
-        line = None if model is None or unc is None else valley_line(
-            unc, self.dims, self.lo, self.hi, self.refine.max_extent, self.probe)
+        if model is None or unc is None:
+            return False
+        line = valley_line(unc, self.dims, self.lo, self.hi, self.refine.max_extent,
+                           self.probe)
         if line is None:
             return False
         origin, direction, (first, last), across = line
@@ -269,7 +271,6 @@ class LocalStages:
             target = np.clip(origin + step * direction + across @ shift, self.lo, self.hi)
             details.update(step=step, gain=gain, gain_sd=gain_sd, target=target.tolist())
             if gain > max(self.probe.min_gain_sd * gain_sd, 0.0):
-                assert model is not None and unc is not None
                 self._first_walk = (model, unc, walk.last_centre)
                 walk.centre, walk.placed_by = target, model
                 outcome = (f"lower by {gain:.1f} +- {gain_sd:.1f} at {step:+.2f} of the "
@@ -299,8 +300,8 @@ class LocalStages:
         basis = inside_design(before, local, self.dims)
         model = fit_binwise(History([]), self.space, self.objective, trials=local, basis=basis,
                             replica_noise=self.refine.replica_noise, noise_factor=noise_factor)
-        unc = model.uncertainty(start=design, noise=self.refine.walk_noise,
-                                **({} if replicas else {"n_replicas": 0}))
+        no_mc: dict[str, Any] = {} if replicas else {"n_replicas": 0}
+        unc = model.uncertainty(start=design, noise=self.refine.walk_noise, **no_mc)
         _log.info("debiased fit of %d round evaluations (basis: %d earlier ones, lack of fit "
                   "%.2f): minimum %s", len(local), len(basis), model.lack_of_fit,
                   [round(unc.x[n], 5) for n in unc.names])

@@ -260,7 +260,7 @@ def plausible_design(model: BinwiseModel, centre: np.ndarray, axes: np.ndarray, 
     if len(earlier):
         dist = np.linalg.norm(pool_u[:, None, :] - ((earlier - centre) @ inv.T)[None], axis=2)
         near = dist.min(axis=1)
-    chosen = []
+    chosen: list[int] = []
     first = int(np.argmin(z[keep])) if not len(earlier) else int(np.argmax(near))
     for _ in range(n):
         i = first if not chosen else int(np.argmax(near))
