@@ -361,7 +361,7 @@ def uncertainty_from_minuit(
     m: Any, base: dict[str, Any], limits: Sequence[tuple[float, float]], errordef: float, *,
     fun_std: float, covariance_extra: np.ndarray | None = None, surface: Surface | None = None,
     minos: bool = False, ndf: int | None = None, covariance_hessian: np.ndarray | None = None,
-    minimum: tuple[Sequence[float], float] | None = None,
+    minimum: tuple[Sequence[float] | np.ndarray, float] | None = None,
 ) -> Uncertainty:
     """An :class:`Uncertainty` from a finished :func:`minuit_fit` (plus an extra covariance).
 

@@ -568,8 +568,8 @@ class BinwiseModel:
 
 def _covariance(rows: Sequence[np.ndarray]) -> np.ndarray:
     """The covariance ``(k, k)`` of ``rows`` (n vectors of length k), also for k = 1."""
-    rows = np.asarray(rows, dtype=float)
-    return np.cov(rows.T).reshape(rows.shape[1], rows.shape[1])
+    table = np.asarray(rows, dtype=float)
+    return np.cov(table.T).reshape(table.shape[1], table.shape[1])
 
 
 def binwise_round_size(k: int) -> int:

@@ -471,9 +471,9 @@ class HistogramObjective:
         if self.correlated_sources and not any(
                 _correlated_columns(h, self.correlated_sources) is not None
                 for h in self.reference.values()):
-            known = sorted({k for h in self.reference.values() for k in h.sources or {}})
+            sources = sorted({k for h in self.reference.values() for k in h.sources or {}})
             raise ValueError(f"correlated_sources={self.correlated_sources!r} matches no error "
-                             f"source of the reference histograms (their sources: {known})")
+                             f"source of the reference histograms (their sources: {sources})")
 
     def used_bins(self) -> UsedBins:
         """The reference bins that enter the chi2 (non-zero weight), flattened.
