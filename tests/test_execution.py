@@ -212,7 +212,10 @@ def test_a_keyboard_interrupt_reaching_the_driver_from_a_worker_stops_the_campai
         tuner.run(9, n_workers=2, executor=pool)
     history = Tuner(SPACE, bowl, seed=4, store=store).history
     assert not history.failed, "an interrupt is not a failure of the point"
-    assert len(history.completed) >= 3 and len(history.completed) < 9
+    # the three calls before the interrupted fourth have started, but the other worker's
+    # may still run when the interrupt arrives (a loaded machine schedules it late): at least
+    # 4 - 2 points are complete, and the campaign stopped before its end
+    assert 2 <= len(history.completed) < 9
 
 
 def test_unpicklable_objective_is_refused_with_a_clear_error():
