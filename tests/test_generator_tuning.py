@@ -537,3 +537,25 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
     assert (0.0 in shares[:-1]) == (walk_noise == 0.0) and shares[-1] == 0.0
     for name in ("mean", "width"):
         assert abs(res.estimate[name] - TRUTH[name]) < 3.5 * res.errors[name]
+
+
+def test_the_final_estimate_takes_its_own_noise_share_whatever_the_walks(monkeypatch):
+    """A final_noise other than walk_noise redoes the estimate even with the walk's MC part
+    and bounds: walk_noise 0 with final_noise 1 ends on the debiased chi2's minimum."""
+    from bayestune.hep.binwise import BinwiseModel
+
+    shares = []
+    original = BinwiseModel.uncertainty
+
+    def spy(self, *args, **kwargs):
+        shares.append(kwargs.get("noise", 1.0))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BinwiseModel, "uncertainty", spy)
+    objective, sim = _objective(3)
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
+                             refine=RefineStage(n_per_round=8, walk_noise=0.0,
+                                                final_noise=1.0, replica_bounds="box"))
+    res = tune_generator(objective, SPACE, 48, method=method, seed=3)
+    assert sim.calls == res.n_runs == 48
+    assert 0.0 in shares[:-1] and shares[-1] == 1.0

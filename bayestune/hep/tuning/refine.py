@@ -323,10 +323,11 @@ class LocalStages:
         return (model, unc) if pooled is None else (pooled, pooled_unc)
 
     def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
-        # with other options than the walk's, the estimate is redone below: the pooled fit's
-        # minimum and chi2 (which choose between two walks) need no replicas
+        # with other options than the walk's fits (their noise share, the default MC part
+        # and bounds), the estimate is redone below: the pooled fit's minimum and chi2
+        # (which choose between two walks) then need no replicas
         redo = (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
-                or self.refine.final_noise != 1.0)
+                or self.refine.final_noise != self.refine.walk_noise)
         model, unc = self._pooled(walk, replicas=not redo)
         if model is None or unc is None or not model.debiased:
             assert model is not None and unc is not None
