@@ -307,9 +307,10 @@ def _check_identity(tuner: Tuner, identity: dict[str, Any]) -> None:
 
 #: what a stored method without an option (made before the option existed) planned: the
 #: behaviour of that time
-_BEFORE_OPTION: dict[str, dict[str, Any]] = {"explore": {"events": None},
-                                               "refine": {"design": "region", "plausible_sd": 3.0,
-                                                          "walk_noise": 1.0}}
+_BEFORE_OPTION: dict[str, dict[str, Any]] = {
+    "explore": {"events": None},
+    "refine": {"design": "region", "plausible_sd": 3.0, "walk_noise": 1.0},
+}
 
 
 def _planning(identity: Any) -> Any:
@@ -359,9 +360,8 @@ def _explore(tuner: Tuner, runner: StageRunner, n_explore: int,
 
 
 def explore_record(trials: list[Trial], n_explore: int) -> StageRecord:
-    ok = [t for t in trials if t.value is not None]
-    best_chi2, best = min(((float(t.value), t) for t in ok if t.value is not None),
-                          key=lambda pair: pair[0])
+    ok = [(float(t.value), t) for t in trials if t.value is not None]
+    best_chi2, best = min(ok, key=lambda pair: pair[0])
     return StageRecord("explore", len(trials), "its share of the budget spent",
                        {"failed": len(trials) - len(ok), "best_chi2": best_chi2,
                         "best": {n: float(v) for n, v in best.params.items()
