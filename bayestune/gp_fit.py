@@ -56,9 +56,9 @@ class MarginalLikelihood:
             raise ValueError(f"kernel must be one of {list(_KERNELS)}, got {kernel!r}")
         self.kernel = kernel
         m = model  # GPy's attributes are untyped
-        self._X = np.asarray(m.X, dtype=float)  # type: ignore[attr-defined]
-        self._z = np.asarray(m.Y, dtype=float)[:, 0]  # type: ignore[attr-defined]
-        self._p0 = np.array(m.param_array, dtype=float)  # type: ignore[attr-defined]
+        self._X = np.asarray(m.X, dtype=np.float64)  # type: ignore[attr-defined]
+        self._z = np.asarray(m.Y, dtype=np.float64)[:, 0]  # type: ignore[attr-defined]
+        self._p0 = np.array(m.param_array, dtype=np.float64)  # type: ignore[attr-defined]
         fixes = m._fixes_ if m._has_fixes() else None  # type: ignore[attr-defined]
         self._free = np.ones(self._p0.size, bool) if fixes is None else np.asarray(fixes, bool)
         self._transforms = [(c, np.asarray(i, dtype=int))

@@ -29,17 +29,17 @@ class Predictor:
             raise TypeError(f"unsupported stationary kernel {type(kern).__name__}")
         self._kernel = names[0]
         self._sf2 = float(kern.variance[0])  # type: ignore[attr-defined]
-        self._ls = np.array(kern.lengthscale, dtype=float)  # type: ignore[attr-defined]
+        self._ls = np.array(kern.lengthscale, dtype=np.float64)  # type: ignore[attr-defined]
         parts = getattr(model.kern, "parts", None)  # type: ignore[attr-defined]
         trend = parts[1] if parts else None
         self._trend = None if trend is None else tuple(
             float(getattr(trend, name)[0]) for name in ("constant", "linear", "quadratic"))
-        self._X = np.asarray(model.X, dtype=float)  # type: ignore[attr-defined]
+        self._X = np.asarray(model.X, dtype=np.float64)  # type: ignore[attr-defined]
         posterior = model.posterior  # type: ignore[attr-defined]
-        self._alpha = np.asarray(posterior.woodbury_vector, dtype=float)[:, 0]
+        self._alpha = np.asarray(posterior.woodbury_vector, dtype=np.float64)[:, 0]
         # the Cholesky factor of K + noise: the variance as kxx - |L^-1 k|^2 keeps its
         # digits where kxx - k' (K + noise)^-1 k with the explicit inverse loses them
-        self._L = np.asarray(posterior.woodbury_chol, dtype=float)
+        self._L = np.asarray(posterior.woodbury_chol, dtype=np.float64)
 
     def _cross(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``K(X, X_train)`` and ``G`` with ``dK/dx_i = -G (x_i - x'_i) / l_i^2``."""

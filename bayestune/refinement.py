@@ -192,6 +192,7 @@ def _ellipse_design(unc: Uncertainty, scale: float, rise: float | None = None,
             if rise is None:
                 rows.append(centre + sign * scale * step)
             else:
+                assert surface is not None  # the surface is required whenever rise is set
                 move = sign * step
                 reach = cloud_reach = _MAX_REACH
                 if cloud is not None:

@@ -245,7 +245,7 @@ class _MeanQuantity(_Quantity):
 def _heavy_x(ids: Iterable[int] | None = None, *, weak_b: bool = False):
     """E / E_beam of the heavy hadrons with ``|id|`` in ``ids``, or of the weakly decaying b
     hadrons (``weak_b``); NaN for the other heavy hadrons."""
-    wanted = None if ids is None else np.asarray(sorted(set(ids)), dtype=int)
+    wanted = np.asarray(sorted(set(ids or ())), dtype=int)
 
     def x(b: _Batch) -> np.ndarray:
         rows = b.heavy[0]

@@ -257,8 +257,11 @@ class BinwiseModel:
                 break
             step *= self._scale
             ceiling = value + 1e-12 * (1.0 + abs(value))
-            new = step_inside(x, step, lo, hi, lambda v, top=ceiling: self._derivatives(
-                coef, v, noise, wall=True)[0] <= top)
+
+            def no_higher(v: np.ndarray, top: float = ceiling) -> bool:
+                return bool(self._derivatives(coef, v, noise, wall=True)[0] <= top)
+
+            new = step_inside(x, step, lo, hi, no_higher)
             if new is None:
                 break
             moved = np.abs(new - x) / self._scale
