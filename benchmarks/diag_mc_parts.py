@@ -5,7 +5,8 @@ noise of the method's own runs). The MC part does not change which runs a tune m
 recorded closure can be resumed from its store (no new runs; the recorded pulls are checked)
 and its final fit's covariance recomputed with each choice of
 :meth:`~bayestune.hep.BinwiseModel.uncertainty`'s ``mc_part`` -- ``"replicas"``,
-``"extrapolated"``, ``"corrected"``, ``"scaled"`` -- and with the Hessian's part alone.
+``"extrapolated"``, ``"corrected"``, ``"scaled"``, ``"geometric"`` -- and with the Hessian's
+part alone, each for the final estimate's chi2 (``RefineStage.final_noise``).
 Prints each closure's error ratios and, over the series, each choice's pull mean and width
 and the share of truths with every pull within 2 sigma and inside the joint 2-sigma region.
 With the emulated generator it also prints ``(estimate - exact minimum) / MC part``: the
@@ -61,7 +62,8 @@ def closure_parts(sim, reference, row, store, method, emulator=None,
     out = {"seed": row["seed"], "truth": [res.truth[n] for n in NAMES], "estimate": x.tolist(),
            "recorded_pulls": [row["pulls"][n] for n in NAMES]}
     for part in MC_PARTS:
-        unc = model.uncertainty(start=x, mc_part=part, replica_bounds=replica_bounds)
+        unc = model.uncertainty(start=x, mc_part=part, replica_bounds=replica_bounds,
+                                noise=method.refine.final_noise)
         out[part] = np.asarray(unc.covariance_surrogate).tolist()
         out["hessian"] = np.asarray(unc.covariance_hessian).tolist()
         out[f"estimate_{part}"] = [unc.x[n] for n in NAMES]

@@ -685,6 +685,31 @@ def test_binwise_scaled_mc_part_is_the_replicas_shrunk_by_one_factor():
     assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())
 
 
+def test_binwise_geometric_mc_part_is_the_scaled_extrapolation_made_in_log_variance():
+    """``mc_part="geometric"`` shrinks the replicas' covariance by ``tr(H^-1 G1) / tr(H^-1
+    G2)``: with the same replicas (the same seed) that is ``1 / (2 - s)`` for the scaled
+    part's factor ``s = 2 - tr(H^-1 G2) / tr(H^-1 G1)``, never below ``s`` and never below
+    one half while ``G2`` is at most twice ``G1``; without replica noise it vanishes."""
+    space, objective, basis, local = _valley_campaign(2)
+    own = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                      replica_noise="quoted")
+    replicas = np.asarray(own.uncertainty(n_replicas=20).covariance_surrogate)
+    factors = {}
+    for part in ("scaled", "geometric"):
+        unc = own.uncertainty(n_replicas=20, mc_part=part)
+        ratio = np.asarray(unc.covariance_surrogate) / replicas
+        assert np.ptp(ratio) < 1e-9 * np.abs(ratio).max(), (part, ratio)
+        factors[part] = float(ratio.flat[0])
+    s, g = factors["scaled"], factors["geometric"]
+    assert 0.0 < s < 1.0, factors  # the campaign's excess is neither nothing nor everything
+    assert g == pytest.approx(1.0 / (2.0 - s), rel=1e-9)
+    assert 0.5 < g and s < g < 1.0, factors
+    silent = fit_binwise(History([]), space, objective, trials=local, basis=basis,
+                         replica_noise="quoted", noise_factor=0.0 * own.noise_factor)
+    unc = silent.uncertainty(n_replicas=10, mc_part="geometric")
+    assert np.all(np.abs(unc.covariance_surrogate) < 1e-12 * np.abs(unc.covariance_hessian).max())
+
+
 @pytest.mark.parametrize("k, n_basis, n_fitted, n_bins", [(3, 20, 15, 40), (6, 40, 30, 60),
                                                          (6, 10, 25, 20)])
 def test_leave_one_out_projection_on_all_components_equals_the_fitted_directions(

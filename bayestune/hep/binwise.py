@@ -66,7 +66,7 @@ REPLICA_NOISE = ("residuals", "quoted")
 #: extrapolated to a centre without noise; the replicas' minima less the excess that
 #: extrapolation finds; the replicas' minima scaled by the share of their spread that the
 #: extrapolation keeps (:meth:`BinwiseModel.uncertainty`)
-MC_PARTS = ("replicas", "extrapolated", "corrected", "scaled")
+MC_PARTS = ("replicas", "extrapolated", "corrected", "scaled", "geometric")
 #: what bounds the replicas' minima: the fitted box, or only a debiased fit's leverage wall
 REPLICA_BOUNDS = ("box", "wall")
 
@@ -370,11 +370,12 @@ class BinwiseModel:
         less the excess the extrapolation finds; ``"scaled"``: the replicas' minima times
         one factor, the share of the gradients' covariance that the extrapolation keeps,
         summed over the directions with the Hessian's weights (``tr(H^-1 (2 G1 - G2)) /
-        tr(H^-1 G1)``, within [0, 1]). The extrapolation and the correction are estimated
-        per direction from finitely many replicas, and a direction where the excess is most
-        of the spread can come out near zero; the scaled part keeps the replicas' shape and
-        estimates one number. All three fall back to the replicas where the Hessian is not
-        positive definite.
+        tr(H^-1 G1)``, within [0, 1]); ``"geometric"``: that extrapolation made in the log
+        of the variance, ``tr(H^-1 G1) / tr(H^-1 G2)``. Estimated from finitely many
+        replicas, the extrapolation, the correction and the scaled factor can come out near
+        zero where the excess is most of the spread; the geometric factor keeps half of it
+        where the excess is all of it (``G2 = 2 G1``). All fall back to the replicas where
+        the Hessian is not positive definite.
 
         ``replica_bounds`` bounds the replicas' minima: the fitted box, as the minimum
         (``"box"``), or, for a debiased model, only its leverage wall (``"wall"``). A
@@ -482,10 +483,14 @@ class BinwiseModel:
         g1, g2, inverse = parts
         if mc_part == "extrapolated":
             return inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
+        weights = inverse / self._scale[:, None]  # H^-1
         if mc_part == "scaled":
-            weights = inverse / self._scale[:, None]  # H^-1
             total = np.trace(weights @ g1)
             kept = np.trace(weights @ (2.0 * g1 - g2)) / total if total > 0 else 0.0
+            return float(np.clip(kept, 0.0, 1.0)) * spread
+        if mc_part == "geometric":
+            total = np.trace(weights @ g2)
+            kept = np.trace(weights @ g1) / total if total > 0 else 1.0
             return float(np.clip(kept, 0.0, 1.0)) * spread
         return _positive_part(spread - inverse @ (g2 - g1) @ inverse.T)
 

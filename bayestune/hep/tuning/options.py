@@ -130,7 +130,7 @@ class RefineStage:
         noise of the runs) or with the covariance of the residuals (``"residuals"``: their
         size too, lack of fit included, which inflates the errors where the bins are not
         quadratic).
-    mc_part : {"replicas", "extrapolated", "corrected", "scaled"}
+    mc_part : {"replicas", "extrapolated", "corrected", "scaled", "geometric"}
         The MC part of the final fit's covariance (the estimate's error from the fitted
         runs' MC noise; the rounds' fits, which place the next round, always use
         ``"replicas"``): the spread of the minima of replicas of the fit (``"replicas"``,
@@ -141,7 +141,9 @@ class RefineStage:
         extrapolation finds (``"corrected"``: along Pythia's aLund-bLund valley that excess
         is most of the spread, and the errors there too small); or the replicas' minima
         times the share of their spread that the extrapolation keeps, one factor for all
-        directions (``"scaled"``). See :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
+        directions (``"scaled"``), or that factor extrapolated in the logarithm of the
+        variance, which keeps at least half of the spread (``"geometric"``). See
+        :meth:`~bayestune.hep.BinwiseModel.uncertainty`.
     unsettled_step : bool
         Whether an unsettled estimate's covariance also carries the walk's last step (the
         move from the last round's centre to where the next round would have gone;
