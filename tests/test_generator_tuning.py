@@ -512,11 +512,9 @@ def test_the_probe_line_fit_copes_with_bins_left_empty_by_runs():
     assert np.isfinite([step, gain, gain_sd]).all() and -0.6 <= step <= 0.9
 
 
-@pytest.mark.parametrize("walk_noise", [1.0, 0.0])
-def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatch, walk_noise):
-    """``RefineStage.walk_noise``: the rounds' fits are minimised with that share of their
-    noise subtracted, the final estimate with ``final_noise``'s (0); either way the budget
-    holds and the estimate covers the truth."""
+def _tune_recording_noise_shares(monkeypatch, refine: RefineStage):
+    """A 48-run tune with ``refine`` (16 runs to explore) and the noise share of every
+    ``BinwiseModel.uncertainty`` call it made, in order; the budget is checked."""
     from bayestune.hep.binwise import BinwiseModel
 
     shares = []
@@ -528,10 +526,19 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
 
     monkeypatch.setattr(BinwiseModel, "uncertainty", spy)
     objective, sim = _objective(3)
-    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
-                             refine=RefineStage(n_per_round=8, walk_noise=walk_noise))
+    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"), refine=refine)
     res = tune_generator(objective, SPACE, 48, method=method, seed=3)
     assert sim.calls == res.n_runs == 48
+    return res, shares
+
+
+@pytest.mark.parametrize("walk_noise", [1.0, 0.0])
+def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatch, walk_noise):
+    """``RefineStage.walk_noise``: the rounds' fits are minimised with that share of their
+    noise subtracted, the final estimate with ``final_noise``'s (0); either way the budget
+    holds and the estimate covers the truth."""
+    res, shares = _tune_recording_noise_shares(
+        monkeypatch, RefineStage(n_per_round=8, walk_noise=walk_noise))
     # the rounds' fits (a round with too few runs for a debiased fit is placed by the plain
     # local fit, which subtracts nothing: 1, ignored), then the final fit's estimate
     assert (0.0 in shares[:-1]) == (walk_noise == 0.0) and shares[-1] == 0.0
@@ -542,20 +549,7 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
 def test_the_final_estimate_takes_its_own_noise_share_whatever_the_walks(monkeypatch):
     """A final_noise other than walk_noise redoes the estimate even with the walk's MC part
     and bounds: walk_noise 0 with final_noise 1 ends on the debiased chi2's minimum."""
-    from bayestune.hep.binwise import BinwiseModel
-
-    shares = []
-    original = BinwiseModel.uncertainty
-
-    def spy(self, *args, **kwargs):
-        shares.append(kwargs.get("noise", 1.0))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(BinwiseModel, "uncertainty", spy)
-    objective, sim = _objective(3)
-    method = GeneratorTuning(explore=ExploreStage(runs=16, engine="gp"),
-                             refine=RefineStage(n_per_round=8, walk_noise=0.0,
-                                                final_noise=1.0, replica_bounds="box"))
-    res = tune_generator(objective, SPACE, 48, method=method, seed=3)
-    assert sim.calls == res.n_runs == 48
+    _, shares = _tune_recording_noise_shares(
+        monkeypatch, RefineStage(n_per_round=8, walk_noise=0.0, final_noise=1.0,
+                                 replica_bounds="box"))
     assert 0.0 in shares[:-1] and shares[-1] == 1.0

@@ -483,14 +483,13 @@ class BinwiseModel:
         g1, g2, inverse = parts
         if mc_part == "extrapolated":
             return inverse @ _positive_part(2.0 * g1 - g2) @ inverse.T
-        weights = inverse / self._scale[:, None]  # H^-1
-        if mc_part == "scaled":
-            total = np.trace(weights @ g1)
-            kept = np.trace(weights @ (2.0 * g1 - g2)) / total if total > 0 else 0.0
-            return float(np.clip(kept, 0.0, 1.0)) * spread
-        if mc_part == "geometric":
-            total = np.trace(weights @ g2)
-            kept = np.trace(weights @ g1) / total if total > 0 else 1.0
+        if mc_part in ("scaled", "geometric"):  # one factor: sums with H^-1's weights
+            weights = inverse / self._scale[:, None]  # H^-1
+            t1, t2 = np.trace(weights @ g1), np.trace(weights @ g2)
+            if mc_part == "scaled":
+                kept = (2.0 * t1 - t2) / t1 if t1 > 0 else 0.0
+            else:
+                kept = t1 / t2 if t2 > 0 else 1.0
             return float(np.clip(kept, 0.0, 1.0)) * spread
         return _positive_part(spread - inverse @ (g2 - g1) @ inverse.T)
 
