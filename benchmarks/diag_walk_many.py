@@ -14,7 +14,9 @@ the code checked out here:
 round: the walk's log (plausible candidates, the next centre and which fit placed
 it) and the next region's half-reach along each parameter (the root sum of squares of its
 half-axes' components) in units of the parameter's range; at the end the final fit's
-outcome, its pulls and the truth's Delta chi2 under its covariance.
+outcome, its pulls and the truth's Delta chi2 under its covariance. ``--replicas 0,40,400``
+redoes the final fit's covariance with those numbers of replicas (0: the Hessian's part
+alone) and prints the same for each: whether the replicas are enough in the dimension.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--options", default='{"explore": {"initial_fraction": 1.0}}')
     parser.add_argument("--data", default=None)
+    parser.add_argument("--replicas", default="",
+                        help="comma-separated numbers of replicas to redo the final "
+                             "covariance with (default: none)")
     args = parser.parse_args(argv)
     from bayestune.hep.pythia import PythiaSimulator
 
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     names, low, high = parameters(args.params, args.data)
     space = bt.Space([bt.Real(n, float(a), float(b)) for n, a, b in zip(names, low, high)])
     truth = central_truth(names, low, high, args.seed)
-    trace_final(np.array([truth[n] for n in names]))
+    counts = [int(c) for c in args.replicas.split(",") if c.strip()]
+    trace_final(np.array([truth[n] for n in names]), counts)
     print("truth", {n: truth[n] for n in names})
     obs = lep.observables("iwy20")
     reference = lep.load_reference(obs, args.data)
@@ -140,23 +146,36 @@ def main(argv: list[str] | None = None) -> None:
             print(f"replay ended: {stop}")
 
 
-def trace_final(truth: np.ndarray) -> None:
+def trace_final(truth: np.ndarray, counts: list[int]) -> None:
     """Make the final fit print its outcome, the estimate's pulls and the truth's Delta chi2
-    under its covariance."""
+    under its covariance, and the same with the covariance redone with each of ``counts``
+    replicas."""
     final = refine.LocalStages._final
 
     def traced(self: Any, walk: Any) -> Any:
         model, unc, why = final(self, walk)
-        x = np.array([unc.x[d.name] for d in self.dims])
-        cov = np.asarray(unc.covariance, dtype=float)
-        pulls = (x - truth) / np.sqrt(np.diag(cov))
-        distance = float((x - truth) @ np.linalg.solve(cov, x - truth))
         print(f"final fit: {self.records[-1].outcome}")
-        print(f"final fit: pulls {np.round(pulls, 2).tolist()}; Delta chi2 of the truth "
-              f"{distance:.2f}", flush=True)
+        print_closeness("final fit", unc, self.dims, truth)
+        x = np.array([unc.x[d.name] for d in self.dims])
+        for n in counts:
+            redone = model.uncertainty(start=x, n_replicas=n, mc_part=self.refine.mc_part,
+                                       replica_bounds=self.refine.replica_bounds,
+                                       noise=self.refine.final_noise)
+            print_closeness(f"{n} replicas", redone, self.dims, truth)
         return model, unc, why
 
     refine.LocalStages._final = traced  # type: ignore[method-assign]
+
+
+def print_closeness(label: str, unc: Any, dims: Any, truth: np.ndarray) -> None:
+    """The estimate's pulls, their width and the truth's Delta chi2 under ``unc``'s
+    covariance."""
+    x = np.array([unc.x[d.name] for d in dims])
+    cov = np.asarray(unc.covariance, dtype=float)
+    pulls = (x - truth) / np.sqrt(np.diag(cov))
+    distance = float((x - truth) @ np.linalg.solve(cov, x - truth))
+    print(f"{label}: pulls {np.round(pulls, 2).tolist()} (rms {np.sqrt(np.mean(pulls**2)):.2f}); "
+          f"Delta chi2 of the truth {distance:.2f}", flush=True)
 
 
 if __name__ == "__main__":
