@@ -151,6 +151,9 @@ def test_plan_budget_and_bad_options_name_the_value():
     with pytest.raises(ValueError, match=r"refine.walk_noise must be a number in \[0.0, 1.0\], "
                        "got refine.walk_noise=-0.5"):
         RefineStage(walk_noise=-0.5)
+    with pytest.raises(ValueError, match="refine.final_replicas must be an integer >= 2, "
+                       "got refine.final_replicas=1"):
+        RefineStage(final_replicas=1)
     with pytest.raises(ValueError, match=r"refine.final_scale must be a number in \[1.0, 10.0\], "
                        "got refine.final_scale=0.5"):
         RefineStage(final_scale=0.5)
@@ -397,7 +400,8 @@ def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
                 "n_evals": 80}
 
     old = identity(design="region", mc_part="replicas", replica_bounds="box")
-    for added in ("design", "plausible_sd", "replica_bounds", "final_noise", "walk_noise"):
+    for added in ("design", "plausible_sd", "replica_bounds", "final_noise", "walk_noise",
+                  "final_replicas"):
         del old["method"]["refine"][added]
     assert _planning(old) == _planning(identity(design="region"))
     del old["method"]["explore"]["events"]  # made before explore.events: full-size runs
@@ -406,7 +410,8 @@ def test_a_store_made_before_an_option_existed_resumes_with_what_it_planned():
     assert _planning(old) != _planning(identity(design="region", walk_noise=0.0))
     # options that plan no run may differ
     assert _planning(old) == _planning(identity(design="region", mc_part="corrected",
-                                                replica_bounds="wall", final_noise=0.0))
+                                                replica_bounds="wall", final_noise=0.0,
+                                                final_replicas=200))
 
 
 class _Valley:
@@ -513,15 +518,16 @@ def test_the_probe_line_fit_copes_with_bins_left_empty_by_runs():
 
 
 def _tune_recording_noise_shares(monkeypatch, refine: RefineStage):
-    """A 48-run tune with ``refine`` (16 runs to explore) and the noise share of every
-    ``BinwiseModel.uncertainty`` call it made, in order; the budget is checked."""
-    from bayestune.hep.binwise import BinwiseModel
+    """A 48-run tune with ``refine`` (16 runs to explore) and the noise share and number of
+    replicas of every ``BinwiseModel.uncertainty`` call it made, in order; the budget is
+    checked."""
+    from bayestune.hep.binwise import N_REPLICAS, BinwiseModel
 
     shares = []
     original = BinwiseModel.uncertainty
 
     def spy(self, *args, **kwargs):
-        shares.append(kwargs.get("noise", 1.0))
+        shares.append((kwargs.get("noise", 1.0), kwargs.get("n_replicas", N_REPLICAS)))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(BinwiseModel, "uncertainty", spy)
@@ -537,8 +543,9 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
     """``RefineStage.walk_noise``: the rounds' fits are minimised with that share of their
     noise subtracted, the final estimate with ``final_noise``'s (0); either way the budget
     holds and the estimate covers the truth."""
-    res, shares = _tune_recording_noise_shares(
+    res, calls = _tune_recording_noise_shares(
         monkeypatch, RefineStage(n_per_round=8, walk_noise=walk_noise))
+    shares = [noise for noise, _ in calls]
     # the rounds' fits (a round with too few runs for a debiased fit is placed by the plain
     # local fit, which subtracts nothing: 1, ignored), then the final fit's estimate
     assert (0.0 in shares[:-1]) == (walk_noise == 0.0) and shares[-1] == 0.0
@@ -549,7 +556,20 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
 def test_the_final_estimate_takes_its_own_noise_share_whatever_the_walks(monkeypatch):
     """A final_noise other than walk_noise redoes the estimate even with the walk's MC part
     and bounds: walk_noise 0 with final_noise 1 ends on the debiased chi2's minimum."""
-    _, shares = _tune_recording_noise_shares(
+    _, calls = _tune_recording_noise_shares(
         monkeypatch, RefineStage(n_per_round=8, walk_noise=0.0, final_noise=1.0,
                                  replica_bounds="box"))
+    shares = [noise for noise, _ in calls]
     assert 0.0 in shares[:-1] and shares[-1] == 1.0
+
+
+def test_the_final_covariance_takes_its_own_number_of_replicas(monkeypatch):
+    """``RefineStage.final_replicas`` redoes the final estimate's MC part with that many
+    replicas, even with the walk's other options; the rounds' fits keep the default."""
+    from bayestune.hep.binwise import N_REPLICAS
+
+    _, calls = _tune_recording_noise_shares(
+        monkeypatch, RefineStage(n_per_round=8, walk_noise=0.0, final_noise=0.0,
+                                 replica_bounds="box", final_replicas=24))
+    replicas = [n for _, n in calls]
+    assert replicas[-1] == 24 and set(replicas[:-1]) <= {0, N_REPLICAS}

@@ -69,6 +69,8 @@ REPLICA_NOISE = ("residuals", "quoted")
 MC_PARTS = ("replicas", "extrapolated", "corrected", "scaled", "geometric")
 #: what bounds the replicas' minima: the fitted box, or only a debiased fit's leverage wall
 REPLICA_BOUNDS = ("box", "wall")
+#: replicas of a fit that make the MC part of its covariance, unless told otherwise
+N_REPLICAS = 40
 
 
 class BinwiseModel:
@@ -341,7 +343,7 @@ class BinwiseModel:
 
     def uncertainty(self, errordef: float = 1.0,
                     start: Sequence[float] | np.ndarray | None = None, *,
-                    n_replicas: int = 40, seed: int | None = 0,
+                    n_replicas: int = N_REPLICAS, seed: int | None = 0,
                     mc_part: str = "replicas", replica_bounds: str = "box",
                     noise: float = 1.0) -> Uncertainty:
         """Minimise the chi2 of the fitted bins inside the fitted box.

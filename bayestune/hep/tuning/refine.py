@@ -45,7 +45,7 @@ from ...history import History, Trial
 from ...quadratic import n_quadratic_terms, near_lowest
 from ...space import Space
 from ...uncertainty import Uncertainty
-from ..binwise import BinwiseModel
+from ..binwise import N_REPLICAS, BinwiseModel
 from ..binwise_fit import fit_binwise
 from ..chi2 import HistogramObjective
 from .budget import StageRecord
@@ -327,7 +327,8 @@ class LocalStages:
         # and bounds), the estimate is redone below: the pooled fit's minimum and chi2
         # (which choose between two walks) then need no replicas
         redo = (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
-                or self.refine.final_noise != self.refine.walk_noise)
+                or self.refine.final_noise != self.refine.walk_noise
+                or self.refine.final_replicas != N_REPLICAS)
         model, unc = self._pooled(walk, replicas=not redo)
         if model is None or unc is None or not model.debiased:
             assert model is not None and unc is not None
@@ -349,6 +350,7 @@ class LocalStages:
         if redo:
             # the final estimate and covariance, redone with the report's options
             unc = model.uncertainty(start=self._minimum(unc), mc_part=self.refine.mc_part,
+                                    n_replicas=self.refine.final_replicas,
                                     replica_bounds=self.refine.replica_bounds,
                                     noise=self.refine.final_noise)
         x = np.array([unc.x[d.name] for d in self.dims])
