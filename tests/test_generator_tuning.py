@@ -517,7 +517,7 @@ def test_the_probe_line_fit_copes_with_bins_left_empty_by_runs():
     assert np.isfinite([step, gain, gain_sd]).all() and -0.6 <= step <= 0.9
 
 
-def _tune_recording_noise_shares(monkeypatch, refine: RefineStage):
+def _tune_recording_uncertainty_calls(monkeypatch, refine: RefineStage):
     """A 48-run tune with ``refine`` (16 runs to explore) and the noise share and number of
     replicas of every ``BinwiseModel.uncertainty`` call it made, in order; the budget is
     checked."""
@@ -543,7 +543,7 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
     """``RefineStage.walk_noise``: the rounds' fits are minimised with that share of their
     noise subtracted, the final estimate with ``final_noise``'s (0); either way the budget
     holds and the estimate covers the truth."""
-    res, calls = _tune_recording_noise_shares(
+    res, calls = _tune_recording_uncertainty_calls(
         monkeypatch, RefineStage(n_per_round=8, walk_noise=walk_noise))
     shares = [noise for noise, _ in calls]
     # the rounds' fits (a round with too few runs for a debiased fit is placed by the plain
@@ -556,7 +556,7 @@ def test_the_rounds_are_placed_with_the_walks_share_of_the_fits_noise(monkeypatc
 def test_the_final_estimate_takes_its_own_noise_share_whatever_the_walks(monkeypatch):
     """A final_noise other than walk_noise redoes the estimate even with the walk's MC part
     and bounds: walk_noise 0 with final_noise 1 ends on the debiased chi2's minimum."""
-    _, calls = _tune_recording_noise_shares(
+    _, calls = _tune_recording_uncertainty_calls(
         monkeypatch, RefineStage(n_per_round=8, walk_noise=0.0, final_noise=1.0,
                                  replica_bounds="box"))
     shares = [noise for noise, _ in calls]
@@ -568,7 +568,7 @@ def test_the_final_covariance_takes_its_own_number_of_replicas(monkeypatch):
     replicas, even with the walk's other options; the rounds' fits keep the default."""
     from bayestune.hep.binwise import N_REPLICAS
 
-    _, calls = _tune_recording_noise_shares(
+    _, calls = _tune_recording_uncertainty_calls(
         monkeypatch, RefineStage(n_per_round=8, walk_noise=0.0, final_noise=0.0,
                                  replica_bounds="box", final_replicas=24))
     replicas = [n for _, n in calls]

@@ -323,9 +323,9 @@ class LocalStages:
         return (model, unc) if pooled is None else (pooled, pooled_unc)
 
     def _final(self, walk: _Walk) -> tuple[BinwiseModel, Uncertainty, str | None]:
-        # with other options than the walk's fits (their noise share, the default MC part
-        # and bounds), the estimate is redone below: the pooled fit's minimum and chi2
-        # (which choose between two walks) then need no replicas
+        # with other options than the walk's fits (their noise share, the default MC part,
+        # bounds and number of replicas), the estimate is redone below: the pooled fit's
+        # minimum and chi2 (which choose between two walks) then need no replicas
         redo = (self.refine.mc_part != "replicas" or self.refine.replica_bounds != "box"
                 or self.refine.final_noise != self.refine.walk_noise
                 or self.refine.final_replicas != N_REPLICAS)
